@@ -1,0 +1,3 @@
+from kerasapps.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The ``kerasapps`` command line.
+
+``list`` and ``--help`` never import TensorFlow; every other command imports it
+only once the task is known. User mistakes print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+import click
+
+from kerasapps.errors import UsageError
+
+EXIT_USAGE = 2
+# TensorFlow's C++ start-up chatter is noise for CLI users; set it before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class _UserError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Failure(click.ClickException):
+    exit_code = 1
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise _UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; the last completed epoch is kept: run the same command to resume", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            from_engine = type(exc).__name__ == "TrainingDiverged"
+            if from_engine:
+                raise _Failure(str(exc)) from None
+            raise
+
+
+def _registry(ctx):
+    from kerasapps.registry import discover
+
+    obj = ctx.find_root().obj
+    if "registry" not in obj:
+        obj["registry"] = discover(obj.get("plugins", ()))
+    return obj["registry"]
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-p", "plugins", multiple=True, metavar="NAME",
+              help="Load plugin NAME even if autoloading is off; `-p no:NAME` switches plugin NAME off.")
+@click.version_option(package_name="kerasapps", prog_name="kerasapps")
+@click.pass_context
+def cli(ctx, plugins):
+    """Deep-learning applications as Keras task plugins.
+
+    \b
+    kerasapps list                      tasks and where they come from
+    kerasapps run classification        train, evaluate, export, show predictions
+    kerasapps predict saved_models/classification/1 cat.png
+
+    Set KERASAPPS_DISABLE_PLUGIN_AUTOLOAD=1 to load only plugins named with -p.
+    """
+    ctx.obj = {"plugins": plugins}
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_command(ctx, as_json):
+    """List tasks, datasets and plugins (broken ones too)."""
+    registry = _registry(ctx)
+    tasks = [
+        {"task": name, "summary": spec.summary, "plugin": info.name,
+         "distribution": info.distribution, "version": info.version}
+        for name, (spec, info) in sorted(registry.tasks.items())
+    ]
+    datasets = [
+        {"dataset": name, "summary": spec.summary, "plugin": info.name, "distribution": info.distribution}
+        for name, (spec, info) in sorted(registry.datasets.items())
+    ]
+    broken = [{"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
+              for p in registry.broken]
+    if as_json:
+        click.echo(json.dumps({"tasks": tasks, "datasets": datasets, "broken_plugins": broken}, indent=2))
+        return
+    click.echo("tasks:")
+    for t in tasks:
+        click.echo(f"  {t['task']:<18} {t['distribution']} {t['version']:<8} {t['summary']}")
+    if not tasks:
+        click.echo("  (none: install a task plugin, e.g. pip install -e plugins/classification)")
+    click.echo("datasets:")
+    for d in datasets:
+        click.echo(f"  {d['dataset']:<18} {d['distribution']:<14} {d['summary']}")
+    if broken:
+        click.echo("broken plugins:")
+        for b in broken:
+            click.echo(f"  {b['plugin']:<18} {b['distribution']} {b['version']}: {b['error']}")
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def info(ctx, task, as_json):
+    """Show a task's config fields, datasets and serving signature."""
+    registry = _registry(ctx)
+    description = registry.task(task).load().describe()
+    if as_json:
+        click.echo(json.dumps(description, indent=2, default=str))
+        return
+    click.echo(f"{task}: {description['summary']}")
+    click.echo("\nconfig (--set KEY=VALUE):")
+    for row in description["config"]:
+        click.echo(f"  {row['name']:<26} {row['type']:<20} default {row['default']!r:<12} {row['help']}")
+    kinds = description["dataset_kinds"]
+    click.echo("\ndatasets (--dataset):")
+    if "registered" in kinds:
+        click.echo(f"  {', '.join(sorted(registry.datasets))} (built in or registered by plugins)")
+    if "tfds" in kinds:
+        click.echo("  tfds:NAME[/CONFIG]  a TensorFlow Datasets dataset (downloads into --data-dir)")
+    if "folder" in kinds:
+        click.echo(f"  folder:PATH  {description['folder_layout']}")
+    click.echo(f"\nbest checkpoint on: {description['monitor']}")
+    click.echo("\nserving_default inputs:")
+    for name, text in description["serving_inputs"].items():
+        click.echo(f"  {name:<14} {text}")
+    click.echo("serving_default outputs:")
+    for name, text in description["serving_outputs"].items():
+        click.echo(f"  {name:<14} {text}")
+
+
+def _run_options(func):
+    options = [
+        click.argument("task"),
+        click.option("--dataset", help="shapes (built in), tfds:NAME[/CONFIG] or folder:PATH."),
+        click.option("--data-dir", help="Where TFDS datasets are downloaded and read."),
+        click.option("--epochs", type=click.IntRange(min=1)),
+        click.option("--steps-per-epoch", type=click.IntRange(min=1)),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size."),
+        click.option("--strategy", type=click.Choice(["auto", "default", "one-device", "mirrored", "multi-worker", "tpu"])),
+        click.option("--tpu", help="TPU name or 'local' (with --strategy tpu)."),
+        click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"])),
+        click.option("--jit-compile/--no-jit-compile", default=None, help="XLA (default: on GPU/TPU, off on CPU)."),
+        click.option("--seed", type=int),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a task config field (repeatable)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
+        click.option("--workdir", help="Checkpoints, logs and metrics.json (default runs/TASK)."),
+        click.option("--export-dir", help="SavedModel root (default saved_models)."),
+        click.option("--print-config", is_flag=True, help="Print the resolved config and exit."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _make_run(ctx, kwargs, fresh=False):
+    from kerasapps.config import parse_set_options
+    from kerasapps.runner import RunOptions, TaskRun
+
+    sets = parse_set_options(kwargs.pop("sets"))
+    print_config = kwargs.pop("print_config")
+    run = TaskRun(_registry(ctx), RunOptions(overrides=sets, fresh=fresh, **kwargs))
+    if print_config:
+        click.echo(json.dumps(run.resolved, indent=2, default=str))
+        ctx.exit(0)
+    return run
+
+
+def _print_metrics(title, metrics):
+    click.echo(f"{title}: " + ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if not isinstance(v, (dict, list))
+    ))
+
+
+@cli.command()
+@_run_options
+@click.option("--fresh", is_flag=True, help="Discard the workdir's checkpoints and start over.")
+@click.option("--samples", default=5, show_default=True, help="Held-out predictions to print.")
+@click.pass_context
+def run(ctx, fresh, samples, **kwargs):
+    """Train TASK, evaluate it on the held-out split, export it and show predictions."""
+    task_run = _make_run(ctx, kwargs, fresh)
+    summary = task_run.train()
+    evaluation = task_run.evaluate()
+    _print_metrics("test", evaluation["test"])
+    export_path = task_run.export()
+    path = task_run.write_metrics(**summary, metrics=evaluation["test"], export_path=str(export_path))
+    if samples:
+        click.echo("sample predictions (held-out):")
+        for line in task_run.samples(samples):
+            click.echo(f"  {line}")
+    click.echo(f"exported: {export_path}")
+    click.echo(f"metrics: {path}")
+
+
+@cli.command()
+@_run_options
+@click.option("--fresh", is_flag=True, help="Discard the workdir's checkpoints and start over.")
+@click.pass_context
+def train(ctx, fresh, **kwargs):
+    """Train TASK (resumes from the workdir's last completed epoch)."""
+    task_run = _make_run(ctx, kwargs, fresh)
+    summary = task_run.train()
+    path = task_run.write_metrics(**summary)
+    click.echo(f"trained {summary['epochs_completed']} epochs; metrics: {path}")
+
+
+@cli.command()
+@_run_options
+@click.pass_context
+def evaluate(ctx, **kwargs):
+    """Evaluate the workdir's best weights on the held-out split."""
+    task_run = _make_run(ctx, kwargs)
+    evaluation = task_run.evaluate()
+    _print_metrics("test", evaluation["test"])
+    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'])}")
+
+
+@cli.command()
+@_run_options
+@click.pass_context
+def export(ctx, **kwargs):
+    """Export the workdir's best weights as the next SavedModel version."""
+    task_run = _make_run(ctx, kwargs)
+    click.echo(f"exported: {task_run.export()}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", default="predictions", show_default=True, help="Folder for image outputs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
+def predict(model_dir, inputs, out, as_json):
+    """Run a SavedModel's serving_default on files (``*_bytes`` inputs) or strings."""
+    from kerasapps.serving import predict_inputs
+
+    for record in predict_inputs(model_dir, inputs, pathlib.Path(out)):
+        if as_json:
+            click.echo(json.dumps(record, default=str))
+        else:
+            source = record.pop("input")
+            click.echo(f"{source}: " + "  ".join(f"{k}={v}" for k, v in record.items()))
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="kerasapps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets that ship with the core (no download): ``shapes``."""

@@ -1,0 +1,322 @@
+"""The training loop: one path for every ``tf.distribute`` strategy.
+
+Keras 3's ``model.fit`` does not run under ``MultiWorkerMirroredStrategy``
+(keras-team/keras#20585), so kerasapps drives the model itself, the way
+``fit`` does inside: ``strategy.run(model.train_step, ...)`` over
+``strategy.experimental_distribute_dataset``, with Keras callbacks and metrics.
+Tasks customise training the Keras way, by overriding ``train_step`` and
+``test_step`` (GANs included); callbacks see the usual ``on_*`` calls and logs.
+
+Example::
+
+    with strategy.scope():
+        model = build_and_compile()
+    trainer = Trainer(model, strategy)
+    history = trainer.fit(train_ds, epochs=5, validation_data=val_ds,
+                          callbacks=[keras.callbacks.CSVLogger("log.csv")])
+    trainer.evaluate(test_ds)   # {"loss": ..., "accuracy": ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    """Runs a compiled model's ``train_step``/``test_step`` under a strategy.
+
+    Args:
+        model: a compiled ``keras.Model`` built inside ``strategy.scope()``.
+        strategy: the ``tf.distribute.Strategy`` the model was built under.
+        jit_compile: compile each replica's step with XLA.
+        steps_per_execution: training steps per call into the graph.
+    """
+
+    def __init__(self, model, strategy, *, jit_compile: bool = False, steps_per_execution: int = 1):
+        self.model = model
+        self.strategy = strategy
+        self.jit_compile = jit_compile
+        self.steps_per_execution = max(1, int(steps_per_execution))
+        self._train_function = None
+        self._test_function = None
+
+    # -- graph functions -------------------------------------------------
+    def _reduce(self, outputs):
+        def reduce(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            return value
+
+        return tf.nest.map_structure(reduce, outputs)
+
+    def _make_function(self, step_fn):
+        if self.jit_compile:
+            step_fn = tf.function(step_fn, jit_compile=True, reduce_retracing=True)
+
+        def one_step(iterator):
+            return self._reduce(self.strategy.run(step_fn, args=(next(iterator),)))
+
+        @tf.function
+        def multi_step(iterator, steps):
+            outputs = one_step(iterator)
+            for _ in tf.range(steps - 1):
+                outputs = one_step(iterator)
+            return outputs
+
+        return multi_step
+
+    @property
+    def train_function(self):
+        if self._train_function is None:
+            self._train_function = self._make_function(self.model.train_step)
+        return self._train_function
+
+    @property
+    def test_function(self):
+        if self._test_function is None:
+            self._test_function = self._make_function(self.model.test_step)
+        return self._test_function
+
+    # -- helpers ---------------------------------------------------------
+    @staticmethod
+    def num_batches(dataset) -> int:
+        """Batches in one pass of ``dataset``; counted once if TF cannot tell."""
+        cardinality = int(dataset.cardinality())
+        if cardinality == tf.data.INFINITE_CARDINALITY:
+            raise ValueError("an infinite dataset needs steps_per_epoch")
+        if cardinality == tf.data.UNKNOWN_CARDINALITY:
+            cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
+        return cardinality
+
+    def _logs(self, step_logs) -> dict:
+        """Metric results in cross-replica context, over what a step returned."""
+        logs = {k: v for k, v in (step_logs or {}).items()}
+        metric_results = self.model.get_metrics_result()
+        logs.update({k: v for k, v in metric_results.items() if not logs or k in logs})
+        return {k: _to_float(v) for k, v in logs.items()}
+
+    def _callback_list(self, callbacks, **params):
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            return callbacks
+        return keras.callbacks.CallbackList(list(callbacks or ()), model=self.model, **params)
+
+    # -- public API ------------------------------------------------------
+    def fit(
+        self,
+        train_data,
+        *,
+        epochs: int,
+        steps_per_epoch: int | None = None,
+        validation_data=None,
+        callbacks=(),
+        initial_epoch: int = 0,
+        progress_bar: bool | None = None,
+    ):
+        """Train like ``model.fit``; returns the ``keras.callbacks.History``.
+
+        ``train_data`` and ``validation_data`` are batched ``tf.data.Dataset``s
+        holding the global batch. With ``steps_per_epoch`` the training data is
+        repeated and read on across epochs, as ``fit`` does.
+        """
+        model = self.model
+        if progress_bar is None:
+            progress_bar = sys.stdout.isatty()
+        if steps_per_epoch:
+            dataset = train_data.repeat()
+            steps = int(steps_per_epoch)
+        else:
+            dataset = train_data
+            steps = self.num_batches(train_data)
+        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        persistent = iter(distributed) if steps_per_epoch else None
+        callback_list = self._callback_list(
+            callbacks,
+            add_history=True,
+            add_progbar=progress_bar,
+            verbose=1 if progress_bar else 0,
+            epochs=epochs,
+            steps=steps,
+        )
+        model.stop_training = False
+        callback_list.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            iterator = persistent if persistent is not None else iter(distributed)
+            step, step_logs = 0, None
+            while step < steps:
+                count = min(self.steps_per_execution, steps - step)
+                callback_list.on_train_batch_begin(step)
+                step_logs = self.train_function(iterator, tf.constant(count))
+                step += count
+                batch_logs = {k: _to_float(v) for k, v in step_logs.items()}
+                callback_list.on_train_batch_end(step - 1, batch_logs)
+                if model.stop_training:
+                    break
+            logs = self._logs(step_logs)
+            if validation_data is not None and not model.stop_training:
+                val_logs = self.evaluate(validation_data, callbacks=callback_list)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        callback_list.on_train_end(logs)
+        return model.history
+
+    def evaluate(self, data, callbacks=None) -> dict:
+        """One full pass over ``data`` with ``test_step``; returns the metric results."""
+        model = self.model
+        callback_list = self._callback_list(callbacks, add_progbar=False, verbose=0)
+        distributed = self.strategy.experimental_distribute_dataset(data)
+        steps = self.num_batches(data)
+        model.reset_metrics()
+        callback_list.on_test_begin()
+        step_logs = None
+        iterator = iter(distributed)
+        one = tf.constant(1)
+        for step in range(steps):
+            callback_list.on_test_batch_begin(step)
+            step_logs = self.test_function(iterator, one)
+            callback_list.on_test_batch_end(step, {k: _to_float(v) for k, v in step_logs.items()})
+        logs = self._logs(step_logs)
+        callback_list.on_test_end(logs)
+        return logs
+
+
+def _to_float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+class ResumableBackup(keras.callbacks.Callback):
+    """Saves model, optimizer, epoch and history after every epoch, atomically,
+    so that a killed run started again with the same command resumes.
+
+    Like ``keras.callbacks.BackupAndRestore``, but the optimizer's state and the
+    history travel in the same ``tf.train.Checkpoint`` (TensorFlow writes the
+    new checkpoint, then swaps the index file: a kill never leaves half a state).
+
+    Example::
+
+        backup = ResumableBackup(workdir / "backup", model)
+        initial_epoch = backup.restore()
+        trainer.fit(ds, epochs=10, initial_epoch=initial_epoch, callbacks=[backup])
+    """
+
+    def __init__(self, directory, model, *, write: bool = True):
+        super().__init__()
+        self.directory = str(directory)
+        with tf.init_scope():  # plain (not mirrored) bookkeeping variables
+            self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self._history = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
+        self._checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, epoch=self._epoch, history=self._history
+        )
+        self._manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=2)
+        self.write = write
+        self.history: list[dict] = []
+        self._epoch_started = None
+
+    def restore(self) -> int:
+        """Restore the latest backup if there is one; return the epoch to start from."""
+        if self._manager.latest_checkpoint:
+            self._checkpoint.restore(self._manager.latest_checkpoint).expect_partial()
+            self.history = json.loads(self._history.numpy().decode())
+        return int(self._epoch.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = self._last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        record = {
+            "epoch": epoch + 1,
+            "seconds": round(now - self._epoch_started, 3),  # training + validation
+            "train_seconds": round(self._last_batch_end - self._epoch_started, 3),
+        }
+        record.update({k: _to_float(v) for k, v in (logs or {}).items()})
+        self.history.append(record)
+        if not all(math.isfinite(v) for v in record.values() if isinstance(v, float)):
+            return  # never back up a diverged state
+        self._epoch.assign(epoch + 1)
+        self._history.assign(json.dumps(self.history))
+        if self.write:
+            self._manager.save(checkpoint_number=epoch + 1)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps ``best.weights.h5``: the weights with the best monitored value so far.
+
+    Written to a temporary file then renamed, so the file is always whole.
+    """
+
+    def __init__(self, path, monitor: str, mode: str = "max", best: float | None = None, write: bool = True):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.monitor, self.mode, self.best, self.write = monitor, mode, best, write
+
+    def _improved(self, value) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if not self._improved(value):
+            return
+        self.best = float(value)
+        if self.write:
+            tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
+            self.model.save_weights(str(tmp))
+            os.replace(tmp, self.path)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Like ``keras.callbacks.TerminateOnNaN``, but says where and raises a clear error."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key, value in (logs or {}).items():
+            if "loss" in key and isinstance(value, float) and not math.isfinite(value):
+                self.model.stop_training = True
+                raise TrainingDiverged(
+                    f"{key} became {value} at batch {batch + 1}; training stopped. "
+                    "Try a lower learning rate (--set learning_rate=...) or --precision float32."
+                )
+
+
+class EpochLineLogger(keras.callbacks.Callback):
+    """One line per epoch, for logs that are not a terminal."""
+
+    def __init__(self, epochs: int, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream or sys.stdout
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        parts = [f"epoch {epoch + 1}/{self.epochs}", f"{time.perf_counter() - self._start:.1f}s"]
+        parts += [f"{k} {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, float)]
+        print(" - ".join(parts), file=self.stream, flush=True)

@@ -1,0 +1,327 @@
+"""From a command line to a finished run: config, strategy, data, model, engine, export.
+
+The CLI parses options into :class:`RunOptions`; :class:`TaskRun` does the rest.
+Task-agnostic: everything task-specific is behind the :class:`kerasapps.task.Task` API.
+
+Example::
+
+    registry = discover()
+    run = TaskRun(registry, RunOptions(task="classification", epochs=1))
+    run.run()          # train, evaluate, export, print samples
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+from kerasapps.config import apply_overrides, config_fields, load_config_file
+from kerasapps.data import parse_dataset_spec
+from kerasapps.errors import UsageError
+
+# Run options that are not task hyperparameters (saved beside them in config.json).
+RUN_KEYS = ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile", "seed", "workdir", "export_dir")
+# Task config fields that also have their own command-line option.
+COMMON_CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size")
+# Changing these does not make an old backup unusable.
+RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution"}
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """What the command line said (None: not given)."""
+
+    task: str
+    dataset: str | None = None
+    data_dir: str | None = None
+    strategy: str | None = None
+    tpu: str | None = None
+    precision: str | None = None
+    jit_compile: bool | None = None
+    seed: int | None = None
+    workdir: str | None = None
+    export_dir: str | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    batch_size: int | None = None
+    config_file: str | None = None
+    overrides: dict = dataclasses.field(default_factory=dict)
+    fresh: bool = False
+    progress_bar: bool | None = None
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
+    """Return (task class, resolved config dict, task config dataclass).
+
+    Precedence: task defaults < ``--config FILE`` < command-line options < ``--set``.
+    """
+    task_class = registry.task(options.task).load()
+    run = {
+        "dataset": "shapes",
+        "data_dir": None,
+        "strategy": "auto",
+        "tpu": None,
+        "precision": "auto",
+        "jit_compile": None,
+        "seed": 0,
+        "workdir": f"runs/{options.task}",
+        "export_dir": "saved_models",
+    }
+    params: dict = {}
+    if options.config_file:
+        data = load_config_file(options.config_file)
+        if data.get("task", options.task) != options.task:
+            raise UsageError(f"config file {options.config_file} is for task {data['task']!r}, not {options.task!r}")
+        nested = data.get("params") or {}
+        if not isinstance(nested, dict):
+            raise UsageError(f"config file {options.config_file}: 'params' must be a mapping")
+        params.update(nested)
+        for key, value in data.items():
+            if key in RUN_KEYS:
+                run[key] = value
+            elif key not in ("task", "params", "metrics", "kerasapps_version"):
+                params[key] = value
+    for key in RUN_KEYS:
+        value = getattr(options, key)
+        if value is not None:
+            run[key] = value
+    for key in COMMON_CONFIG_OPTIONS:
+        value = getattr(options, key)
+        if value is not None:
+            params[key] = value
+    params.update(options.overrides)
+    config = apply_overrides(task_class.Config(), params)
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name, 1) < 1:
+            raise UsageError(f"{name} must be at least 1")
+    from kerasapps import __version__
+
+    resolved = {"task": options.task, **run, "params": dataclasses.asdict(config), "kerasapps_version": __version__}
+    return task_class, resolved, config
+
+
+class TaskRun:
+    """One task run (train / evaluate / export) from resolved options."""
+
+    def __init__(self, registry, options: RunOptions):
+        self.registry = registry
+        self.options = options
+        self.task_class, self.resolved, self.config = resolve_config(registry, options)
+        self.source = parse_dataset_spec(self.resolved["dataset"], registry, self.resolved["data_dir"])
+        self.workdir = pathlib.Path(self.resolved["workdir"])
+        self.task = None
+        self.model = None
+        self.trainer = None
+        self.datasets = None
+        self._started = time.perf_counter()
+
+    # -- set-up --------------------------------------------------------------
+    def _prepare_workdir(self, for_training: bool) -> None:
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create workdir {self.workdir}: {exc.strerror or exc}") from None
+        saved = self.workdir / "config.json"
+        backup = self.workdir / "backup"
+        if for_training and self.options.fresh:
+            for name in ("backup", "best.weights.h5", "task_info.json", "training_log.csv", "metrics.json"):
+                target = self.workdir / name
+                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        elif for_training and backup.is_dir() and saved.exists():
+            old = json.loads(saved.read_text())
+            new = json.loads(json.dumps(self.resolved, default=str))  # tuples read back as lists
+            changed = sorted(
+                k for k in set(old.get("params", {})) | set(new["params"])
+                if old.get("params", {}).get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
+            )
+            if old.get("dataset") != new["dataset"]:
+                changed.insert(0, "dataset")
+            if changed:
+                raise UsageError(
+                    f"workdir {self.workdir} holds a run with a different config ({', '.join(changed)} changed); "
+                    "add --fresh to start over there, or choose another --workdir"
+                )
+        if for_training:
+            write_json_atomic(saved, self.resolved)
+
+    def _setup_runtime(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from kerasapps import distribute
+
+        self.virtual_cpus = distribute.configure_virtual_cpus()
+        import keras
+
+        keras.utils.set_random_seed(int(self.resolved["seed"]))
+        self.strategy = distribute.resolve_strategy(self.resolved["strategy"], self.resolved["tpu"])
+        self.precision = distribute.resolve_precision(self.resolved["precision"], self.strategy)
+        keras.mixed_precision.set_global_policy(self.precision)
+        self.jit_compile = distribute.resolve_jit_compile(self.resolved["jit_compile"], self.strategy)
+        self.is_chief = distribute.is_chief(self.strategy)
+
+    def _make_task(self, info=None):
+        self.task = self.task_class(self.config, self.source, info=info, seed=int(self.resolved["seed"]))
+
+    def _build(self, need_data: bool) -> None:
+        info_path = self.workdir / "task_info.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else None
+        self._make_task(info)
+        if need_data:
+            self.datasets = self.task.build_datasets()
+            if self.is_chief:
+                write_json_atomic(info_path, self.task.info)
+        elif info is None:
+            raise UsageError(f"{self.workdir} holds no trained {self.task.name} run (no task_info.json); train first")
+        from kerasapps.engine import Trainer
+
+        with self.strategy.scope():
+            self.model = self.task.build_model()
+            batch = next(iter(self.datasets["train"])) if need_data else None
+            if batch is not None:
+                self.task.build_training_state(self.model, batch)
+        self.trainer = Trainer(
+            self.model, self.strategy, jit_compile=self.jit_compile, steps_per_execution=self.config.steps_per_execution
+        )
+
+    def _load_trained_weights(self) -> str:
+        best = self.workdir / "best.weights.h5"
+        if best.exists():
+            self.model.load_weights(str(best))
+            return str(best)
+        from kerasapps.engine import ResumableBackup
+
+        backup = ResumableBackup(self.workdir / "backup", self.model, write=False)
+        if backup.restore() == 0:
+            raise UsageError(f"no trained weights in {self.workdir} (no best.weights.h5 or backup/); train first")
+        return str(self.workdir / "backup")
+
+    # -- steps ---------------------------------------------------------------
+    def train(self) -> dict:
+        """Train (resuming from the workdir's backup); returns the training summary."""
+        import keras
+
+        from kerasapps.engine import BestWeights, EpochLineLogger, ResumableBackup, StopOnNaN
+
+        self._prepare_workdir(for_training=True)
+        self._setup_runtime()
+        self._build(need_data=True)
+        config = self.config
+        backup_dir = self.workdir / "backup" if self.is_chief else self.workdir / f".worker-tmp-{os.getpid()}"
+        backup = ResumableBackup(backup_dir, self.model)
+        initial_epoch = backup.restore()
+        history = backup.history
+        if initial_epoch:
+            print(f"resuming {self.task.name} from {backup_dir}: epoch {initial_epoch + 1}/{config.epochs}", flush=True)
+        monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
+        best_value = None
+        if monitored:
+            best_value = max(monitored) if self.task.monitor_mode == "max" else min(monitored)
+        callbacks = [
+            StopOnNaN(),
+            backup,
+            BestWeights(self.workdir / "best.weights.h5", self.task.monitor, self.task.monitor_mode, best_value,
+                        write=self.is_chief),
+        ]
+        if self.is_chief:
+            callbacks += [
+                keras.callbacks.CSVLogger(str(self.workdir / "training_log.csv"), append=True),
+                keras.callbacks.TensorBoard(str(self.workdir / "logs")),
+            ]
+        if config.early_stopping_patience:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(self.task.monitor, mode=self.task.monitor_mode,
+                                              patience=config.early_stopping_patience)
+            )
+        for extra in self.registry.plugin_manager.hook.kerasapps_training_callbacks(
+            task=self.task, config=self.resolved, workdir=self.workdir
+        ):
+            callbacks.extend(extra or ())
+        progress_bar = self.options.progress_bar if self.options.progress_bar is not None else sys.stdout.isatty()
+        if not progress_bar:
+            callbacks.append(EpochLineLogger(config.epochs))
+        started = time.perf_counter()
+        if initial_epoch < config.epochs:
+            self.trainer.fit(
+                self.datasets["train"],
+                epochs=config.epochs,
+                steps_per_epoch=config.steps_per_epoch,
+                validation_data=self.datasets["validation"],
+                callbacks=callbacks,
+                initial_epoch=initial_epoch,
+                progress_bar=progress_bar,
+            )
+        if not self.is_chief:
+            shutil.rmtree(backup_dir, ignore_errors=True)
+        history = backup.history
+        steps = config.steps_per_epoch or self.trainer.num_batches(self.datasets["train"])
+        timed = [h for h in history if "train_seconds" in h] or history
+        # Epoch 1 includes graph tracing; leave it out when there is more than one.
+        steady = timed[1:] if len(timed) > 1 else timed
+        seconds = sum(h.get("train_seconds", h["seconds"]) for h in steady)
+        return {
+            "epochs_completed": len(history),
+            "resumed_from_epoch": initial_epoch,
+            "history": history,
+            "train_examples_per_second": round(steps * config.batch_size * len(steady) / seconds, 1) if seconds else None,
+            "training_seconds_this_invocation": round(time.perf_counter() - started, 2),
+            "training_seconds_all_epochs": round(sum(h["seconds"] for h in history), 2),
+        }
+
+    def evaluate(self) -> dict:
+        """Metrics of the best (else latest) weights on the test split."""
+        if self.model is None:
+            self._setup_runtime()
+            self._build(need_data=True)
+        weights = self._load_trained_weights()
+        metrics = self.task.evaluate(self.trainer, self.datasets["test"])
+        return {"weights": weights, "test": metrics}
+
+    def export(self) -> pathlib.Path:
+        if self.model is None:
+            self._setup_runtime()
+            self._build(need_data=False)
+            self._load_trained_weights()
+        if not self.is_chief:
+            return None
+        from kerasapps.export import export_saved_model
+
+        meta = {"config": self.resolved, "kerasapps_version": self.resolved["kerasapps_version"]}
+        return export_saved_model(self.task, self.model, self.resolved["export_dir"], meta)
+
+    def samples(self, count: int = 5) -> list[str]:
+        return self.task.describe_predictions(self.model, self.datasets["test"], count)
+
+    def write_metrics(self, **parts) -> pathlib.Path:
+        path = self.workdir / "metrics.json"
+        if not self.is_chief:
+            return path
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        data = {
+            "task": self.task.name,
+            "dataset": self.resolved["dataset"],
+            "config": self.resolved,
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "precision": self.precision,
+            "jit_compile": self.jit_compile,
+        }
+        # `evaluate` alone keeps the training record of an earlier `run`/`train`.
+        for key in ("epochs_completed", "history", "train_examples_per_second", "training_seconds_all_epochs"):
+            if key in previous:
+                data[key] = previous[key]
+        data.update({k: v for k, v in parts.items() if v is not None})
+        data["wall_time_seconds"] = round(time.perf_counter() - self._started, 2)
+        write_json_atomic(path, data)
+        return path

@@ -1,0 +1,84 @@
+"""Running an exported SavedModel's ``serving_default`` on files or strings (``kerasapps predict``).
+
+Inputs whose name ends in ``_bytes`` are read from files (TF Serving's
+convention for binary data); other string inputs take the arguments as text.
+Outputs ending in ``_bytes`` are written as files under ``out``; the rest are
+printed.
+
+Example::
+
+    for record in predict_inputs("saved_models/classification/1", ["a.png"], Path("preds")):
+        print(record)   # {"input": "a.png", "label": "red circle", "class_id": 0, ...}
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from kerasapps.errors import UsageError
+from kerasapps.images import check_image_file, image_format
+
+
+def load_signature(model_dir):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    path = pathlib.Path(model_dir)
+    if not (path / "saved_model.pb").exists():
+        raise UsageError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:
+        raise UsageError(f"cannot load SavedModel {model_dir}: {str(exc).splitlines()[0]}") from None
+    if "serving_default" not in loaded.signatures:
+        raise UsageError(f"{model_dir} has no serving_default signature")
+    return loaded, loaded.signatures["serving_default"]
+
+
+def _output_value(name, value, source, out: pathlib.Path):
+    import numpy as np
+
+    array = value.numpy()[0]
+    if name.endswith("_bytes"):
+        data = bytes(array)
+        suffix = {"PNG": ".png", "JPEG": ".jpg"}.get(image_format(data[:16]) or "", ".bin")
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{pathlib.Path(source).stem or 'input'}_{name[:-6]}{suffix}"
+        target.write_bytes(data)
+        return str(target)
+    if isinstance(array, bytes):
+        return array.decode("utf-8", "replace")
+    if np.ndim(array) == 0:
+        return array.item()
+    if array.size > 16 and array.dtype.kind == "f":
+        top = np.argsort(array.ravel())[::-1][:3]
+        return {f"top{i + 1}": [int(j), round(float(array.ravel()[j]), 4)] for i, j in enumerate(top)}
+    return np.round(array, 4).tolist() if array.dtype.kind == "f" else array.tolist()
+
+
+def predict_inputs(model_dir, inputs, out: pathlib.Path):
+    """Yield one dict of readable outputs per input (file path or string)."""
+    import tensorflow as tf
+
+    _loaded, signature = load_signature(model_dir)
+    specs = signature.structured_input_signature[1]
+    if len(specs) != 1:
+        raise UsageError(f"kerasapps predict handles one-input signatures; {model_dir} takes {', '.join(specs)}")
+    (input_name, spec), = specs.items()
+    for item in inputs:
+        if input_name.endswith("_bytes"):
+            data = check_image_file(item)
+            value = tf.constant([data])
+        elif spec.dtype == tf.string:
+            value = tf.constant([item])
+        else:
+            raise UsageError(f"input {input_name!r} of type {spec.dtype.name} cannot be given on the command line")
+        try:
+            outputs = signature(**{input_name: value})
+        except tf.errors.InvalidArgumentError as exc:
+            raise UsageError(f"{item}: the model could not read it ({str(exc.message).splitlines()[0]})") from None
+        record = {"input": item}
+        for name in sorted(outputs):
+            record[name] = _output_value(name, outputs[name], item, out)
+        yield record

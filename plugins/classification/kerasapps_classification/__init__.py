@@ -1,0 +1,17 @@
+"""kerasapps plugin: image classification (LeNet-5, ResNet-20, a linear baseline).
+
+Cheap to import: the model code in ``task.py`` loads only when the task runs.
+"""
+
+import kerasapps
+
+
+@kerasapps.hookimpl
+def kerasapps_register_tasks():
+    return [
+        kerasapps.TaskSpec(
+            "classification",
+            "kerasapps_classification.task:ClassificationTask",
+            "image classification: LeNet-5 (default), ResNet-20, linear baseline",
+        )
+    ]

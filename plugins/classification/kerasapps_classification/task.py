@@ -1,0 +1,247 @@
+"""Image classification: LeNet-5 (default), ResNet-20, and a linear baseline.
+
+Data, model, metrics, serving, in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Literal, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasapps.config import TaskConfig, field
+from kerasapps.data import hash_split, load_tfds
+from kerasapps.errors import UsageError
+from kerasapps.images import check_image_files, decode_images, list_image_files, probe_image, read_image
+from kerasapps.task import SPLITS, Task
+
+
+@dataclasses.dataclass
+class ClassificationConfig(TaskConfig):
+    epochs: int = field(12, "training epochs")
+    batch_size: int = field(64, "global batch size")
+    learning_rate: float = field(2e-3, "Adam learning rate")
+    model: Literal["lenet5", "resnet20", "linear"] = field("lenet5", "lenet5, resnet20, or linear (raw-pixel baseline)")
+    filters: tuple[int, ...] = field((32, 64), "LeNet-5 convolution widths (the paper used 6,16)")
+    dense_units: tuple[int, ...] = field((120, 84), "LeNet-5 fully connected widths")
+    dropout: float = field(0.2, "dropout before the classifier")
+    image_size: Optional[int] = field(None, "input side in pixels; default: the dataset's own (64 for shapes)")
+    channels: Optional[int] = field(None, "1 or 3; default: the dataset's own")
+    top_k: int = field(3, "k of the top-k accuracy metric")
+    train_examples: int = field(20000, "shapes: training examples generated")
+    eval_examples: int = field(2000, "shapes: validation and test examples each")
+
+    def validate(self):
+        if self.top_k < 1:
+            raise UsageError("top_k must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise UsageError("dropout must be in [0, 1)")
+
+
+class ClassificationTask(Task):
+    """Image classification (LeNet-5, ResNet-20, linear baseline)."""
+
+    name = "classification"
+    Config = ClassificationConfig
+    monitor = "val_accuracy"
+    monitor_mode = "max"
+    serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
+    serving_outputs = {
+        "label": "tf.string [N]: predicted class name",
+        "class_id": "tf.int64 [N]: predicted class index",
+        "scores": "tf.float32 [N, classes]: class probabilities",
+    }
+    folder_layout = (
+        "PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (PATH/validation/<class>/ optional: "
+        "else 10% of train); or PATH/<class>/* alone, split 80/10/10 by file name"
+    )
+
+    # -- data ----------------------------------------------------------------
+    def build_datasets(self):
+        kind = self.source.kind
+        if kind == "registered":
+            splits = self._shapes()
+        elif kind == "tfds":
+            splits = self._tfds()
+        else:
+            splits = self._folder()
+        return {name: self.batch(ds, name) for name, ds in splits.items()}
+
+    def _shapes(self):
+        shapes = self.source.load()
+        size = self.config.image_size or 64
+        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
+                  "test": self.config.eval_examples}
+        self.info.update(class_names=list(shapes.CLASS_NAMES), image_size=size, channels=3)
+        out = {}
+        for split in SPLITS:
+            arrays = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=size)
+            images = arrays["image"]
+            if self.config.channels == 1:
+                images = images.mean(axis=-1, keepdims=True).astype(np.uint8)
+                self.info["channels"] = 1
+            out[split] = tf.data.Dataset.from_tensor_slices((images, arrays["label"]))
+        return out
+
+    def _tfds(self):
+        datasets, info = load_tfds(self.source, as_supervised=True)
+        if "label" not in info.features or "image" not in info.features:
+            raise UsageError(f"TFDS dataset {self.source.name!r} has no image and label features")
+        shape = info.features["image"].shape
+        size = self.config.image_size or (shape[0] if shape[0] else 64)
+        channels = self.config.channels or (shape[2] if len(shape) == 3 and shape[2] else 3)
+        self.info.update(class_names=list(info.features["label"].names), image_size=size, channels=channels)
+
+        def prepare(image, label):
+            image = tf.image.resize(tf.cast(image, tf.float32), (size, size))
+            if image.shape[-1] != channels:
+                image = tf.image.rgb_to_grayscale(image) if channels == 1 else tf.image.grayscale_to_rgb(image)
+            return tf.cast(tf.round(image), tf.uint8), label
+
+        return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
+
+    def _folder(self):
+        root = self.source.path
+        split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
+        files: dict[str, list[tuple[pathlib.Path, str]]] = {s: [] for s in SPLITS}
+        if "train" in split_dirs:
+            for split, folder in split_dirs.items():
+                for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+                    files[split] += [(f, class_dir.name) for f in list_image_files(class_dir)]
+            if "validation" not in split_dirs:
+                train = files["train"]
+                files["train"] = [x for x in train if hash_split(str(x[0].relative_to(root)), (("train", .9), ("validation", .1))) == "train"]
+                files["validation"] = [x for x in train if x not in set(files["train"])]
+            if "test" not in split_dirs:
+                raise UsageError(f"{root} has train/ but no test/ folder (see `kerasapps info classification`)")
+        else:
+            for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+                for f in list_image_files(class_dir):
+                    files[hash_split(str(f.relative_to(root)))].append((f, class_dir.name))
+        class_names = sorted({c for c in (name for _, name in files["train"])})
+        if not class_names:
+            raise UsageError(f"no images found in class folders under {root} (layout: {self.folder_layout})")
+        for split in SPLITS:
+            if not files[split]:
+                raise UsageError(f"{root}: the {split} split has no images (layout: {self.folder_layout})")
+            unknown = {c for _, c in files[split]} - set(class_names)
+            if unknown:
+                raise UsageError(f"{root}/{split} has classes not in train: {', '.join(sorted(unknown))}")
+        check_image_files(f for split in SPLITS for f, _ in files[split])
+        height, _, found_channels = probe_image(files["train"][0][0])
+        size = self.config.image_size or height
+        channels = self.config.channels or (1 if found_channels == 1 else 3)
+        self.info.update(class_names=class_names, image_size=size, channels=channels)
+        index = {c: i for i, c in enumerate(class_names)}
+
+        def load(path, label):
+            image = read_image(path, (size, size), channels)
+            return tf.cast(tf.round(image), tf.uint8), label
+
+        out = {}
+        for split in SPLITS:
+            paths = [str(f) for f, _ in files[split]]
+            labels = np.array([index[c] for _, c in files[split]], dtype=np.int64)
+            ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+            if split == "train":  # shuffle file order once so the cache is not class-sorted
+                ds = ds.shuffle(len(paths), seed=self.seed, reshuffle_each_iteration=False)
+            out[split] = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        return out
+
+    def batch(self, dataset, split, shuffle_buffer=20_000):
+        batched = super().batch(dataset, split, shuffle_buffer)
+        # uint8 in the pipeline (4x less memory for the cache); the model rescales.
+        return batched.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+    # -- model ---------------------------------------------------------------
+    def build_model(self):
+        cfg = self.config
+        size, channels = self.info["image_size"], self.info["channels"]
+        num_classes = len(self.info["class_names"])
+        inputs = keras.Input((size, size, channels), name="image")
+        x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+        if cfg.model == "lenet5":
+            x = _lenet5(x, cfg)
+        elif cfg.model == "resnet20":
+            x = _resnet20(x)
+        else:
+            x = keras.layers.Flatten(name="flatten")(x)
+        if cfg.dropout and cfg.model != "linear":
+            x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+        logits = keras.layers.Dense(num_classes, name="logits")(x)
+        # Softmax in float32 even under mixed precision.
+        probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+        model = keras.Model(inputs, probabilities, name=cfg.model)
+        k = min(cfg.top_k, num_classes)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                keras.metrics.SparseTopKCategoricalAccuracy(k, name=f"top{k}_accuracy"),
+            ],
+        )
+        return model
+
+    # -- predictions and serving ----------------------------------------------
+    def describe_predictions(self, model, dataset, count=5):
+        names = self.info["class_names"]
+        images, labels = next(iter(dataset.unbatch().batch(count)))
+        scores = model.predict_on_batch(images)
+        lines = []
+        for label, row in zip(labels.numpy(), np.asarray(scores)):
+            guess = int(np.argmax(row))
+            mark = "ok " if guess == label else "XX "
+            lines.append(f"{mark} true: {names[label]:<16} predicted: {names[guess]:<16} p={row[guess]:.2f}")
+        return lines
+
+    def serving_function(self, model):
+        size, channels = self.info["image_size"], self.info["channels"]
+        class_names = tf.constant(self.info["class_names"])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(image_bytes):
+            images = decode_images(image_bytes, (size, size), channels)
+            scores = tf.cast(model(images, training=False), tf.float32)
+            class_id = tf.argmax(scores, axis=-1)
+            return {"label": tf.gather(class_names, class_id), "class_id": class_id, "scores": scores}
+
+        return serve
+
+
+def _lenet5(x, cfg):
+    """LeNet-5's shape: conv 5x5, pool, conv 5x5, pool, two dense layers (ReLU, max-pool)."""
+    for i, filters in enumerate(cfg.filters, start=1):
+        x = keras.layers.Conv2D(filters, 5, activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(cfg.dense_units, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    return x
+
+
+def _resnet20(x):
+    """ResNet-20 for small images (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks."""
+
+    def conv_bn(x, filters, strides, name, relu=True):
+        x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+    x = conv_bn(x, 16, 1, "stem")
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(3):
+            strides = 2 if stage > 0 and block == 0 else 1
+            name = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            y = conv_bn(x, filters, strides, f"{name}_a")
+            y = conv_bn(y, filters, 1, f"{name}_b", relu=False)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_proj")(shortcut)
+                shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+            x = keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([shortcut, y]))
+    return keras.layers.GlobalAveragePooling2D(name="pool")(x)

@@ -1,0 +1,33 @@
+"""Shared helpers: run the real `kerasapps` CLI in a subprocess, as a user would."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
+TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+        "--set", "image_size=32"]
+
+
+def cli(*args, cwd=None, env=None, timeout=600, check=None):
+    """Run `python -m kerasapps ...`; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasapps", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check is not None and result.returncode != check:
+        raise AssertionError(
+            f"exit {result.returncode} (expected {check}) for {args}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A scratch folder to run commands in (runs/ and saved_models/ land here)."""
+    return tmp_path

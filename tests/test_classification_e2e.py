@@ -1,0 +1,192 @@
+"""The classification task end to end, through the real CLI: train, export, serve, predict, resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import TINY, cli
+
+pytestmark = pytest.mark.slow
+
+
+def write_shape_pngs(folder, count=3, size=48):
+    """PNG files of held-out shapes scenes (any size: the SavedModel resizes)."""
+    import tensorflow as tf
+
+    from kerasapps.datasets import shapes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        scene = shapes.generate_scene(i, "test", seed=123, image_size=size)
+        path = folder / f"scene{i}.png"
+        path.write_bytes(tf.io.encode_png(scene["image"]).numpy())
+        paths.append((path, shapes.CLASS_NAMES[scene["label"]]))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny `kerasapps run classification`, then the same command again."""
+    root = tmp_path_factory.mktemp("run")
+    first = cli("run", "classification", *TINY, cwd=root, check=0)
+    second = cli("run", "classification", *TINY, cwd=root, check=0)
+    return root, first, second
+
+
+def test_run_twice_exports_versions_1_and_2(trained):
+    root, first, second = trained
+    assert "exported: saved_models/classification/1" in first.stdout
+    assert "exported: saved_models/classification/2" in second.stdout
+    assert "sample predictions (held-out):" in first.stdout and "true:" in first.stdout
+    versions = sorted(p.name for p in (root / "saved_models" / "classification").iterdir())
+    assert versions == ["1", "2"]  # no temporary folder left behind
+    metrics = json.loads((root / "runs" / "classification" / "metrics.json").read_text())
+    assert metrics["task"] == "classification" and metrics["dataset"] == "shapes"
+    assert metrics["config"]["params"]["epochs"] == 1
+    assert 0.0 <= metrics["metrics"]["accuracy"] <= 1.0
+    assert metrics["train_examples_per_second"] > 0
+    assert metrics["export_path"] == "saved_models/classification/2"
+    assert [h["epoch"] for h in metrics["history"]] == [1]
+    assert metrics["wall_time_seconds"] > 0
+    meta = json.loads((root / "saved_models/classification/1/assets/kerasapps.json").read_text())
+    assert meta["task"] == "classification" and len(meta["class_names"]) == 24
+    assert meta["config"]["params"]["image_size"] == 32
+
+
+def test_saved_model_serves_png_in_a_process_with_only_tensorflow(trained, tmp_path):
+    root, _, _ = trained
+    (png, _label), = write_shape_pngs(tmp_path, count=1)
+    code = f"""
+import sys
+import tensorflow as tf
+model = tf.saved_model.load({str(root / 'saved_models/classification/2')!r})
+serve = model.signatures["serving_default"]
+out = serve(image_bytes=tf.constant([open({str(png)!r}, "rb").read()] * 2))
+assert out["scores"].shape == (2, 24), out["scores"].shape
+assert abs(float(tf.reduce_sum(out["scores"][0])) - 1.0) < 1e-4
+print("LABEL", out["label"].numpy()[0].decode(), int(out["class_id"][0]))
+print("KERASAPPS", "kerasapps" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=True)
+    label_line = next(line for line in result.stdout.splitlines() if line.startswith("LABEL"))
+    _, colour, shape, class_id = label_line.split()
+    from kerasapps.datasets import shapes
+
+    assert f"{colour} {shape}" == shapes.CLASS_NAMES[int(class_id)]
+    assert "KERASAPPS False" in result.stdout
+
+
+def test_saved_model_cli_run_prints_a_label(trained, tmp_path):
+    root, _, _ = trained
+    (png, _), = write_shape_pngs(tmp_path, count=1)
+    npy = tmp_path / "input.npy"
+    np.save(npy, np.array([png.read_bytes()], dtype=object), allow_pickle=True)
+    result = subprocess.run(
+        ["saved_model_cli", "run", "--dir", str(root / "saved_models/classification/1"), "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs", f"image_bytes={npy}"],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr
+    from kerasapps.datasets import shapes
+
+    assert "Result for output key label" in result.stdout
+    assert any(f"b'{name}'" in result.stdout for name in shapes.CLASS_NAMES)
+
+
+def test_predict_prints_labels_and_rejects_corrupt_files(trained, tmp_path):
+    root, _, _ = trained
+    pngs = write_shape_pngs(tmp_path, count=2)
+    result = cli("predict", root / "saved_models/classification/1", *[p for p, _ in pngs], "--json", check=0)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in records] == [str(p) for p, _ in pngs]
+    from kerasapps.datasets import shapes
+
+    assert all(r["label"] in shapes.CLASS_NAMES for r in records)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"this is not an image")
+    bad = cli("predict", root / "saved_models/classification/1", corrupt, check=2)
+    assert f"{corrupt} is not a PNG, JPEG, GIF or BMP image" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(pngs[0][0].read_bytes()[:40])
+    bad = cli("predict", root / "saved_models/classification/1", truncated, check=2)
+    assert str(truncated) in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_and_export_reuse_the_workdir(trained, tmp_path):
+    root, _, _ = trained
+    result = cli("evaluate", "classification", *TINY, cwd=root, check=0)
+    assert "test: loss" in result.stdout
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = cli("export", "classification", *TINY, "--export-dir", blocker / "models", cwd=root, check=2)
+    assert "cannot create export directory" in bad.stderr and "Traceback" not in bad.stderr
+    good = cli("export", "classification", *TINY, "--export-dir", tmp_path / "exports", cwd=root, check=0)
+    assert (tmp_path / "exports/classification/1/saved_model.pb").exists(), good.stdout
+
+
+def test_killed_run_resumes_at_the_next_epoch(workspace):
+    args = ["train", "classification", "--epochs", "5", "--batch-size", "32", "--set", "train_examples=1500",
+            "--set", "eval_examples=64", "--set", "image_size=32"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=workspace, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = workspace / "runs/classification/backup/checkpoint"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if state.exists() and "ckpt-2" in state.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "run ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    text = state.read_text()
+    completed = int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+    assert 2 <= completed < 5
+    again = cli(*args, cwd=workspace, check=0)
+    assert f"epoch {completed + 1}/5" in again.stdout
+    assert f"epoch {completed}/5 " not in again.stdout  # nothing before k+1 was trained again
+    first_line = next(line for line in again.stdout.splitlines() if line.startswith("epoch "))
+    assert first_line.startswith(f"epoch {completed + 1}/5")
+    metrics = json.loads((workspace / "runs/classification/metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
+    assert metrics["epochs_completed"] == 5 and metrics["resumed_from_epoch"] == completed
+
+
+def test_mirrored_strategy_on_two_logical_cpus(workspace):
+    result = cli("train", "classification", *TINY, "--strategy", "mirrored", cwd=workspace,
+                 env={"KERASAPPS_VIRTUAL_CPUS": "2"}, check=0)
+    metrics = json.loads((workspace / "runs/classification/metrics.json").read_text())
+    assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2, result.stdout
+    assert np.isfinite(metrics["history"][0]["loss"])
+
+
+def test_folder_dataset_and_its_errors(workspace):
+    data = workspace / "data"
+    for split, count in (("train", 12), ("test", 4)):
+        for cls in ("cats", "dogs"):
+            write_shape_pngs(data / split / cls, count=count, size=20)
+    result = cli("run", "classification", "--dataset", f"folder:{data}", "--epochs", "1", "--batch-size", "8",
+                 cwd=workspace, check=0)
+    info = json.loads((workspace / "runs/classification/task_info.json").read_text())
+    assert info == {"class_names": ["cats", "dogs"], "image_size": 20, "channels": 3}
+    assert "exported:" in result.stdout
+    (data / "test" / "dogs" / "broken.png").write_text("garbage")
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    assert "broken.png is not a PNG" in bad.stderr and "Traceback" not in bad.stderr
+    (data / "test" / "dogs" / "broken.png").unlink()
+    (data / "test" / "birds").mkdir()
+    write_shape_pngs(data / "test" / "birds", count=1, size=20)
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    assert "classes not in train: birds" in bad.stderr

@@ -1,0 +1,58 @@
+import dataclasses
+from typing import Literal, Optional
+
+import pytest
+
+from kerasapps.config import TaskConfig, apply_overrides, describe_fields, field, load_config_file, parse_set_options
+from kerasapps.errors import UsageError
+
+
+@dataclasses.dataclass
+class DemoConfig(TaskConfig):
+    units: int = field(64, "hidden units")
+    rate: float = field(0.5, "a rate")
+    model: Literal["a", "b"] = field("a", "which model")
+    sizes: tuple[int, ...] = field((1, 2), "sizes")
+    size: Optional[int] = field(None, "optional size")
+    flag: bool = field(False, "a flag")
+
+
+def test_overrides_are_typed_by_the_dataclass():
+    cfg = apply_overrides(DemoConfig(), {"units": "128", "rate": "0.25", "model": "b", "sizes": "3,4,5",
+                                         "size": "7", "flag": "true", "epochs": 3})
+    assert (cfg.units, cfg.rate, cfg.model, cfg.sizes, cfg.size, cfg.flag, cfg.epochs) == (
+        128, 0.25, "b", (3, 4, 5), 7, True, 3)
+    assert apply_overrides(cfg, {"size": "none"}).size is None
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("unitz", "1", "did you mean 'units'"),
+    ("units", "many", "units: expected int"),
+    ("units", "1.5", "units: expected int"),
+    ("model", "c", "expected one of a, b"),
+    ("flag", "maybe", "expected true or false"),
+    ("sizes", "1,x", "sizes"),
+])
+def test_bad_overrides_name_the_problem(key, value, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        apply_overrides(DemoConfig(), {key: value})
+
+
+def test_set_options_and_config_files(tmp_path):
+    assert parse_set_options(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_set_options(["novalue"])
+    (tmp_path / "c.yaml").write_text("units: 32\nparams:\n  rate: 0.1\n")
+    assert load_config_file(tmp_path / "c.yaml") == {"units": 32, "params": {"rate": 0.1}}
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_config_file(tmp_path / "bad.json")
+    with pytest.raises(UsageError, match="cannot read"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_describe_fields_lists_types_defaults_and_help():
+    rows = {r["name"]: r for r in describe_fields(DemoConfig)}
+    assert rows["units"] == {"name": "units", "type": "int", "default": 64, "help": "hidden units"}
+    assert rows["size"]["type"] == "int | None"
+    assert rows["epochs"]["default"] == 10

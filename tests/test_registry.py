@@ -1,0 +1,111 @@
+"""Plugin discovery as users meet it: `kerasapps list`, broken and clashing plugins, -p no:NAME."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import cli
+
+
+def make_distribution(site, dist, module, body, entry_name=None):
+    """A minimal installed distribution (dist-info + module) on a folder put on PYTHONPATH."""
+    info = site / f"{dist}-1.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(f"[kerasapps]\n{entry_name or module} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(body))
+
+
+CLASH = """
+import kerasapps
+
+@kerasapps.hookimpl
+def kerasapps_register_tasks():
+    return [kerasapps.TaskSpec("classification", "nowhere:Nothing", "a clashing task")]
+"""
+
+
+def test_list_does_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "from kerasapps.cli import main\n"
+        "try:\n    main(['list'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'TF-ABSENT')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "classification" in out
+    assert out.strip().endswith("TF-ABSENT")
+
+
+def test_list_json_names_distribution_and_version():
+    data = json.loads(cli("list", "--json", check=0).stdout)
+    task = {t["task"]: t for t in data["tasks"]}["classification"]
+    assert task["distribution"] == "kerasapps-classification"
+    assert task["version"] == "0.1.0"
+    assert {d["dataset"] for d in data["datasets"]} >= {"shapes"}
+
+
+def test_broken_plugin_is_reported_and_others_still_work(tmp_path):
+    make_distribution(tmp_path, "brokenplug", "broken_plugin", "raise ImportError('needs libfoo')\n")
+    result = cli("list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    data = json.loads(result.stdout)
+    assert "classification" in {t["task"] for t in data["tasks"]}
+    (broken,) = data["broken_plugins"]
+    assert broken["plugin"] == "broken_plugin" and broken["distribution"] == "brokenplug"
+    assert "needs libfoo" in broken["error"]
+    assert "broken_plugin" in result.stderr and "needs libfoo" in result.stderr  # the warning
+    text = cli("list", env={"PYTHONPATH": str(tmp_path)}, check=0).stdout
+    assert "broken plugins:" in text and "brokenplug 1.2" in text
+
+
+def test_two_plugins_with_one_task_name_is_a_clear_error(tmp_path):
+    make_distribution(tmp_path, "clashplug", "clash_plugin", CLASH)
+    result = cli("list", env={"PYTHONPATH": str(tmp_path)}, check=2)
+    assert "registered twice" in result.stderr
+    assert "kerasapps-classification 0.1.0" in result.stderr and "clashplug 1.2" in result.stderr
+    assert "Traceback" not in result.stderr
+    # ... and the user can switch the clashing plugin off, the pytest way.
+    ok = cli("-p", "no:clash_plugin", "list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    assert [t["task"] for t in json.loads(ok.stdout)["tasks"]] == ["classification"]
+
+
+def test_autoload_can_be_disabled_and_plugins_named_explicitly():
+    env = {"KERASAPPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    assert json.loads(cli("list", "--json", env=env, check=0).stdout)["tasks"] == []
+    data = json.loads(cli("-p", "classification", "list", "--json", env=env, check=0).stdout)
+    assert [t["task"] for t in data["tasks"]] == ["classification"]
+    assert data["datasets"] == []  # builtin not named: not loaded
+
+
+def test_blocked_plugin_is_not_loaded():
+    data = json.loads(cli("-p", "no:classification", "list", "--json", check=0).stdout)
+    assert data["tasks"] == []
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: classification"),
+    (["run", "classification", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
+    (["run", "classification", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
+    (["run", "classification", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),
+    (["run", "classification", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'"),
+    (["run", "classification", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
+    (["run", "classification", "--strategy", "bogus"], "Invalid value for '--strategy'"),
+])
+def test_user_mistakes_exit_2_with_one_line(args, fragment):
+    result = cli(*args, check=2)
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_print_config_resolves_precedence(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("epochs: 7\nbatch_size: 16\nparams:\n  dropout: 0.3\nseed: 5\n")
+    data = json.loads(cli("run", "classification", "--config", config, "--batch-size", "8", "--set", "dropout=0.1",
+                          "--print-config", check=0).stdout)
+    assert data["params"]["epochs"] == 7  # file
+    assert data["params"]["batch_size"] == 8  # option beats file
+    assert data["params"]["dropout"] == 0.1  # --set beats file
+    assert data["seed"] == 5 and data["dataset"] == "shapes" and data["task"] == "classification"
