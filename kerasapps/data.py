@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 
@@ -84,16 +85,39 @@ def load_tfds(source: DatasetSource, splits=("train", "validation", "test"), **k
         raise UsageError(f"unknown or unavailable TFDS dataset {source.name!r}: {_first_line(exc)}") from None
     available = set(builder.info.splits.keys()) if builder.info.splits else set()
     try:
-        builder.download_and_prepare()
+        with _few_download_retries():
+            builder.download_and_prepare()
     except Exception as exc:
         raise UsageError(
             f"could not download or prepare TFDS dataset {source.name!r} into "
             f"{source.data_dir or '~/tensorflow_datasets'} (no network?): {_first_line(exc)}. {OFFLINE_HINT}"
         ) from None
-    available = set(builder.info.splits.keys()) or available
+    # Split metadata can be missing (e.g. under tfds.testing.mock_data): assume train + test.
+    available = set(builder.info.splits.keys()) or available or {"train", "test"}
     mapping = tfds_split_mapping(available)
     datasets = {split: builder.as_dataset(split=mapping[split], **kwargs) for split in splits}
     return datasets, builder.info
+
+
+@contextlib.contextmanager
+def _few_download_retries(retries: int = 2):
+    """TFDS retries a failed download 10 times with exponential back-off: about 3.5
+    minutes before an offline user learns anything. Two retries keep transient
+    failures covered. (A module constant of TFDS; skipped if it ever moves.)"""
+    try:
+        from tensorflow_datasets.core.download import downloader
+    except ImportError:
+        yield
+        return
+    saved = getattr(downloader, "MAX_RETRIES", None)
+    if saved is None:
+        yield
+        return
+    downloader.MAX_RETRIES = min(saved, retries)
+    try:
+        yield
+    finally:
+        downloader.MAX_RETRIES = saved
 
 
 def tfds_split_mapping(available) -> dict[str, str]:

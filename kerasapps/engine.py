@@ -34,6 +34,22 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+def build_model_state(model, batch) -> None:
+    """Create a compiled model's metric, loss and optimizer variables from one plain batch.
+
+    Under a strategy every variable must exist before the first distributed step
+    (created inside it, they fail with a placeholder error). Call it inside
+    ``strategy.scope()``; models without ``call`` (GANs) build their own state.
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+    model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+
+
 class Trainer:
     """Runs a compiled model's ``train_step``/``test_step`` under a strategy.
 
@@ -42,15 +58,25 @@ class Trainer:
         strategy: the ``tf.distribute.Strategy`` the model was built under.
         jit_compile: compile each replica's step with XLA.
         steps_per_execution: training steps per call into the graph.
+        state_built: the model's metric/optimizer variables already exist (else
+            :func:`build_model_state` runs on the first batch).
     """
 
-    def __init__(self, model, strategy, *, jit_compile: bool = False, steps_per_execution: int = 1):
+    def __init__(self, model, strategy, *, jit_compile: bool = False, steps_per_execution: int = 1,
+                 state_built: bool = False):
         self.model = model
         self.strategy = strategy
         self.jit_compile = jit_compile
         self.steps_per_execution = max(1, int(steps_per_execution))
+        self.state_built = state_built
         self._train_function = None
         self._test_function = None
+
+    def _ensure_state(self, dataset) -> None:
+        if not self.state_built:
+            with self.strategy.scope():
+                build_model_state(self.model, next(iter(dataset)))
+            self.state_built = True
 
     # -- graph functions -------------------------------------------------
     def _reduce(self, outputs):
@@ -68,11 +94,14 @@ class Trainer:
         def one_step(iterator):
             return self._reduce(self.strategy.run(step_fn, args=(next(iterator),)))
 
-        @tf.function
+        # No AutoGraph (as in Keras's own fit): an explicit while_loop, so that
+        # the graph does not depend on re-reading this file's source.
+        @tf.function(autograph=False)
         def multi_step(iterator, steps):
             outputs = one_step(iterator)
-            for _ in tf.range(steps - 1):
-                outputs = one_step(iterator)
+            _, outputs = tf.while_loop(
+                lambda i, _: i < steps, lambda i, _: (i + 1, one_step(iterator)), (tf.constant(1), outputs)
+            )
             return outputs
 
         return multi_step
@@ -131,6 +160,7 @@ class Trainer:
         repeated and read on across epochs, as ``fit`` does.
         """
         model = self.model
+        self._ensure_state(train_data)
         if progress_bar is None:
             progress_bar = sys.stdout.isatty()
         if steps_per_epoch:
@@ -179,6 +209,7 @@ class Trainer:
     def evaluate(self, data, callbacks=None) -> dict:
         """One full pass over ``data`` with ``test_step``; returns the metric results."""
         model = self.model
+        self._ensure_state(data)
         callback_list = self._callback_list(callbacks, add_progbar=False, verbose=0)
         distributed = self.strategy.experimental_distribute_dataset(data)
         steps = self.num_batches(data)

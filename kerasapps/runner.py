@@ -188,12 +188,10 @@ class TaskRun:
 
         with self.strategy.scope():
             self.model = self.task.build_model()
-            batch = next(iter(self.datasets["train"])) if need_data else None
-            if batch is not None:
-                self.task.build_training_state(self.model, batch)
-        self.trainer = Trainer(
-            self.model, self.strategy, jit_compile=self.jit_compile, steps_per_execution=self.config.steps_per_execution
-        )
+            if need_data:
+                self.task.build_training_state(self.model, next(iter(self.datasets["train"])))
+        self.trainer = Trainer(self.model, self.strategy, jit_compile=self.jit_compile,
+                               steps_per_execution=self.config.steps_per_execution, state_built=need_data)
 
     def _load_trained_weights(self) -> str:
         best = self.workdir / "best.weights.h5"

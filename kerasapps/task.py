@@ -102,15 +102,9 @@ class Task:
         """Create every variable before the first distributed step (metrics, loss,
         optimizer), from one non-distributed batch. Override for models without
         ``call`` (GANs): build their optimizers here."""
-        import keras
+        from kerasapps.engine import build_model_state
 
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred = model(x, training=False)
-        model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        model.reset_metrics()
+        build_model_state(model, batch)
 
     # -- evaluation --------------------------------------------------------
     def evaluate(self, trainer, dataset) -> dict:

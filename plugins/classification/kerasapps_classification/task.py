@@ -22,7 +22,7 @@ from kerasapps.task import SPLITS, Task
 
 @dataclasses.dataclass
 class ClassificationConfig(TaskConfig):
-    epochs: int = field(12, "training epochs")
+    epochs: int = field(8, "training epochs")
     batch_size: int = field(64, "global batch size")
     learning_rate: float = field(2e-3, "Adam learning rate")
     model: Literal["lenet5", "resnet20", "linear"] = field("lenet5", "lenet5, resnet20, or linear (raw-pixel baseline)")

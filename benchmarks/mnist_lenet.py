@@ -1,0 +1,47 @@
+"""LeNet-5 (the classification default) on real MNIST PNGs through `folder:`.
+
+    python -m benchmarks.mnist_lenet [--epochs 12]
+
+Reads ../shared/data/mnist_png (train/<digit>/*.png, test/<digit>/*.png) in place; skips
+cleanly when it is absent. The seed lecture's figure for LeNet-5 is >= 99.0% test accuracy.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.machine import describe_machine
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_png"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--data", default=str(DATA))
+    args = parser.parse_args()
+    if not pathlib.Path(args.data, "train").is_dir():
+        print(f"skipped: {args.data} not found")
+        return
+    work = pathlib.Path(tempfile.mkdtemp(prefix="mnist-lenet-"))
+    command = [sys.executable, "-m", "kerasapps", "run", "classification", "--dataset", f"folder:{args.data}",
+               "--epochs", str(args.epochs), "--workdir", str(work / "run"), "--export-dir", str(work / "models"),
+               "--samples", "0"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - start
+    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    best_val = max(h["val_accuracy"] for h in metrics["history"])
+    print(f"machine: {describe_machine()}")
+    print(f"command: {' '.join(command[1:])}")
+    print(f"MNIST LeNet-5 via folder:, {args.epochs} epochs: test accuracy {metrics['metrics']['accuracy']:.4f} "
+          f"(best val {best_val:.4f}), {metrics['train_examples_per_second']:.0f} train examples/s, "
+          f"wall {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
