@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from kerasapps.errors import UsageError
+from kerasapps.errors import TrainingFailed, UsageError
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up chatter is noise for CLI users; set it before TF loads.
@@ -43,11 +43,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; the last completed epoch is kept: run the same command to resume", err=True)
             sys.exit(130)
-        except Exception as exc:
-            from_engine = type(exc).__name__ == "TrainingDiverged"
-            if from_engine:
-                raise _Failure(str(exc)) from None
-            raise
+        except TrainingFailed as exc:
+            raise _Failure(str(exc)) from None
 
 
 def _registry(ctx):
@@ -200,9 +197,14 @@ def run(ctx, fresh, samples, **kwargs):
     export_path = task_run.export()
     path = task_run.write_metrics(**summary, metrics=evaluation["test"], export_path=str(export_path))
     if samples:
-        click.echo("sample predictions (held-out):")
-        for line in task_run.samples(samples):
+        lines = task_run.samples(samples)
+        if lines:
+            click.echo("sample predictions (held-out):")
+        for line in lines:
             click.echo(f"  {line}")
+        pictures = task_run.sample_pictures()
+        if pictures:
+            click.echo(f"sample pictures: {len(pictures)} under {pathlib.Path(pictures[0]).parent}")
     click.echo(f"exported: {export_path}")
     click.echo(f"metrics: {path}")
 

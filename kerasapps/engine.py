@@ -29,8 +29,10 @@ import time
 import keras
 import tensorflow as tf
 
+from kerasapps.errors import TrainingFailed
 
-class TrainingDiverged(RuntimeError):
+
+class TrainingDiverged(TrainingFailed):
     """The loss became NaN or infinite."""
 
 

@@ -10,3 +10,8 @@ class UsageError(Exception):
 
         raise UsageError("no such folder: data/train (see `kerasapps info classification`)")
     """
+
+
+class TrainingFailed(Exception):
+    """Training could not go on (e.g. the loss diverged). The CLI prints the message, exit code 1.
+    """

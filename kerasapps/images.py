@@ -29,11 +29,11 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
-def check_image_file(path) -> bytes:
-    """Read an image file and return its bytes; UsageError naming the file if it is not an image."""
-    path = pathlib.Path(path)
+def _read_checked(path, size: int = -1) -> bytes:
+    """Read ``size`` bytes of ``path`` (all by default); UsageError naming the file if it is no image."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(size)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     if image_format(data[:16]) is None:
@@ -41,16 +41,15 @@ def check_image_file(path) -> bytes:
     return data
 
 
+def check_image_file(path) -> bytes:
+    """Read an image file and return its bytes; UsageError naming the file if it is not an image."""
+    return _read_checked(path)
+
+
 def check_image_files(paths) -> None:
     """Check the magic bytes of many files cheaply (reads 16 bytes of each)."""
     for path in paths:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(16)
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if image_format(head) is None:
-            raise UsageError(f"{path} is not a PNG, JPEG, GIF or BMP image (corrupt or wrong file?)")
+        _read_checked(path, 16)
 
 
 def decode_image(image_bytes, size, channels: int = 3):

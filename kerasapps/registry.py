@@ -42,7 +42,17 @@ def _import_object(path: str):
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskSpec:
+class _LazySpec:
+    name: str
+    factory: str
+    summary: str = ""
+
+    def load(self):
+        """Import and return the factory object (TensorFlow may load here, not before)."""
+        return _import_object(self.factory)
+
+
+class TaskSpec(_LazySpec):
     """A light description of a task; the model code loads only on demand.
 
     Args:
@@ -56,30 +66,14 @@ class TaskSpec:
                  "image classification (LeNet-5, ResNet-20)")
     """
 
-    name: str
-    factory: str
-    summary: str = ""
 
-    def load(self):
-        """Import and return the task class."""
-        return _import_object(self.factory)
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
+class DatasetSpec(_LazySpec):
     """A named dataset that tasks can read with ``--dataset NAME``.
 
     ``factory`` is ``"package.module:object"``; what the object is (a module of
     generator functions, a builder class) is agreed between the dataset and the
     tasks that read it.
     """
-
-    name: str
-    factory: str
-    summary: str = ""
-
-    def load(self):
-        return _import_object(self.factory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +163,7 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
 
     def load(name, target, distribution, version):
         try:
-            plugin = _import_object(target) if not callable(target) else target()
+            plugin = _import_object(target)
         except Exception as exc:  # a broken plugin must not take the others down
             info = PluginInfo(name, str(target), distribution, version, f"{type(exc).__name__}: {exc}")
             warnings.warn(

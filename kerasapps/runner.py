@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -61,6 +62,24 @@ def write_json_atomic(path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def decoding_errors_as_usage_errors():
+    """A data file that passed the header check but cannot be decoded (truncated, say)
+    surfaces inside tf.data as InvalidArgumentError: report it as the user's data problem."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        message = str(exc.message).strip().splitlines()[0]
+        if any(word in message.lower() for word in ("decode", "image", "png", "jpeg")):
+            cause = message.rsplit(": ", 1)[-1]
+            raise UsageError(
+                f"a data file could not be decoded ({cause}); look for a truncated or corrupt file in the dataset"
+            ) from None
+        raise
 
 
 def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
@@ -137,7 +156,7 @@ class TaskRun:
         saved = self.workdir / "config.json"
         backup = self.workdir / "backup"
         if for_training and self.options.fresh:
-            for name in ("backup", "best.weights.h5", "task_info.json", "training_log.csv", "metrics.json"):
+            for name in ("backup", "logs", "best.weights.h5", "task_info.json", "training_log.csv", "metrics.json"):
                 target = self.workdir / name
                 shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
         elif for_training and backup.is_dir() and saved.exists():
@@ -214,7 +233,8 @@ class TaskRun:
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
-        self._build(need_data=True)
+        with decoding_errors_as_usage_errors():
+            self._build(need_data=True)
         config = self.config
         backup_dir = self.workdir / "backup" if self.is_chief else self.workdir / f".worker-tmp-{os.getpid()}"
         backup = ResumableBackup(backup_dir, self.model)
@@ -251,15 +271,16 @@ class TaskRun:
             callbacks.append(EpochLineLogger(config.epochs))
         started = time.perf_counter()
         if initial_epoch < config.epochs:
-            self.trainer.fit(
-                self.datasets["train"],
-                epochs=config.epochs,
-                steps_per_epoch=config.steps_per_epoch,
-                validation_data=self.datasets["validation"],
-                callbacks=callbacks,
-                initial_epoch=initial_epoch,
-                progress_bar=progress_bar,
-            )
+            with decoding_errors_as_usage_errors():
+                self.trainer.fit(
+                    self.datasets["train"],
+                    epochs=config.epochs,
+                    steps_per_epoch=config.steps_per_epoch,
+                    validation_data=self.datasets["validation"],
+                    callbacks=callbacks,
+                    initial_epoch=initial_epoch,
+                    progress_bar=progress_bar,
+                )
         if not self.is_chief:
             shutil.rmtree(backup_dir, ignore_errors=True)
         history = backup.history
@@ -283,7 +304,8 @@ class TaskRun:
             self._setup_runtime()
             self._build(need_data=True)
         weights = self._load_trained_weights()
-        metrics = self.task.evaluate(self.trainer, self.datasets["test"])
+        with decoding_errors_as_usage_errors():
+            metrics = self.task.evaluate(self.trainer, self.datasets["test"])
         return {"weights": weights, "test": metrics}
 
     def export(self) -> pathlib.Path:
@@ -300,6 +322,13 @@ class TaskRun:
 
     def samples(self, count: int = 5) -> list[str]:
         return self.task.describe_predictions(self.model, self.datasets["test"], count)
+
+    def sample_pictures(self) -> list:
+        if not self.is_chief:
+            return []
+        directory = self.workdir / "samples"
+        directory.mkdir(parents=True, exist_ok=True)
+        return self.task.save_samples(self.model, self.datasets["test"], directory)
 
     def write_metrics(self, **parts) -> pathlib.Path:
         path = self.workdir / "metrics.json"

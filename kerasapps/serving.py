@@ -54,6 +54,8 @@ def _output_value(name, value, source, out: pathlib.Path):
     if array.size > 16 and array.dtype.kind == "f":
         top = np.argsort(array.ravel())[::-1][:3]
         return {f"top{i + 1}": [int(j), round(float(array.ravel()[j]), 4)] for i, j in enumerate(top)}
+    if array.size > 16:  # a mask or an embedding: too big to print whole
+        return f"<{array.dtype} array of shape {list(array.shape)}>"
     return np.round(array, 4).tolist() if array.dtype.kind == "f" else array.tolist()
 
 

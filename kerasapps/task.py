@@ -115,6 +115,11 @@ class Task:
         """Human-readable lines for a few examples of ``dataset`` (printed by ``run``)."""
         return []
 
+    def save_samples(self, model, dataset, directory, count: int = 8) -> list:
+        """Write pictures of a few predictions (e.g. image | truth | prediction PNG panels)
+        under ``directory`` (``<workdir>/samples`` on ``run``); return the paths written."""
+        return []
+
     # -- serving -----------------------------------------------------------
     def serving_function(self, model):
         """Return a ``tf.function`` with a named input signature taking raw inputs

@@ -186,6 +186,11 @@ def test_folder_dataset_and_its_errors(workspace):
     bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
     assert "broken.png is not a PNG" in bad.stderr and "Traceback" not in bad.stderr
     (data / "test" / "dogs" / "broken.png").unlink()
+    truncated = data / "train" / "cats" / "truncated.png"
+    truncated.write_bytes((data / "train" / "cats" / "scene0.png").read_bytes()[:60])
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    assert "could not be decoded" in bad.stderr and "Traceback" not in bad.stderr
+    truncated.unlink()
     (data / "test" / "birds").mkdir()
     write_shape_pngs(data / "test" / "birds", count=1, size=20)
     bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)

@@ -113,9 +113,10 @@ class ClassificationTask(Task):
                 for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
                     files[split] += [(f, class_dir.name) for f in list_image_files(class_dir)]
             if "validation" not in split_dirs:
-                train = files["train"]
-                files["train"] = [x for x in train if hash_split(str(x[0].relative_to(root)), (("train", .9), ("validation", .1))) == "train"]
-                files["validation"] = [x for x in train if x not in set(files["train"])]
+                carve = (("train", 0.9), ("validation", 0.1))
+                train, files["train"] = files["train"], []
+                for item in train:
+                    files[hash_split(str(item[0].relative_to(root)), carve)].append(item)
             if "test" not in split_dirs:
                 raise UsageError(f"{root} has train/ but no test/ folder (see `kerasapps info classification`)")
         else:
