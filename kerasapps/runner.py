@@ -214,6 +214,10 @@ class TaskRun:
 
     def _load_trained_weights(self) -> str:
         best = self.workdir / "best.weights.h5"
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:  # the file holds its variables too
+            with self.strategy.scope():
+                optimizer.build(self.model.trainable_variables)
         if best.exists():
             self.model.load_weights(str(best))
             return str(best)

@@ -1,0 +1,81 @@
+"""Text vocabularies shared by text tasks: standardisation, ``TextVectorization``, detokenisation.
+
+Ids: 0 is padding, 1 is ``[UNK]`` (``TextVectorization``'s reserved entries), then
+``<start>``, ``<end>`` and the words by falling frequency. The vocabulary is adapted
+on training text only, by the task, and travels in ``task.info``, so export and
+prediction need no training data.
+
+Example::
+
+    words = build_vocabulary(["A red circle.", "a blue square"], min_count=1)
+    vocab = Vocabulary(words, max_length=8)
+    vocab.encode(tf.constant(["a red square"]))   # [[4, 5, 7, 0, ...]] (ids of a, red, square)
+    vocab.decode(tf.constant([[2, 4, 5, 3, 0]]))  # [b"a red"]
+"""
+
+from __future__ import annotations
+
+import collections
+
+import keras
+import tensorflow as tf
+
+PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+
+
+def standardize(texts):
+    """Lower-case, punctuation to spaces (apostrophes kept), single spaces: graph code."""
+    lowered = tf.strings.lower(texts, encoding="utf-8")
+    spaced = tf.strings.regex_replace(lowered, r"[^\w\s']", " ")
+    return tf.strings.strip(tf.strings.regex_replace(spaced, r"\s+", " "))
+
+
+def standardize_texts(texts) -> list[str]:
+    """:func:`standardize` for a Python list of strings (batched, eager)."""
+    texts = list(texts)
+    out = []
+    for start in range(0, len(texts), 4096):
+        out += [t.decode("utf-8") for t in standardize(tf.constant(texts[start:start + 4096])).numpy()]
+    return out
+
+
+def build_vocabulary(texts, min_count: int = 1, max_size: int | None = None) -> list[str]:
+    """``[<start>, <end>, words...]``: words seen at least ``min_count`` times, most frequent first."""
+    counts: collections.Counter = collections.Counter()
+    for line in standardize_texts(texts):
+        counts.update(line.split())
+    words = [w for w, c in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0])) if c >= min_count]
+    return [START, END] + words[:max_size]
+
+
+class Vocabulary:
+    """Tokenise (``encode``) and detokenise (``decode``) with one word list.
+
+    ``words`` comes from :func:`build_vocabulary`; ``max_length`` pads/truncates encodings.
+    """
+
+    def __init__(self, words, max_length: int):
+        self.words = list(words)
+        self.max_length = max_length
+        self.vectorizer = keras.layers.TextVectorization(
+            standardize=standardize, split="whitespace", vocabulary=self.words, output_sequence_length=max_length
+        )
+        self.table = tf.constant([PAD, "<unk>"] + self.words)
+
+    @property
+    def size(self) -> int:
+        return len(self.words) + 2
+
+    def encode(self, texts):
+        """``tf.string [N]`` -> ``int64 [N, max_length]`` word ids (no start/end)."""
+        return self.vectorizer(texts)
+
+    def decode(self, ids):
+        """``int [N, T]`` -> ``tf.string [N]``: words up to the first ``<end>``, special ids dropped."""
+        ids = tf.cast(ids, tf.int32)
+        after_end = tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1) > 0
+        keep = ((ids > END_ID) | tf.equal(ids, UNK_ID)) & ~after_end
+        words = tf.where(keep, tf.gather(self.table, ids), "")
+        joined = tf.strings.reduce_join(words, axis=1, separator=" ")
+        return tf.strings.strip(tf.strings.regex_replace(joined, r"\s+", " "))

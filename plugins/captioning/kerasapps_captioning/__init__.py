@@ -1,0 +1,17 @@
+"""kerasapps plugin: image captioning (Show and Tell: CNN encoder + LSTM decoder).
+
+Cheap to import: the model code in ``task.py`` loads only when the task runs.
+"""
+
+import kerasapps
+
+
+@kerasapps.hookimpl
+def kerasapps_register_tasks():
+    return [
+        kerasapps.TaskSpec(
+            "captioning",
+            "kerasapps_captioning.task:CaptioningTask",
+            "image captioning: CNN encoder + LSTM decoder (Show and Tell), beam search, BLEU",
+        )
+    ]

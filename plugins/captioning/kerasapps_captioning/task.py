@@ -1,0 +1,363 @@
+"""Image captioning, Show and Tell (Vinyals et al. 2015): a CNN encodes the image to a
+vector fed to an LSTM as its first input; the LSTM then reads the caption so far
+(teacher forcing in training) and predicts the next word. Decoding is greedy or
+beam search, as graph code inside the SavedModel.
+
+Data, model, metrics, serving, in that order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import pathlib
+import sys
+from typing import Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasapps.bleu import corpus_bleu, exact_match_rate
+from kerasapps.config import TaskConfig, field
+from kerasapps.data import hash_split, load_tfds
+from kerasapps.decoding import beam_search, greedy_decode
+from kerasapps.errors import UsageError
+from kerasapps.images import check_image_files, decode_images, read_image
+from kerasapps.task import SPLITS, Task
+from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary, standardize_texts
+
+# keras.applications encoders: constructor and the preprocessing its weights expect.
+APPLICATIONS = {
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2"),
+    "inception_v3": ("InceptionV3", "inception_v3"),
+    "efficientnet_b0": ("EfficientNetB0", "efficientnet"),
+}
+
+
+@dataclasses.dataclass
+class CaptioningConfig(TaskConfig):
+    epochs: int = field(12, "training epochs")
+    batch_size: int = field(64, "global batch size")
+    learning_rate: float = field(2e-3, "Adam learning rate")
+    image_size: int = field(64, "input side in pixels")
+    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
+        "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
+    encoder_weights: Literal["none", "imagenet"] = field("none", "keras.applications weights (imagenet downloads)")
+    freeze_encoder: bool = field(False, "keep the keras.applications encoder's weights fixed")
+    cnn_filters: tuple[int, ...] = field((32, 64, 128, 128), "small CNN: filters per conv block (each halves the size)")
+    embed_dim: int = field(128, "image and word embedding size")
+    lstm_units: int = field(256, "LSTM units")
+    lstm_layers: int = field(1, "stacked LSTM layers")
+    dropout: float = field(0.2, "dropout on the LSTM output")
+    max_caption_length: int = field(20, "words per caption (longer ones are cut)")
+    min_word_count: int = field(2, "words seen fewer times in training captions become <unk>")
+    beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)")
+    length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
+    train_examples: int = field(8000, "shapes: training images generated (each with 5-6 captions)")
+    eval_examples: int = field(500, "shapes: validation and test images each")
+    skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
+
+    def validate(self):
+        if self.beam_size < 1:
+            raise UsageError("beam_size must be at least 1")
+        if self.encoder == "inception_v3" and self.image_size < 75:
+            raise UsageError("encoder=inception_v3 needs image_size >= 75")
+
+
+class CaptioningTask(Task):
+    """Image captioning (CNN encoder + LSTM decoder, Show and Tell)."""
+
+    name = "captioning"
+    Config = CaptioningConfig
+    monitor = "val_loss"
+    monitor_mode = "min"
+    serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
+    serving_outputs = {"caption": "tf.string [N]: the generated caption (beam size fixed at export)"}
+    folder_layout = (
+        "PATH/Images/*.jpg|png and PATH/captions.txt with a header row `image,caption` and one row per "
+        "caption (several per image, Flickr8k's layout); split lists PATH/Flickr_8k.{train,dev,test}Images.txt "
+        "are used if present, else images are split 80/10/10 by a stable hash of the file name"
+    )
+
+    # -- data ------------------------------------------------------------------
+    def build_datasets(self):
+        kind = self.source.kind
+        if kind == "registered":
+            images, captions = self._shapes()
+        elif kind == "tfds":
+            images, captions = self._tfds()
+        else:
+            images, captions = self._folder()
+        words = build_vocabulary(
+            (c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count
+        )
+        self.info.update(vocabulary=words, image_size=self.config.image_size)
+        vocab = self.vocabulary
+        # References for BLEU, tokenised as the model sees them (standardised words).
+        self.references = {split: _tokenized_references(captions[split]) for split in ("validation", "test")}
+        self.image_datasets = {split: images[split].batch(self.config.batch_size) for split in SPLITS}
+        out = {}
+        for split in SPLITS:
+            refs = max(len(c) for c in captions[split])
+            padded = tf.constant([list(c) + [""] * (refs - len(c)) for c in captions[split]])
+            ds = tf.data.Dataset.zip((images[split], tf.data.Dataset.from_tensor_slices(padded)))
+            if split == "train":
+                ds = ds.shuffle(10_000, seed=self.seed, reshuffle_each_iteration=True)
+            ds = ds.map(
+                lambda image, caps, train=(split == "train"): self._teacher_forcing(vocab, image, caps, train),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            out[split] = ds.batch(self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+        return out
+
+    def _teacher_forcing(self, vocab, image, captions, random_reference):
+        """One (image, caption) pair: inputs <start> w1..wn, targets w1..wn <end>, weights on real steps."""
+        count = tf.reduce_sum(tf.cast(tf.strings.length(captions) > 0, tf.int32))
+        index = tf.random.uniform([], maxval=count, dtype=tf.int32, seed=self.seed) if random_reference else 0
+        words = tf.cast(vocab.encode(captions[index][tf.newaxis])[0], tf.int32)
+        length = tf.reduce_sum(tf.cast(words > 0, tf.int32))
+        inputs = tf.concat([[START_ID], words], axis=0)
+        shifted = tf.concat([words, [0]], axis=0)
+        positions = tf.range(tf.shape(shifted)[0])
+        targets = tf.where(positions == length, END_ID, shifted)
+        weights = tf.cast(positions <= length, tf.float32)
+        return {"image": tf.cast(image, tf.float32), "tokens": inputs}, targets, weights
+
+    def _shapes(self):
+        shapes = self.source.load()
+        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
+                  "test": self.config.eval_examples}
+        images, captions = {}, {}
+        for split in SPLITS:
+            arrays = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=self.config.image_size)
+            images[split] = tf.data.Dataset.from_tensor_slices(arrays["image"])
+            captions[split] = arrays["captions"]
+        return images, captions
+
+    def _tfds(self):
+        datasets, info = load_tfds(self.source)
+        if "image" not in info.features or "captions" not in info.features:
+            raise UsageError(f"TFDS dataset {self.source.name!r} has no image and captions features")
+        size = (self.config.image_size, self.config.image_size)
+        images, captions = {}, {}
+        for split, ds in datasets.items():
+            texts = [[t.decode("utf-8") for t in ex["captions"]["text"]] for ex in ds.map(lambda e: {"captions": e["captions"]}).as_numpy_iterator()]
+            keep = [i for i, caps in enumerate(texts) if any(c.strip() for c in caps)]
+            captions[split] = [[c for c in texts[i] if c.strip()] for i in keep]
+            resized = ds.map(lambda e: tf.cast(tf.round(tf.image.resize(tf.cast(e["image"], tf.float32), size)), tf.uint8),
+                             num_parallel_calls=tf.data.AUTOTUNE)
+            keep_set = tf.constant(np.isin(np.arange(len(texts)), keep))
+            images[split] = (resized.enumerate().filter(lambda i, _: tf.gather(keep_set, i)).map(lambda _, im: im)
+                             .cache())
+        return images, captions
+
+    def _folder(self):
+        root = self.source.path
+        image_dir = next((root / d for d in ("Images", "images") if (root / d).is_dir()), None)
+        captions_file = root / "captions.txt"
+        if image_dir is None or not captions_file.exists():
+            raise UsageError(f"{root}: expected Images/ and captions.txt ({self.folder_layout})")
+        by_image: dict[str, list[str]] = {}
+        skipped = 0
+        with open(captions_file, newline="", encoding="utf-8") as f:
+            for number, row in enumerate(csv.reader(f), start=1):
+                if number == 1 and [c.strip().lower() for c in row[:2]] == ["image", "caption"]:
+                    continue
+                if not row or not any(cell.strip() for cell in row):
+                    continue
+                name, caption = row[0].strip(), ",".join(row[1:]).strip()
+                problem = None
+                if not (image_dir / name).is_file():
+                    problem = f"image {name!r} not found in {image_dir}"
+                elif not caption:
+                    problem = "empty caption"
+                if problem:
+                    if self.config.skip_bad_examples:
+                        skipped += 1
+                        continue
+                    raise UsageError(f"{captions_file}, row {number}: {problem} "
+                                     "(--set skip_bad_examples=true skips such rows)")
+                by_image.setdefault(name, []).append(caption)
+        if skipped:
+            print(f"captioning: skipped {skipped} bad rows of {captions_file}", file=sys.stderr)
+        if not by_image:
+            raise UsageError(f"{captions_file} has no captions")
+        split_of = self._folder_splits(root, by_image)
+        names = {split: sorted(n for n in by_image if split_of[n] == split) for split in SPLITS}
+        for split in SPLITS:
+            if not names[split]:
+                raise UsageError(f"{root}: the {split} split has no images")
+        check_image_files(image_dir / n for n in by_image)
+        size = (self.config.image_size, self.config.image_size)
+
+        def load(path):
+            return tf.cast(tf.round(read_image(path, size)), tf.uint8)
+
+        images = {
+            split: tf.data.Dataset.from_tensor_slices([str(image_dir / n) for n in names[split]])
+            .map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
+            for split in SPLITS
+        }
+        return images, {split: [by_image[n] for n in names[split]] for split in SPLITS}
+
+    @staticmethod
+    def _folder_splits(root, by_image) -> dict[str, str]:
+        lists = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
+                 "test": "Flickr_8k.testImages.txt"}
+        if all((root / f).exists() for f in lists.values()):
+            split_of = {}
+            for split, file in lists.items():
+                for line in (root / file).read_text().split():
+                    split_of[line.strip()] = split
+            return {n: split_of.get(n, "unused") for n in by_image}
+        return {n: hash_split(n) for n in by_image}
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if getattr(self, "_vocabulary", None) is None:
+            self._vocabulary = Vocabulary(self.info["vocabulary"], self.config.max_caption_length)
+        return self._vocabulary
+
+    # -- model -----------------------------------------------------------------
+    def _encoder(self):
+        cfg = self.config
+        size = cfg.image_size
+        image = keras.Input((size, size, 3), name="image")
+        if cfg.encoder == "cnn":
+            x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
+            for i, filters in enumerate(cfg.cnn_filters, start=1):
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+                x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+                x = keras.layers.ReLU(name=f"relu{i}")(x)
+                x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+            # Flatten, not global pooling: captions speak of where things are.
+            x = keras.layers.Flatten(name="flatten")(x)
+        else:
+            class_name, module = APPLICATIONS[cfg.encoder]
+            weights = None if cfg.encoder_weights == "none" else cfg.encoder_weights
+            try:
+                backbone = getattr(keras.applications, class_name)(
+                    include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+            except Exception as exc:  # offline: a plain Exception wrapping the URL error
+                raise UsageError(
+                    f"could not load {cfg.encoder} weights {cfg.encoder_weights!r} (no network?): "
+                    f"{str(exc).splitlines()[0]}. Offline: --set encoder_weights=none, or put the weights file "
+                    "in ~/.keras/models/"
+                ) from None
+            backbone.trainable = not cfg.freeze_encoder
+            preprocess = getattr(keras.applications, module).preprocess_input
+            x = backbone(preprocess(image), training=False if cfg.freeze_encoder else None)
+        x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
+        return keras.Model(image, x, name="encoder")
+
+    def build_model(self):
+        cfg = self.config
+        vocab_size = self.vocabulary.size
+        image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+        tokens = keras.Input((cfg.max_caption_length + 1,), dtype="int32", name="tokens")
+        features = self._encoder()(image)
+        image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")(features)
+        words = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")(tokens)
+        # Show and Tell: the image is the LSTM's input at step -1, then the words.
+        x = keras.layers.Concatenate(axis=1, name="image_then_words")([image_step, words])
+        for i in range(1, cfg.lstm_layers + 1):
+            x = keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}")(x)[0]
+        x = x[:, 1:]  # the output at the image step predicts nothing
+        x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+        logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
+        model = keras.Model({"image": image, "tokens": tokens}, logits, name="show_and_tell")
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate, clipnorm=5.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        )
+        return model
+
+    # -- decoding --------------------------------------------------------------
+    def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,
+                         use_beam: bool | None = None):
+        """A graph function: float32 images [N, S, S, 3] (0..255) -> (token ids [N, T], log-prob [N]).
+
+        Beam search when ``beam_size`` > 1 (or ``use_beam``), else greedy decoding.
+        """
+        cfg = self.config
+        beam_size = cfg.beam_size if beam_size is None else beam_size
+        use_beam = beam_size > 1 if use_beam is None else use_beam
+        alpha = cfg.length_alpha if alpha is None else alpha
+        encoder = model.get_layer("encoder")
+        embedding = model.get_layer("embedding")
+        lstms = [model.get_layer(f"lstm{i}") for i in range(1, cfg.lstm_layers + 1)]
+        logits_layer = model.get_layer("logits")
+        max_length = cfg.max_caption_length + 1
+
+        def run_lstms(x, states):
+            new_states = []
+            for layer, (h, c) in zip(lstms, states):
+                x, h, c = layer(x, initial_state=[h, c], training=False)
+                new_states.append((h, c))
+            return x, tuple(new_states)
+
+        def step(tokens, states):
+            x, states = run_lstms(embedding(tokens)[:, tf.newaxis, :], states)
+            return tf.nn.log_softmax(tf.cast(logits_layer(x[:, 0]), tf.float32)), states
+
+        def captions(images):
+            features = encoder(images, training=False)
+            batch = tf.shape(features)[0]
+            zeros = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
+            _, states = run_lstms(features[:, tf.newaxis, :], zeros)
+            start = tf.fill([batch], START_ID)
+            if not use_beam:
+                return greedy_decode(step, states, start, END_ID, max_length)
+            tokens, _score, log_prob = beam_search(step, states, start, END_ID, beam_size, max_length, alpha)
+            return tokens, log_prob
+
+        return captions
+
+    def _captions_for(self, model, split):
+        decode = tf.function(self.caption_function(model))
+        texts = []
+        for images in self.image_datasets[split]:
+            tokens, _ = decode(tf.cast(images, tf.float32))
+            texts += [t.decode("utf-8") for t in self.vocabulary.decode(tokens).numpy()]
+        return texts
+
+    # -- evaluation --------------------------------------------------------------
+    def evaluate(self, trainer, dataset):
+        metrics = trainer.evaluate(dataset)
+        hypotheses = [t.split() for t in self._captions_for(trainer.model, "test")]
+        references = self.references["test"]
+        metrics.update(corpus_bleu(hypotheses, references))
+        metrics["exact_match"] = exact_match_rate(hypotheses, references)
+        return metrics
+
+    def describe_predictions(self, model, dataset, count=5):
+        captions = self._captions_for(model, "test")[:count]
+        lines = []
+        for caption, refs in zip(captions, self.references["test"]):
+            exact = "=" if caption.split() in refs else " "
+            lines.append(f"{exact} predicted: {caption}\n      reference: {' '.join(refs[0])}")
+        return lines
+
+    # -- serving -----------------------------------------------------------------
+    def serving_function(self, model):
+        size = self.config.image_size
+        captions = self.caption_function(model)
+        vocab = self.vocabulary
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(image_bytes):
+            tokens, _ = captions(decode_images(image_bytes, (size, size)))
+            return {"caption": vocab.decode(tokens)}
+
+        return serve
+
+
+def _tokenized_references(captions) -> list[list[list[str]]]:
+    flat = standardize_texts(c for caps in captions for c in caps)
+    out, i = [], 0
+    for caps in captions:
+        out.append([flat[j].split() for j in range(i, i + len(caps))])
+        i += len(caps)
+    return out

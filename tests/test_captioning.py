@@ -1,0 +1,164 @@
+"""The captioning task: vocabulary, data loaders, decoding on a trained model, export and serving."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import cli
+
+tf = pytest.importorskip("tensorflow")
+
+TINY = ["--epochs", "2", "--batch-size", "32", "--set", "train_examples=400", "--set", "eval_examples=48",
+        "--set", "image_size=32", "--set", "cnn_filters=16,32,32", "--set", "lstm_units=64", "--set", "embed_dim=32"]
+
+
+def test_vocabulary_round_trip_and_min_count():
+    from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary
+
+    words = build_vocabulary(["A red circle.", "a red square", "a rare, odd thing"], min_count=2)
+    assert words == ["<start>", "<end>", "a", "red"]
+    vocab = Vocabulary(words, max_length=5)
+    ids = vocab.encode(tf.constant(["a red square", "RED!"])).numpy()
+    assert ids.tolist() == [[4, 5, 1, 0, 0], [5, 0, 0, 0, 0]]  # square is <unk> (id 1)
+    decoded = vocab.decode(tf.constant([[START_ID, 4, 5, 1, END_ID, 4], [5, END_ID, 5, 5, 0, 0]])).numpy()
+    assert decoded.tolist() == [b"a red <unk>", b"red"]
+
+
+def write_flickr_folder(root, images=12, bad_row=None):
+    from kerasapps.datasets import shapes
+
+    (root / "Images").mkdir(parents=True)
+    rows = ["image,caption"]
+    for i in range(images):
+        scene = shapes.generate_scene(i, "train", image_size=40)
+        name = f"img{i}.png"
+        (root / "Images" / name).write_bytes(tf.io.encode_png(scene["image"]).numpy())
+        rows += [f"{name},{caption.capitalize()} ." for caption in scene["captions"][:3]]
+    if bad_row:
+        rows.insert(3, bad_row)
+    (root / "captions.txt").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_folder_loader_and_its_errors(tmp_path):
+    good = write_flickr_folder(tmp_path / "good", images=30)
+    result = cli("train", "captioning", "--dataset", f"folder:{good}", *TINY, "--workdir", tmp_path / "run", check=0)
+    info = json.loads((tmp_path / "run" / "task_info.json").read_text())
+    assert "circle" in info["vocabulary"] or "square" in info["vocabulary"], result.stdout
+    bad = write_flickr_folder(tmp_path / "missing", bad_row="nowhere.png,a caption")
+    err = cli("train", "captioning", "--dataset", f"folder:{bad}", "--workdir", tmp_path / "r2", check=2).stderr
+    assert "captions.txt, row 4: image 'nowhere.png' not found" in err and "Traceback" not in err
+    empty = write_flickr_folder(tmp_path / "empty", bad_row="img0.png,")
+    err = cli("train", "captioning", "--dataset", f"folder:{empty}", "--workdir", tmp_path / "r3", check=2).stderr
+    assert "row 4: empty caption" in err
+    skipped = cli("train", "captioning", "--dataset", f"folder:{empty}", *TINY, "--set", "skip_bad_examples=true",
+                  "--workdir", tmp_path / "r4", check=0)
+    assert "skipped 1 bad rows" in skipped.stderr
+    corrupt = write_flickr_folder(tmp_path / "corrupt")
+    (corrupt / "Images" / "img1.png").write_bytes(b"not a png")
+    err = cli("train", "captioning", "--dataset", f"folder:{corrupt}", "--workdir", tmp_path / "r5", check=2).stderr
+    assert "img1.png is not a PNG" in err
+
+
+def test_mocked_tfds_coco_captions_builds_batches():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from kerasapps.data import DatasetSource
+    from kerasapps_captioning.task import CaptioningTask
+
+    config = CaptioningTask.Config(batch_size=4, image_size=32, min_word_count=1)
+    task = CaptioningTask(config, DatasetSource("tfds:coco_captions", "tfds", "coco_captions"))
+    with tfds.testing.mock_data(num_examples=8):
+        datasets = task.build_datasets()
+        inputs, targets, weights = next(iter(datasets["train"]))
+    assert inputs["image"].shape[1:] == (32, 32, 3) and inputs["tokens"].shape[1] == config.max_caption_length + 1
+    assert np.all(inputs["tokens"].numpy()[:, 0] == 2)  # <start>
+    lengths = weights.numpy().sum(axis=1).astype(int)
+    assert np.all(targets.numpy()[np.arange(len(lengths)), lengths - 1] == 3)  # <end> at the last weighted step
+    assert len(task.info["vocabulary"]) > 2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("captioning")
+    result = cli("run", "captioning", *TINY, cwd=root, check=0)
+    return root, result
+
+
+@pytest.mark.slow
+def test_run_reports_bleu_and_exports(trained):
+    root, result = trained
+    assert "bleu4" in result.stdout and "predicted:" in result.stdout
+    metrics = json.loads((root / "runs/captioning/metrics.json").read_text())["metrics"]
+    assert set(metrics) >= {"bleu1", "bleu2", "bleu3", "bleu4", "exact_match", "loss", "token_accuracy"}
+    assert 0 <= metrics["bleu4"] <= metrics["bleu1"] <= 1
+    assert (root / "saved_models/captioning/1/saved_model.pb").exists()
+
+
+def trained_task(root):
+    from kerasapps.data import DatasetSource
+    from kerasapps.registry import discover
+    from kerasapps.runner import RunOptions, resolve_config
+
+    _, resolved, config = resolve_config(discover(), RunOptions(task="captioning", config_file=str(
+        root / "runs/captioning/config.json")))
+    from kerasapps_captioning.task import CaptioningTask
+
+    info = json.loads((root / "runs/captioning/task_info.json").read_text())
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"),
+                          info=info)
+    model = task.build_model()
+    model.load_weights(str(root / "runs/captioning/best.weights.h5"))
+    return task, model
+
+
+@pytest.mark.slow
+def test_beam_one_is_greedy_and_wider_beams_score_no_worse(trained):
+    from kerasapps.datasets import shapes
+
+    root, _ = trained
+    task, model = trained_task(root)
+    images = tf.constant(shapes.generate_arrays("test", 24, seed=5, image_size=32)["image"], tf.float32)
+    greedy, greedy_log_prob = task.caption_function(model, beam_size=1)(images)
+    beam1, beam1_log_prob = task.caption_function(model, beam_size=1, alpha=0.0, use_beam=True)(images)
+    np.testing.assert_array_equal(beam1.numpy(), greedy.numpy())
+    np.testing.assert_allclose(beam1_log_prob.numpy(), greedy_log_prob.numpy(), rtol=1e-4, atol=1e-4)
+    for width in (3, 5):
+        _, log_prob = task.caption_function(model, beam_size=width, alpha=0.0)(images)
+        assert np.all(log_prob.numpy() >= greedy_log_prob.numpy() - 1e-4), width
+
+
+@pytest.mark.slow
+def test_saved_model_captions_png_with_only_tensorflow_and_saved_model_cli(trained, tmp_path):
+    from kerasapps.datasets import shapes
+
+    root, _ = trained
+    export = root / "saved_models/captioning/1"
+    png = tmp_path / "scene.png"
+    png.write_bytes(tf.io.encode_png(shapes.generate_scene(3, "test", image_size=50)["image"]).numpy())
+    code = f"""
+import sys
+import tensorflow as tf
+serve = tf.saved_model.load({str(export)!r}).signatures["serving_default"]
+out = serve(image_bytes=tf.constant([open({str(png)!r}, "rb").read()]))
+print("CAPTION", out["caption"].numpy()[0].decode())
+print("KERASAPPS", "kerasapps" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    caption = next(line for line in result.stdout.splitlines() if line.startswith("CAPTION"))[8:]
+    assert caption and set(caption) <= set("abcdefghijklmnopqrstuvwxyz <>"), caption
+    assert "KERASAPPS False" in result.stdout
+    npy = tmp_path / "in.npy"
+    np.save(npy, np.array([png.read_bytes()], dtype=object), allow_pickle=True)
+    cli_out = subprocess.run(["saved_model_cli", "run", "--dir", str(export), "--tag_set", "serve",
+                              "--signature_def", "serving_default", "--inputs", f"image_bytes={npy}"],
+                             capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert cli_out.returncode == 0, cli_out.stderr
+    assert "Result for output key caption" in cli_out.stdout and caption in cli_out.stdout
+    predicted = cli("predict", export, png, check=0).stdout
+    assert f"caption={caption}" in predicted
