@@ -69,7 +69,8 @@ def test_two_plugins_with_one_task_name_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
     # ... and the user can switch the clashing plugin off, the pytest way.
     ok = cli("-p", "no:clash_plugin", "list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
-    assert [t["task"] for t in json.loads(ok.stdout)["tasks"]] == ["classification"]
+    tasks = {t["task"]: t for t in json.loads(ok.stdout)["tasks"]}
+    assert tasks["classification"]["distribution"] == "kerasapps-classification"
 
 
 def test_autoload_can_be_disabled_and_plugins_named_explicitly():
@@ -82,11 +83,11 @@ def test_autoload_can_be_disabled_and_plugins_named_explicitly():
 
 def test_blocked_plugin_is_not_loaded():
     data = json.loads(cli("-p", "no:classification", "list", "--json", check=0).stdout)
-    assert data["tasks"] == []
+    assert "classification" not in {t["task"] for t in data["tasks"]}
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: classification"),
+    (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
     (["run", "classification", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
     (["run", "classification", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
     (["run", "classification", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),

@@ -37,7 +37,7 @@ APPLICATIONS = {
 
 @dataclasses.dataclass
 class CaptioningConfig(TaskConfig):
-    epochs: int = field(12, "training epochs")
+    epochs: int = field(24, "training epochs")
     batch_size: int = field(64, "global batch size")
     learning_rate: float = field(2e-3, "Adam learning rate")
     image_size: int = field(64, "input side in pixels")
@@ -45,16 +45,16 @@ class CaptioningConfig(TaskConfig):
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
     encoder_weights: Literal["none", "imagenet"] = field("none", "keras.applications weights (imagenet downloads)")
     freeze_encoder: bool = field(False, "keep the keras.applications encoder's weights fixed")
-    cnn_filters: tuple[int, ...] = field((32, 64, 128, 128), "small CNN: filters per conv block (each halves the size)")
+    cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)")
     embed_dim: int = field(128, "image and word embedding size")
     lstm_units: int = field(256, "LSTM units")
     lstm_layers: int = field(1, "stacked LSTM layers")
     dropout: float = field(0.2, "dropout on the LSTM output")
-    max_caption_length: int = field(20, "words per caption (longer ones are cut)")
+    max_caption_length: int = field(16, "words per caption (longer ones are cut)")
     min_word_count: int = field(2, "words seen fewer times in training captions become <unk>")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)")
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
-    train_examples: int = field(8000, "shapes: training images generated (each with 5-6 captions)")
+    train_examples: int = field(16000, "shapes: training images generated (each with 5-6 captions)")
     eval_examples: int = field(500, "shapes: validation and test images each")
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
 
