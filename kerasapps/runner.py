@@ -89,7 +89,7 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
     """
     task_class = registry.task(options.task).load()
     run = {
-        "dataset": "shapes",
+        "dataset": task_class.default_dataset,
         "data_dir": None,
         "strategy": "auto",
         "tpu": None,

@@ -45,6 +45,7 @@ class Task:
         name: the task's name (as registered by its TaskSpec).
         Config: the config dataclass (a :class:`TaskConfig` subclass); its defaults
             are the recommended hyperparameters.
+        default_dataset: the ``--dataset`` used when none is given.
         dataset_kinds: which ``--dataset`` kinds the task reads ("registered", "tfds", "folder").
         monitor, monitor_mode: the validation metric that picks the best checkpoint.
         serving_inputs, serving_outputs: name -> description, shown by ``kerasapps info``.
@@ -60,6 +61,7 @@ class Task:
 
     name: str = ""
     Config: type = TaskConfig
+    default_dataset: str = "shapes"
     dataset_kinds: tuple = ("registered", "tfds", "folder")
     monitor: str = "val_loss"
     monitor_mode: str = "min"
