@@ -110,3 +110,31 @@ def test_print_config_resolves_precedence(tmp_path):
     assert data["params"]["batch_size"] == 8  # option beats file
     assert data["params"]["dropout"] == 0.1  # --set beats file
     assert data["seed"] == 5 and data["dataset"] == "shapes" and data["task"] == "classification"
+
+
+CALLBACK_PLUGIN = """
+import json
+import kerasapps
+
+@kerasapps.hookimpl
+def kerasapps_training_callbacks(task, config, workdir):
+    import keras
+
+    class EpochRecorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            (workdir / "recorded.json").write_text(json.dumps({"task": task.name, "epoch": epoch,
+                                                               "keys": sorted(logs), "seed": config["seed"]}))
+
+    return [EpochRecorder()]
+"""
+
+
+def test_plugin_callbacks_join_training(tmp_path):
+    site = tmp_path / "site"
+    make_distribution(site, "recorderplug", "recorder_plugin", CALLBACK_PLUGIN)
+    cli("train", "classification", "--epochs", "1", "--batch-size", "32", "--set", "train_examples=64",
+        "--set", "eval_examples=32", "--set", "image_size=16", "--seed", "7", "--workdir", tmp_path / "run",
+        env={"PYTHONPATH": str(site)}, check=0)
+    recorded = json.loads((tmp_path / "run" / "recorded.json").read_text())
+    assert recorded["task"] == "classification" and recorded["epoch"] == 0 and recorded["seed"] == 7
+    assert "val_accuracy" in recorded["keys"] and "loss" in recorded["keys"]
