@@ -27,7 +27,8 @@ PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 def standardize(texts):
     """Lower-case, punctuation to spaces (apostrophes kept), single spaces: graph code."""
     lowered = tf.strings.lower(texts, encoding="utf-8")
-    spaced = tf.strings.regex_replace(lowered, r"[^\w\s']", " ")
+    # RE2's \w is ASCII-only: name the Unicode classes so accented and CJK text survive.
+    spaced = tf.strings.regex_replace(lowered, r"[^\p{L}\p{M}\p{N}_\s']", " ")
     return tf.strings.strip(tf.strings.regex_replace(spaced, r"\s+", " "))
 
 
