@@ -46,6 +46,7 @@ class Task:
         Config: the config dataclass (a :class:`TaskConfig` subclass); its defaults
             are the recommended hyperparameters.
         default_dataset: the ``--dataset`` used when none is given.
+        registered_datasets: the plugin-registered datasets (``--dataset NAME``) it can read.
         dataset_kinds: which ``--dataset`` kinds the task reads ("registered", "tfds", "folder").
         monitor, monitor_mode: the validation metric that picks the best checkpoint.
         serving_inputs, serving_outputs: name -> description, shown by ``kerasapps info``.
@@ -62,6 +63,7 @@ class Task:
     name: str = ""
     Config: type = TaskConfig
     default_dataset: str = "shapes"
+    registered_datasets: tuple = ("shapes",)
     dataset_kinds: tuple = ("registered", "tfds", "folder")
     monitor: str = "val_loss"
     monitor_mode: str = "min"
@@ -78,6 +80,11 @@ class Task:
             raise UsageError(
                 f"task {self.name!r} cannot read {source.kind} dataset {source.spec!r} "
                 f"(it reads: {', '.join(self.dataset_kinds)})"
+            )
+        if source is not None and source.kind == "registered" and source.name not in self.registered_datasets:
+            raise UsageError(
+                f"task {self.name!r} cannot read dataset {source.name!r}; it reads "
+                f"{', '.join(self.registered_datasets)}, tfds:NAME or folder:PATH (see `kerasapps info {self.name}`)"
             )
 
     # -- data --------------------------------------------------------------

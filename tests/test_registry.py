@@ -92,6 +92,7 @@ def test_blocked_plugin_is_not_loaded():
     (["run", "classification", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
     (["run", "classification", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),
     (["run", "classification", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'"),
+    (["train", "classification", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes"),
     (["run", "classification", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
     (["run", "classification", "--strategy", "bogus"], "Invalid value for '--strategy'"),
 ])

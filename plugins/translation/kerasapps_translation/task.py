@@ -178,6 +178,7 @@ class TranslationTask(Task):
     name = "translation"
     Config = TranslationConfig
     default_dataset = "phrasebook"
+    registered_datasets = ("phrasebook",)
     monitor = "val_loss"
     monitor_mode = "min"
     serving_inputs = {"text": "tf.string [N]: source sentences (empty or over-long ones are fine)"}
@@ -244,9 +245,6 @@ class TranslationTask(Task):
         return source, target
 
     def _phrasebook(self):
-        if self.source.name != "phrasebook":
-            raise UsageError(f"translation cannot read dataset {self.source.name!r}; use --dataset phrasebook "
-                             "(built in), tfds:ted_hrlr_translate/pt_to_en or folder:PATH")
         phrasebook = self.source.load()
         self._languages("en", "ja", set(phrasebook.LANGUAGES))
         if (self.info["source_language"], self.info["target_language"]) != ("en", "ja"):
