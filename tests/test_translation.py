@@ -156,7 +156,7 @@ def test_cli_reports_misaligned_files_with_exit_2(tmp_path):
                  "--workdir", tmp_path / "run", check=2)
     assert "train.de.gz has 12 lines but" in result.stderr and "Traceback" not in result.stderr
     shapes = cli("train", "translation", "--dataset", "shapes", "--workdir", tmp_path / "r2", check=2)
-    assert "--dataset phrasebook" in shapes.stderr
+    assert "cannot read dataset 'shapes'; it reads phrasebook" in shapes.stderr
 
 
 def test_mocked_tfds_ted_hrlr_builds_batches():
