@@ -247,7 +247,11 @@ def export(ctx, **kwargs):
 @click.option("--out", default="predictions", show_default=True, help="Folder for image outputs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
 def predict(model_dir, inputs, out, as_json):
-    """Run a SavedModel's serving_default on files (``*_bytes`` inputs) or strings."""
+    """Run a SavedModel's serving_default on files (``*_bytes`` inputs) or strings.
+
+    For text inputs, ``-`` reads one input per line from standard input and
+    ``@FILE`` one per line from FILE.
+    """
     from kerasapps.serving import predict_inputs
 
     for record in predict_inputs(model_dir, inputs, pathlib.Path(out)):

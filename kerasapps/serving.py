@@ -1,7 +1,8 @@
 """Running an exported SavedModel's ``serving_default`` on files or strings (``kerasapps predict``).
 
 Inputs whose name ends in ``_bytes`` are read from files (TF Serving's
-convention for binary data); other string inputs take the arguments as text.
+convention for binary data); other string inputs take the arguments as text,
+with ``-`` for the lines of standard input and ``@FILE`` for the lines of FILE.
 Outputs ending in ``_bytes`` are written as files under ``out``; the rest are
 printed.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 from kerasapps.errors import UsageError
 from kerasapps.images import check_image_file, image_format
@@ -59,6 +61,20 @@ def _output_value(name, value, source, out: pathlib.Path):
     return np.round(array, 4).tolist() if array.dtype.kind == "f" else array.tolist()
 
 
+def _text_items(inputs):
+    """Expand ``-`` (standard input) and ``@FILE`` into their lines; other arguments stay as they are."""
+    for item in inputs:
+        if item == "-":
+            yield from sys.stdin.read().splitlines()
+        elif item.startswith("@"):
+            try:
+                yield from pathlib.Path(item[1:]).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"cannot read {item[1:]}: {getattr(exc, 'strerror', None) or exc}") from None
+        else:
+            yield item
+
+
 def predict_inputs(model_dir, inputs, out: pathlib.Path):
     """Yield one dict of readable outputs per input (file path or string)."""
     import tensorflow as tf
@@ -68,6 +84,8 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path):
     if len(specs) != 1:
         raise UsageError(f"kerasapps predict handles one-input signatures; {model_dir} takes {', '.join(specs)}")
     (input_name, spec), = specs.items()
+    if not input_name.endswith("_bytes"):
+        inputs = _text_items(inputs)
     for item in inputs:
         if input_name.endswith("_bytes"):
             data = check_image_file(item)

@@ -291,3 +291,12 @@ print("KERASAPPS", "kerasapps" in sys.modules)
     assert isinstance(outputs[1], str) and len(outputs[2]) < 500
     predicted = cli("predict", export, "this is a pen .", check=0).stdout
     assert f"translation={outputs[0]}" in predicted
+    lines = root / "sentences.txt"
+    lines.write_text("this is a pen .\nxyzzy plugh\n", encoding="utf-8")
+    from_file = [json.loads(r) for r in cli("predict", export, f"@{lines}", "--json", check=0).stdout.splitlines()]
+    assert [r["input"] for r in from_file] == ["this is a pen .", "xyzzy plugh"]
+    assert from_file[0]["translation"] == outputs[0]
+    piped = subprocess.run([sys.executable, "-m", "kerasapps", "predict", str(export), "-", "--json"],
+                           input="this is a pen .\n", capture_output=True, text=True, check=True,
+                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert json.loads(piped.stdout.splitlines()[0])["translation"] == outputs[0]
