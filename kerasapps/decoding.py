@@ -8,6 +8,7 @@ sequence), ``state`` any nest of ``[N, ...]`` tensors, ``log_probs`` is
 Example::
 
     tokens, log_prob = greedy_decode(step_fn, state, start_ids, end_id=3, max_length=20)
+    tokens, log_prob = decode(step_fn, state, start_ids, end_id=3, max_length=20, beam_size=4)
     tokens, score, log_prob = beam_search(step_fn, state, start_ids, end_id=3,
                                           beam_size=4, max_length=20, alpha=0.6)
 """
@@ -138,3 +139,15 @@ def beam_search(step_fn, state, start_ids, end_id: int, beam_size: int, max_leng
     ended = tf.cumsum(tf.cast(tf.equal(tokens, end_id), tf.int32), axis=1, exclusive=True) > 0
     tokens = tf.where(ended, 0, tokens)
     return tokens, tf.gather(finished_score, best, batch_dims=1), tf.gather(finished_log_prob, best, batch_dims=1)
+
+
+def decode(step_fn, state, start_ids, end_id: int, max_length, beam_size: int = 1, alpha: float = 0.0,
+           use_beam: bool | None = None):
+    """Greedy decoding for ``beam_size`` 1, else beam search (``use_beam`` forces either).
+
+    Returns ``(tokens int32 [B, max_length], log_prob float32 [B])``.
+    """
+    if not (beam_size > 1 if use_beam is None else use_beam):
+        return greedy_decode(step_fn, state, start_ids, end_id, max_length)
+    tokens, _score, log_prob = beam_search(step_fn, state, start_ids, end_id, beam_size, max_length, alpha)
+    return tokens, log_prob

@@ -21,7 +21,7 @@ import tensorflow as tf
 from kerasapps.bleu import corpus_bleu, exact_match_rate
 from kerasapps.config import TaskConfig, field
 from kerasapps.data import hash_split, load_tfds
-from kerasapps.decoding import beam_search, greedy_decode
+from kerasapps.decoding import decode
 from kerasapps.errors import UsageError
 from kerasapps.images import check_image_files, decode_images, read_image
 from kerasapps.task import SPLITS, Task
@@ -283,7 +283,6 @@ class CaptioningTask(Task):
         """
         cfg = self.config
         beam_size = cfg.beam_size if beam_size is None else beam_size
-        use_beam = beam_size > 1 if use_beam is None else use_beam
         alpha = cfg.length_alpha if alpha is None else alpha
         encoder = model.get_layer("encoder")
         embedding = model.get_layer("embedding")
@@ -308,10 +307,7 @@ class CaptioningTask(Task):
             zeros = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
             _, states = run_lstms(features[:, tf.newaxis, :], zeros)
             start = tf.fill([batch], START_ID)
-            if not use_beam:
-                return greedy_decode(step, states, start, END_ID, max_length)
-            tokens, _score, log_prob = beam_search(step, states, start, END_ID, beam_size, max_length, alpha)
-            return tokens, log_prob
+            return decode(step, states, start, END_ID, max_length, beam_size, alpha, use_beam)
 
         return captions
 

@@ -25,8 +25,9 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import random
+
+from kerasapps.data import hash_split
 
 LANGUAGES = ("en", "ja")
 SPLIT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
@@ -162,13 +163,7 @@ TEMPLATES = ((_identify, 0.15), (_describe, 0.1), (_act, 0.6), (_go, 0.15))
 
 def split_of(english: str) -> str:
     """The split a sentence belongs to, by a stable hash (so splits never overlap)."""
-    point = int.from_bytes(hashlib.sha1(english.encode()).digest()[:8], "big") / 2**64
-    total = 0.0
-    for split, fraction in SPLIT_FRACTIONS:
-        total += fraction
-        if point < total:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
+    return hash_split(english, SPLIT_FRACTIONS)
 
 
 def sentence_pair(rng: random.Random) -> tuple[str, str]:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from kerasapps.bleu import corpus_bleu, exact_match_rate
 from kerasapps.config import TaskConfig, field
 from kerasapps.data import load_tfds
-from kerasapps.decoding import beam_search, greedy_decode
+from kerasapps.decoding import decode
 from kerasapps.errors import UsageError
 from kerasapps.task import SPLITS, Task
 from kerasapps.text import END, END_ID, PAD, START, START_ID, UNK_ID, Vocabulary
@@ -348,7 +348,6 @@ class TranslationTask(Task):
         """
         cfg = self.config
         beam_size = cfg.beam_size if beam_size is None else beam_size
-        use_beam = beam_size > 1 if use_beam is None else use_beam
         alpha = cfg.length_penalty if alpha is None else alpha
         layers = ModelLayers.from_model(cfg, model)
 
@@ -364,10 +363,7 @@ class TranslationTask(Task):
             batch = tf.shape(source_ids)[0]
             max_length = 2 * tf.shape(source_ids)[1] + 10
             start = tf.fill([batch], START_ID)
-            if not use_beam:
-                return greedy_decode(step, state, start, END_ID, max_length)
-            tokens, _score, log_prob = beam_search(step, state, start, END_ID, beam_size, max_length, alpha)
-            return tokens, log_prob
+            return decode(step, state, start, END_ID, max_length, beam_size, alpha, use_beam)
 
         return translate
 
