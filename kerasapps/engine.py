@@ -71,6 +71,7 @@ class Trainer:
         self.jit_compile = jit_compile
         self.steps_per_execution = max(1, int(steps_per_execution))
         self.state_built = state_built
+        self.steps_per_epoch = None  # set by fit: the steps one training epoch ran
         self._train_function = None
         self._test_function = None
 
@@ -171,6 +172,7 @@ class Trainer:
         else:
             dataset = train_data
             steps = self.num_batches(train_data)
+        self.steps_per_epoch = steps
         distributed = self.strategy.experimental_distribute_dataset(dataset)
         persistent = iter(distributed) if steps_per_epoch else None
         callback_list = self._callback_list(

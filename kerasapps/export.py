@@ -73,8 +73,3 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-
-def read_metadata(saved_model_dir) -> dict:
-    """The kerasapps metadata of an exported model, without loading the graph."""
-    path = pathlib.Path(saved_model_dir) / "assets" / METADATA_ASSET
-    return json.loads(path.read_text()) if path.exists() else {}

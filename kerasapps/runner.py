@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 
-from kerasapps.config import apply_overrides, config_fields, load_config_file
+from kerasapps.config import apply_overrides, load_config_file
 from kerasapps.data import parse_dataset_spec
 from kerasapps.errors import UsageError
 
@@ -288,7 +288,7 @@ class TaskRun:
         if not self.is_chief:
             shutil.rmtree(backup_dir, ignore_errors=True)
         history = backup.history
-        steps = config.steps_per_epoch or self.trainer.num_batches(self.datasets["train"])
+        steps = self.trainer.steps_per_epoch or config.steps_per_epoch or self.trainer.num_batches(self.datasets["train"])
         timed = [h for h in history if "train_seconds" in h] or history
         # Epoch 1 includes graph tracing; leave it out when there is more than one.
         steady = timed[1:] if len(timed) > 1 else timed

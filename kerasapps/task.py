@@ -30,8 +30,6 @@ Example (a complete task; see README "Writing a plugin")::
 
 from __future__ import annotations
 
-import dataclasses
-
 from kerasapps.config import TaskConfig
 from kerasapps.errors import UsageError
 
@@ -94,13 +92,17 @@ class Task:
         Fill ``self.info`` with what the model needs to be rebuilt later."""
         raise NotImplementedError
 
-    def batch(self, dataset, split: str, shuffle_buffer: int = 10_000):
-        """Shuffle (train only), batch and prefetch a dataset of single examples."""
+    def batch(self, dataset, split: str, shuffle_buffer: int = 10_000, map_batch=None):
+        """Shuffle (train only), batch, apply ``map_batch`` to each batch (e.g. a cast of
+        compact uint8 examples), then prefetch, always last."""
         import tensorflow as tf
 
         if split == "train":
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        return dataset.batch(self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.batch(self.config.batch_size)
+        if map_batch is not None:
+            dataset = dataset.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     # -- model -------------------------------------------------------------
     def build_model(self):
@@ -157,8 +159,4 @@ class Task:
         }
 
 
-def config_to_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
-__all__ = ["SPLITS", "Task", "TaskConfig", "config_to_dict"]
+__all__ = ["SPLITS", "Task", "TaskConfig"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import pathlib
 import sys
 from typing import Literal
 

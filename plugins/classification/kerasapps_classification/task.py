@@ -153,10 +153,9 @@ class ClassificationTask(Task):
             out[split] = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
         return out
 
-    def batch(self, dataset, split, shuffle_buffer=20_000):
-        batched = super().batch(dataset, split, shuffle_buffer)
+    def batch(self, dataset, split, shuffle_buffer=20_000, map_batch=None):
         # uint8 in the pipeline (4x less memory for the cache); the model rescales.
-        return batched.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return super().batch(dataset, split, shuffle_buffer, map_batch=lambda x, y: (tf.cast(x, tf.float32), y))
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
