@@ -54,6 +54,8 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
         meta = {"task": task.name, **(metadata or {}), **task.export_assets()}
         archive = keras.export.ExportArchive()
         archive.track(model)
+        for resource in task.serving_resources():
+            archive.track(resource)
         archive.add_endpoint("serving_default", task.serving_function(model))
         archive.write_out(str(staging / "model"), verbose=False)
         # The serving graph holds what it needs (class names are constants in it);

@@ -138,6 +138,18 @@ class Task:
         dict of readable outputs. It becomes the SavedModel's ``serving_default``."""
         raise NotImplementedError
 
+    def serving_resources(self) -> list:
+        """Objects the serving function uses besides the model (e.g. a
+        ``TextVectorization`` layer, whose lookup table must be saved with the
+        SavedModel). The export tracks each one.
+
+        Example::
+
+            def serving_resources(self):
+                return [self.vocabulary.vectorizer]
+        """
+        return []
+
     def export_assets(self) -> dict:
         """Extra JSON-able metadata exported as an asset with the SavedModel."""
         return dict(self.info)

@@ -62,6 +62,7 @@ class Vocabulary:
         self.vectorizer = keras.layers.TextVectorization(
             standardize=standardize, split="whitespace", vocabulary=self.words, output_sequence_length=max_length
         )
+        self.vectorizer(tf.constant([""]))  # built, so that an export can track it
         self.table = tf.constant([PAD, "<unk>"] + self.words)
 
     @property
