@@ -266,6 +266,8 @@ class TaskRun:
                 keras.callbacks.EarlyStopping(self.task.monitor, mode=self.task.monitor_mode,
                                               patience=config.early_stopping_patience)
             )
+        if self.is_chief:
+            callbacks += list(self.task.training_callbacks(self.model, self.datasets, self.workdir))
         for extra in self.registry.plugin_manager.hook.kerasapps_training_callbacks(
             task=self.task, config=self.resolved, workdir=self.workdir
         ):

@@ -117,6 +117,16 @@ class Task:
 
         build_model_state(model, batch)
 
+    def training_callbacks(self, model, datasets, workdir) -> list:
+        """Extra ``keras.callbacks.Callback``s of this task for a training run (only the
+        chief runs them, so they may write under ``workdir``), e.g. a per-epoch picture
+        of fixed validation examples::
+
+            def training_callbacks(self, model, datasets, workdir):
+                return [SampleGrid(datasets["validation"], workdir / "progress")]
+        """
+        return []
+
     # -- evaluation --------------------------------------------------------
     def evaluate(self, trainer, dataset) -> dict:
         """Metrics on a held-out split. Default: the compiled metrics via the trainer."""
