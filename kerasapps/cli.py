@@ -198,15 +198,18 @@ def run(ctx, fresh, samples, **kwargs):
     path = task_run.write_metrics(**summary, metrics=evaluation["test"], export_path=str(export_path))
     if samples:
         lines = task_run.samples(samples)
-        if lines:
-            click.echo("sample predictions (held-out):")
-        for line in lines:
-            click.echo(f"  {line}")
         pictures = task_run.sample_pictures()
-        if pictures:
-            click.echo(f"sample pictures: {len(pictures)} under {pathlib.Path(pictures[0]).parent}")
-    click.echo(f"exported: {export_path}")
-    click.echo(f"metrics: {path}")
+        if task_run.is_chief:
+            if lines:
+                click.echo("sample predictions (held-out):")
+            for line in lines:
+                click.echo(f"  {line}")
+            if pictures:
+                click.echo(f"sample pictures: {len(pictures)} under {pathlib.Path(pictures[0]).parent}")
+    task_run.finish()
+    if task_run.is_chief:
+        click.echo(f"exported: {export_path}")
+        click.echo(f"metrics: {path}")
 
 
 @cli.command()
@@ -218,6 +221,7 @@ def train(ctx, fresh, **kwargs):
     task_run = _make_run(ctx, kwargs, fresh)
     summary = task_run.train()
     path = task_run.write_metrics(**summary)
+    task_run.finish()
     click.echo(f"trained {summary['epochs_completed']} epochs; metrics: {path}")
 
 
@@ -239,6 +243,32 @@ def export(ctx, **kwargs):
     """Export the workdir's best weights as the next SavedModel version."""
     task_run = _make_run(ctx, kwargs)
     click.echo(f"exported: {task_run.export()}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes to start on this machine.")
+@click.option("--command", "command", type=click.Choice(["run", "train"]), default="run", show_default=True,
+              help="What each worker does.")
+@click.argument("task")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED, metavar="[RUN OPTIONS]...")
+@click.pass_context
+def launch(ctx, workers, command, task, run_args):
+    """Train TASK with --strategy multi-worker on N local worker processes.
+
+    Each worker gets its own TF_CONFIG (127.0.0.1, free ports; worker 0 is the chief)
+    and runs `kerasapps COMMAND TASK [RUN OPTIONS] --strategy multi-worker`. Their
+    output is prefixed with [worker i]. If one fails, all are stopped. Exits with the
+    chief's status (or the first failing worker's). On a cluster, run `kerasapps run
+    --strategy multi-worker` on each host with that host's TF_CONFIG instead.
+    """
+    from kerasapps.launch import launch_workers
+
+    _registry(ctx).task(task)  # an unknown task fails here, before any worker starts
+    if any(arg == "--strategy" or arg.startswith("--strategy=") for arg in run_args):
+        raise UsageError("launch sets --strategy multi-worker itself; leave --strategy out")
+    plugin_args = [arg for name in ctx.find_root().obj.get("plugins", ()) for arg in ("-p", name)]
+    ctx.exit(launch_workers(workers, [*plugin_args, command, task, *run_args]))
 
 
 @cli.command()

@@ -41,16 +41,72 @@ def configure_virtual_cpus() -> int:
     return count
 
 
-def _check_tf_config():
-    raw = os.environ.get("TF_CONFIG")
+def check_tf_config(raw: str | None = None) -> dict:
+    """Parse and check ``$TF_CONFIG`` (or ``raw``); return it, or raise a UsageError naming
+    what is wrong. Each worker of a cluster gets the same ``cluster`` and its own ``task``::
+
+        {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}
+    """
+    raw = os.environ.get("TF_CONFIG") if raw is None else raw
     if not raw:
-        raise UsageError("--strategy multi-worker needs the TF_CONFIG environment variable (cluster and task)")
+        raise UsageError(
+            "--strategy multi-worker needs the TF_CONFIG environment variable (cluster and task); "
+            "to try it on this machine, use `kerasapps launch --workers N TASK`"
+        )
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise UsageError(f"TF_CONFIG is not valid JSON: {exc}") from None
     if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
         raise UsageError('TF_CONFIG must be a JSON object with "cluster" and "task" keys')
+    cluster, task = config["cluster"], config["task"]
+    if not isinstance(cluster, dict) or not cluster:
+        raise UsageError('TF_CONFIG "cluster" must map job names ("chief", "worker") to lists of "host:port"')
+    for job, addresses in cluster.items():
+        if job not in ("chief", "worker", "evaluator", "ps"):
+            raise UsageError(f'TF_CONFIG cluster job {job!r} is unknown; use "chief" and "worker"')
+        if job == "ps":
+            raise UsageError('TF_CONFIG has "ps" jobs: parameter-server training is not supported; use "worker" jobs')
+        if not isinstance(addresses, list) or not addresses:
+            raise UsageError(f'TF_CONFIG cluster job {job!r} must be a non-empty list of "host:port"')
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit():
+                raise UsageError(f'TF_CONFIG cluster job {job!r} has address {address!r}; expected "host:port"')
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise UsageError('TF_CONFIG "task" must be an object with "type" and "index", e.g. {"type": "worker", "index": 0}')
+    if task["type"] not in cluster:
+        raise UsageError(f'TF_CONFIG task type {task["type"]!r} is not a job of the cluster ({", ".join(cluster)})')
+    index = task["index"]
+    if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise UsageError(
+            f'TF_CONFIG task index {index!r} is out of range: job {task["type"]!r} has '
+            f'{len(cluster[task["type"]])} address(es)'
+        )
+    return config
+
+
+def tpu_strategy(tpu: str | None):
+    """``TPUStrategy`` for ``--tpu NAME`` (a Cloud TPU name or grpc:// address) or ``local``
+    (a TPU VM's own chips). ``None`` reads ``$TPU_NAME``, else ``local``.
+
+    Connects to a remote TPU cluster, initialises the TPU system, and builds the
+    strategy; a TPU that cannot be found is a UsageError that says what was tried.
+    """
+    import tensorflow as tf
+
+    name = tpu or os.environ.get("TPU_NAME") or "local"
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
+        if name != "local":
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError) as exc:
+        raise UsageError(
+            f"no TPU found for --tpu {name!r} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "on a TPU VM use --tpu local, elsewhere the Cloud TPU name; without a TPU use another --strategy"
+        ) from None
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def resolve_strategy(name: str = "auto", tpu: str | None = None):
@@ -64,6 +120,11 @@ def resolve_strategy(name: str = "auto", tpu: str | None = None):
 
     if name not in STRATEGIES:
         raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "multi-worker":
+        check_tf_config()
+        # Before anything lists devices: collective ops must be configured at start-up.
+        # They run over gRPC between the workers; on GPUs NCCL is chosen automatically.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if name == "auto":
@@ -80,14 +141,7 @@ def resolve_strategy(name: str = "auto", tpu: str | None = None):
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in cpus]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi-worker":
-        _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or os.environ.get("TPU_NAME") or "local")
-    if tpu != "local":
-        tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
+    return tpu_strategy(tpu)
 
 
 def _accelerator(strategy) -> str:
@@ -119,10 +173,25 @@ def resolve_jit_compile(flag: bool | None, strategy) -> bool:
     return _accelerator(strategy) != "cpu"
 
 
+def is_multi_worker(strategy) -> bool:
+    """True when ``strategy`` spans several worker processes."""
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def worker_count(strategy) -> int:
+    """Processes taking part in training (1 unless multi-worker)."""
+    if not is_multi_worker(strategy):
+        return 1
+    spec = strategy.cluster_resolver.cluster_spec()
+    return sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs)
+
+
 def is_chief(strategy) -> bool:
     """True on the worker that writes final checkpoints, logs and exports."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+    if resolver is None or not is_multi_worker(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "worker" and "chief" in resolver.cluster_spec().as_dict():
+        return False  # with a chief job, every worker is a helper
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)

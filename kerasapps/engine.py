@@ -74,6 +74,7 @@ class Trainer:
         self.steps_per_epoch = None  # set by fit: the steps one training epoch ran
         self._train_function = None
         self._test_function = None
+        self._sync_function = None
 
     def _ensure_state(self, dataset) -> None:
         if not self.state_built:
@@ -144,6 +145,37 @@ class Trainer:
             return callbacks
         return keras.callbacks.CallbackList(list(callbacks or ()), model=self.model, **params)
 
+    def sync_non_trainable(self) -> None:
+        """Average the model's non-trainable float weights (BatchNormalization's moving
+        statistics) across workers, so that every worker holds the same model.
+
+        Gradients are all-reduced every step, but moving statistics are updated from each
+        worker's own batches, so under MultiWorkerMirroredStrategy they drift apart.
+        Averaging them once per epoch (as Horovod users average them) costs one
+        all-reduce; ``BatchNormalization(synchronized=True)`` is the per-step alternative.
+        Within one process, replicas already share them.
+        """
+        from kerasapps.distribute import is_multi_worker
+
+        if not is_multi_worker(self.strategy):
+            return
+        variables = [v for v in self.model.non_trainable_variables if "float" in str(v.dtype)]
+        if not variables:
+            return
+        if self._sync_function is None:
+            @tf.function(autograph=False)
+            def sync():
+                def replica_mean():
+                    context = tf.distribute.get_replica_context()
+                    return context.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in variables])
+
+                means = self.strategy.run(replica_mean)
+                for variable, mean in zip(variables, means):
+                    variable.assign(self.strategy.experimental_local_results(mean)[0])
+
+            self._sync_function = sync
+        self._sync_function()
+
     # -- public API ------------------------------------------------------
     def fit(
         self,
@@ -173,7 +205,7 @@ class Trainer:
             dataset = train_data
             steps = self.num_batches(train_data)
         self.steps_per_epoch = steps
-        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        distributed = self.strategy.experimental_distribute_dataset(shard_by_data(dataset))
         persistent = iter(distributed) if steps_per_epoch else None
         callback_list = self._callback_list(
             callbacks,
@@ -200,6 +232,7 @@ class Trainer:
                 callback_list.on_train_batch_end(step - 1, batch_logs)
                 if model.stop_training:
                     break
+            self.sync_non_trainable()
             logs = self._logs(step_logs)
             if validation_data is not None and not model.stop_training:
                 val_logs = self.evaluate(validation_data, callbacks=callback_list)
@@ -215,7 +248,7 @@ class Trainer:
         model = self.model
         self._ensure_state(data)
         callback_list = self._callback_list(callbacks, add_progbar=False, verbose=0)
-        distributed = self.strategy.experimental_distribute_dataset(data)
+        distributed = self.strategy.experimental_distribute_dataset(shard_by_data(data))
         steps = self.num_batches(data)
         model.reset_metrics()
         callback_list.on_test_begin()
@@ -229,6 +262,24 @@ class Trainer:
         logs = self._logs(step_logs)
         callback_list.on_test_end(logs)
         return logs
+
+
+def shard_by_data(dataset):
+    """Set the auto-shard policy to DATA unless the dataset chose one.
+
+    Under ``MultiWorkerMirroredStrategy`` every worker must run the same number of
+    steps, or the all-reduce of the last step waits forever. FILE sharding (the
+    AUTO policy's first choice for file-backed datasets) gives workers unequal
+    step counts whenever files hold unequal numbers of examples; DATA sharding
+    (each worker reads all input and keeps every N-th element) never does. A task
+    whose files are many and equal may set FILE itself with ``with_options``.
+    """
+    policy = tf.data.experimental.AutoShardPolicy
+    if dataset.options().experimental_distribute.auto_shard_policy != policy.AUTO:
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy.DATA
+    return dataset.with_options(options)
 
 
 def _to_float(value):
@@ -253,15 +304,17 @@ class ResumableBackup(keras.callbacks.Callback):
         trainer.fit(ds, epochs=10, initial_epoch=initial_epoch, callbacks=[backup])
     """
 
-    def __init__(self, directory, model, *, write: bool = True):
+    def __init__(self, directory, model, *, write: bool = True, restore_from=None):
         super().__init__()
         self.directory = str(directory)
+        # Non-chief workers of a cluster save to a scratch folder but resume from the chief's.
+        self.restore_from = str(restore_from or directory)
         with tf.init_scope():  # plain (not mirrored) bookkeeping variables
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self._history = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
-        self._checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=self._epoch, history=self._history
-        )
+        # A GAN's optimizers are attributes of its model, so they travel with it.
+        optimizer = {"optimizer": model.optimizer} if model.optimizer is not None else {}
+        self._checkpoint = tf.train.Checkpoint(model=model, epoch=self._epoch, history=self._history, **optimizer)
         self._manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=2)
         self.write = write
         self.history: list[dict] = []
@@ -269,8 +322,9 @@ class ResumableBackup(keras.callbacks.Callback):
 
     def restore(self) -> int:
         """Restore the latest backup if there is one; return the epoch to start from."""
-        if self._manager.latest_checkpoint:
-            self._checkpoint.restore(self._manager.latest_checkpoint).expect_partial()
+        latest = tf.train.latest_checkpoint(self.restore_from)
+        if latest:
+            self._checkpoint.restore(latest).expect_partial()
             self.history = json.loads(self._history.numpy().decode())
         return int(self._epoch.numpy())
 

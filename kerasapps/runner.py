@@ -7,13 +7,15 @@ Example::
 
     registry = discover()
     run = TaskRun(registry, RunOptions(task="classification", epochs=1))
-    run.run()          # train, evaluate, export, print samples
+    run.train(); run.evaluate(); run.export()
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -62,6 +64,16 @@ def write_json_atomic(path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def weights_checksum(model) -> str:
+    """SHA-256 (first 16 hex digits) of all the model's weights, in order."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -189,9 +201,25 @@ class TaskRun:
         keras.mixed_precision.set_global_policy(self.precision)
         self.jit_compile = distribute.resolve_jit_compile(self.resolved["jit_compile"], self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)
+        self.multi_worker = distribute.is_multi_worker(self.strategy)
+        if not self.is_chief:
+            # TensorFlow's multi-worker rule: only the chief writes final files; the others
+            # write what they must (checkpoints are collective) to scratch, removed at exit.
+            resolver = self.strategy.cluster_resolver
+            # One fixed name per worker: a rerun clears what a killed worker left behind.
+            self.scratch_dir = self.workdir / f".{resolver.task_type}-{resolver.task_id}-scratch"
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir.mkdir(parents=True)
+            atexit.register(shutil.rmtree, self.scratch_dir, True)
+        else:
+            self.scratch_dir = self.workdir
 
     def _make_task(self, info=None):
+        import tensorflow as tf
+
         self.task = self.task_class(self.config, self.source, info=info, seed=int(self.resolved["seed"]))
+        # TPUs compile for static shapes: every batch full.
+        self.task.drop_remainder = isinstance(self.strategy, tf.distribute.TPUStrategy)
 
     def _build(self, need_data: bool) -> None:
         info_path = self.workdir / "task_info.json"
@@ -213,7 +241,7 @@ class TaskRun:
                                steps_per_execution=self.config.steps_per_execution, state_built=need_data)
 
     def _load_trained_weights(self) -> str:
-        best = self.workdir / "best.weights.h5"
+        best = self.scratch_dir / "best.weights.h5"
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:  # the file holds its variables too
             with self.strategy.scope():
@@ -223,7 +251,8 @@ class TaskRun:
             return str(best)
         from kerasapps.engine import ResumableBackup
 
-        backup = ResumableBackup(self.workdir / "backup", self.model, write=False)
+        backup = ResumableBackup(self.scratch_dir / "backup", self.model, write=False,
+                                 restore_from=self.workdir / "backup")
         if backup.restore() == 0:
             raise UsageError(f"no trained weights in {self.workdir} (no best.weights.h5 or backup/); train first")
         return str(self.workdir / "backup")
@@ -240,8 +269,8 @@ class TaskRun:
         with decoding_errors_as_usage_errors():
             self._build(need_data=True)
         config = self.config
-        backup_dir = self.workdir / "backup" if self.is_chief else self.workdir / f".worker-tmp-{os.getpid()}"
-        backup = ResumableBackup(backup_dir, self.model)
+        backup_dir = self.workdir / "backup"
+        backup = ResumableBackup(self.scratch_dir / "backup", self.model, restore_from=backup_dir)
         initial_epoch = backup.restore()
         history = backup.history
         if initial_epoch:
@@ -253,8 +282,7 @@ class TaskRun:
         callbacks = [
             StopOnNaN(),
             backup,
-            BestWeights(self.workdir / "best.weights.h5", self.task.monitor, self.task.monitor_mode, best_value,
-                        write=self.is_chief),
+            BestWeights(self.scratch_dir / "best.weights.h5", self.task.monitor, self.task.monitor_mode, best_value),
         ]
         if self.is_chief:
             callbacks += [
@@ -266,8 +294,8 @@ class TaskRun:
                 keras.callbacks.EarlyStopping(self.task.monitor, mode=self.task.monitor_mode,
                                               patience=config.early_stopping_patience)
             )
-        if self.is_chief:
-            callbacks += list(self.task.training_callbacks(self.model, self.datasets, self.workdir))
+        # On every worker (a callback that predicts runs collective ops), writing to scratch off the chief.
+        callbacks += list(self.task.training_callbacks(self.model, self.datasets, self.scratch_dir))
         for extra in self.registry.plugin_manager.hook.kerasapps_training_callbacks(
             task=self.task, config=self.resolved, workdir=self.workdir
         ):
@@ -287,9 +315,9 @@ class TaskRun:
                     initial_epoch=initial_epoch,
                     progress_bar=progress_bar,
                 )
-        if not self.is_chief:
-            shutil.rmtree(backup_dir, ignore_errors=True)
         history = backup.history
+        if self.multi_worker:  # the workers' copies must be equal: show it, so anyone can check
+            print(f"final weights checksum: {weights_checksum(self.model)}", flush=True)
         steps = self.trainer.steps_per_epoch or config.steps_per_epoch or self.trainer.num_batches(self.datasets["train"])
         timed = [h for h in history if "train_seconds" in h] or history
         # Epoch 1 includes graph tracing; leave it out when there is more than one.
@@ -327,25 +355,42 @@ class TaskRun:
         return export_saved_model(self.task, self.model, self.resolved["export_dir"], meta)
 
     def samples(self, count: int = 5) -> list[str]:
+        """Lines describing held-out predictions (every worker must call it: predicting may be
+        collective; only the chief's lines are worth printing)."""
         return self.task.describe_predictions(self.model, self.datasets["test"], count)
 
     def sample_pictures(self) -> list:
-        if not self.is_chief:
-            return []
-        directory = self.workdir / "samples"
+        directory = self.scratch_dir / "samples"
         directory.mkdir(parents=True, exist_ok=True)
         return self.task.save_samples(self.model, self.datasets["test"], directory)
+
+    def finish(self) -> None:
+        """Wait for every worker before exiting: the chief hosts the cluster's coordination
+        service, and a chief that leaves first makes the others' last calls fail."""
+        if getattr(self, "multi_worker", False):
+            import tensorflow as tf
+
+            @tf.function
+            def barrier():
+                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1.0)),
+                                            axis=None)
+
+            barrier()
 
     def write_metrics(self, **parts) -> pathlib.Path:
         path = self.workdir / "metrics.json"
         if not self.is_chief:
             return path
+        from kerasapps import distribute
+
         previous = json.loads(path.read_text()) if path.exists() else {}
         data = {
             "task": self.task.name,
             "dataset": self.resolved["dataset"],
             "config": self.resolved,
-            "strategy": type(self.strategy).__name__,
+            # (TensorFlow's class behind MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.)
+            "strategy": "MultiWorkerMirroredStrategy" if self.multi_worker else type(self.strategy).__name__,
+            "workers": distribute.worker_count(self.strategy),
             "replicas": self.strategy.num_replicas_in_sync,
             "precision": self.precision,
             "jit_compile": self.jit_compile,

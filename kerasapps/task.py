@@ -74,6 +74,7 @@ class Task:
         self.source = source
         self.info = dict(info or {})
         self.seed = seed
+        self.drop_remainder = False  # set by the runner where shapes must be static (TPU)
         if source is not None and source.kind not in self.dataset_kinds:
             raise UsageError(
                 f"task {self.name!r} cannot read {source.kind} dataset {source.spec!r} "
@@ -99,7 +100,7 @@ class Task:
 
         if split == "train":
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(self.config.batch_size)
+        dataset = dataset.batch(self.config.batch_size, drop_remainder=self.drop_remainder)
         if map_batch is not None:
             dataset = dataset.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -118,9 +119,10 @@ class Task:
         build_model_state(model, batch)
 
     def training_callbacks(self, model, datasets, workdir) -> list:
-        """Extra ``keras.callbacks.Callback``s of this task for a training run (only the
-        chief runs them, so they may write under ``workdir``), e.g. a per-epoch picture
-        of fixed validation examples::
+        """Extra ``keras.callbacks.Callback``s of this task for a training run, e.g. a
+        per-epoch picture of fixed validation examples. Every worker of a multi-worker
+        run calls them (predicting may be collective); ``workdir`` is the run's folder
+        on the chief and a scratch folder, removed at exit, on the others::
 
             def training_callbacks(self, model, datasets, workdir):
                 return [SampleGrid(datasets["validation"], workdir / "progress")]

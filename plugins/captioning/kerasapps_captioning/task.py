@@ -107,7 +107,7 @@ class CaptioningTask(Task):
                 lambda image, caps, train=(split == "train"): self._teacher_forcing(vocab, image, caps, train),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
-            out[split] = ds.batch(self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+            out[split] = ds.batch(self.config.batch_size, drop_remainder=self.drop_remainder).prefetch(tf.data.AUTOTUNE)
         return out
 
     def _teacher_forcing(self, vocab, image, captions, random_reference):

@@ -221,7 +221,7 @@ class TranslationTask(Task):
             ds = tf.data.Dataset.from_tensor_slices(({"source": sources, "target_in": target_in}, target_out, weights))
             if split == "train":
                 ds = ds.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
-            out[split] = ds.batch(cfg.batch_size).map(trim_batch).prefetch(tf.data.AUTOTUNE)
+            out[split] = ds.batch(cfg.batch_size, drop_remainder=self.drop_remainder).map(trim_batch).prefetch(tf.data.AUTOTUNE)
         return out
 
     @staticmethod

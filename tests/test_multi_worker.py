@@ -1,0 +1,231 @@
+"""Multi-worker training with real worker processes on 127.0.0.1, TF_CONFIG checks, TPU selection."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import cli
+from kerasapps.errors import UsageError
+
+TINY_CLASSIFICATION = ["--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+                       "--set", "image_size=32"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _launch(workspace, *args, on_line=None, timeout=420):
+    """Run `kerasapps launch` and return (exit status, output lines, worker pids)."""
+    process = subprocess.Popen([sys.executable, "-m", "kerasapps", "launch", *map(str, args)], cwd=workspace, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, pids = [], {}
+    deadline = time.monotonic() + timeout
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            match = re.match(r"\[launch\] worker (\d+): pid (\d+)", line)
+            if match:
+                pids[int(match.group(1))] = int(match.group(2))
+            if on_line:
+                on_line(line, pids)
+            assert time.monotonic() < deadline, "launch took too long:\n" + "\n".join(lines[-40:])
+        return process.wait(timeout=60), lines, pids
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent's wait is missing.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def _checksums(lines):
+    return {int(m.group(1)): m.group(2) for line in lines
+            if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}
+
+
+def _assert_clean(workspace, pids):
+    assert pids and not [pid for pid in pids.values() if _alive(pid)], "a worker was left running"
+    leftovers = [p.name for p in (workspace / "runs" / "classification").iterdir() if p.name.endswith("-scratch")]
+    assert not leftovers, f"non-chief scratch folders left behind: {leftovers}"
+
+
+def test_launch_two_workers_trains_identical_replicas_and_exports_once(workspace):
+    # ResNet-20: its BatchNormalization statistics are per worker until the engine averages them.
+    status, lines, pids = _launch(workspace, "--workers", 2, "classification", "--epochs", 2, "--set", "model=resnet20",
+                                  *TINY_CLASSIFICATION)
+    output = "\n".join(lines)
+    assert status == 0, output[-4000:]
+    assert "[launch] exit statuses: worker 0: 0, worker 1: 0" in output
+    checksums = _checksums(lines)
+    assert set(checksums) == {0, 1} and checksums[0] == checksums[1], checksums
+    assert sorted(p.name for p in (workspace / "saved_models" / "classification").iterdir()) == ["1"]
+    metrics = json.loads((workspace / "runs" / "classification" / "metrics.json").read_text())
+    assert metrics["strategy"] == "MultiWorkerMirroredStrategy" and metrics["replicas"] == 2 and metrics["workers"] == 2
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    # Only the chief prints the run's results.
+    assert "[worker 0] exported: saved_models/classification/1" in output
+    assert "[worker 1] exported" not in output
+    _assert_clean(workspace, pids)
+
+
+def test_killed_worker_then_relaunch_resumes_at_epoch_two(workspace):
+    args = ["--workers", 2, "classification", "--epochs", 3, "--steps-per-epoch", 60, *TINY_CLASSIFICATION]
+
+    def kill_worker_one_after_epoch_one(line, pids):
+        if line.startswith("[worker 0] epoch 1/3"):  # printed after the epoch's backup was written
+            os.kill(pids[1], signal.SIGKILL)
+
+    status, lines, pids = _launch(workspace, *args, on_line=kill_worker_one_after_epoch_one)
+    output = "\n".join(lines)
+    assert status != 0, output[-3000:]
+    assert "[launch] worker 1 exited with status -9; stopping the others" in output
+    assert not [pid for pid in pids.values() if _alive(pid)]
+
+    status, lines, pids = _launch(workspace, *args)
+    output = "\n".join(lines)
+    assert status == 0, output[-4000:]
+    for worker in (0, 1):
+        assert f"[worker {worker}] resuming classification from runs/classification/backup: epoch 2/3" in output
+        assert f"[worker {worker}] epoch 1/3" not in output
+    checksums = _checksums(lines)
+    assert set(checksums) == {0, 1} and checksums[0] == checksums[1]
+    history = json.loads((workspace / "runs" / "classification" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    _assert_clean(workspace, pids)
+
+
+def test_launch_refuses_user_mistakes_before_starting_workers(workspace):
+    result = cli("launch", "--workers", "2", "no-such-task", cwd=workspace)
+    assert result.returncode == 2 and "unknown task 'no-such-task'" in result.stderr
+    result = cli("launch", "classification", "--strategy", "mirrored", cwd=workspace)
+    assert result.returncode == 2 and "leave --strategy out" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_multi_worker_without_tf_config_is_a_usage_error(workspace):
+    env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
+    result = subprocess.run([sys.executable, "-m", "kerasapps", "run", "classification", "--strategy", "multi-worker"],
+                            cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "needs the TF_CONFIG environment variable" in result.stderr and "kerasapps launch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("{not json", "not valid JSON"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', '"cluster" and "task" keys'),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "expected \"host:port\""),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "index 2 is out of range"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "'chief' is not a job"),
+    ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "parameter-server"),
+])
+def test_malformed_tf_config_names_what_is_wrong(raw, message):
+    from kerasapps.distribute import check_tf_config
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check_tf_config(raw)
+
+
+def test_well_formed_tf_config_with_a_chief_is_accepted():
+    from kerasapps.distribute import check_tf_config
+
+    raw = '{"cluster": {"chief": ["h0:2222"], "worker": ["h1:2222"]}, "task": {"type": "worker", "index": 0}}'
+    assert check_tf_config(raw)["task"] == {"type": "worker", "index": 0}
+
+
+def test_stop_kills_a_worker_that_ignores_sigterm():
+    from kerasapps.launch import _stop
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                               "print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert stubborn.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    _stop([stubborn], grace=0.5)
+    assert stubborn.returncode == -signal.SIGKILL and time.monotonic() - started < 10
+
+
+def test_free_ports_are_distinct():
+    from kerasapps.launch import free_ports, worker_tf_configs
+
+    assert len(set(free_ports(4))) == 4
+    configs = worker_tf_configs(3)
+    assert [c["task"]["index"] for c in configs] == [0, 1, 2]
+    assert len(set(configs[0]["cluster"]["worker"])) == 3 and all(c["cluster"] == configs[0]["cluster"] for c in configs)
+
+
+def test_auto_shard_policy_becomes_data_unless_the_dataset_chose():
+    import tensorflow as tf
+
+    from kerasapps.engine import shard_by_data
+
+    policy = tf.data.experimental.AutoShardPolicy
+    assert shard_by_data(tf.data.Dataset.range(4)).options().experimental_distribute.auto_shard_policy == policy.DATA
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy.FILE
+    chosen = tf.data.Dataset.range(4).with_options(options)
+    assert shard_by_data(chosen).options().experimental_distribute.auto_shard_policy == policy.FILE
+
+
+class _FakeTPU:
+    """Stands in for TensorFlow's TPU entry points; records what was called."""
+
+    def __init__(self, monkeypatch, fail=False):
+        import tensorflow as tf
+
+        self.calls = []
+        fake = self
+
+        class Resolver:
+            def __init__(self, tpu=None):
+                if fail:
+                    raise ValueError(f"Could not lookup TPU metadata for {tpu}")
+                fake.calls.append(("resolver", tpu))
+                self.tpu = tpu
+
+        monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", Resolver)
+        monkeypatch.setattr(tf.config, "experimental_connect_to_cluster", lambda r: self.calls.append(("connect", r.tpu)))
+        monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system", lambda r: self.calls.append(("init", r.tpu)))
+        monkeypatch.setattr(tf.distribute, "TPUStrategy", lambda r: ("TPUStrategy", r.tpu))
+
+
+def test_tpu_by_name_connects_initialises_and_builds_the_strategy(monkeypatch):
+    from kerasapps.distribute import resolve_strategy
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    fake = _FakeTPU(monkeypatch)
+    assert resolve_strategy("tpu", "my-tpu") == ("TPUStrategy", "my-tpu")
+    assert fake.calls == [("resolver", "my-tpu"), ("connect", "my-tpu"), ("init", "my-tpu")]
+
+
+def test_local_tpu_does_not_connect_and_auto_picks_tpu_from_the_environment(monkeypatch):
+    from kerasapps.distribute import resolve_strategy
+
+    fake = _FakeTPU(monkeypatch)
+    assert resolve_strategy("tpu", "local") == ("TPUStrategy", "local")
+    assert fake.calls == [("resolver", "local"), ("init", "local")]
+    fake.calls.clear()
+    monkeypatch.setenv("TPU_NAME", "pod-v4-32")
+    assert resolve_strategy("auto") == ("TPUStrategy", "pod-v4-32")
+    assert ("connect", "pod-v4-32") in fake.calls
+
+
+def test_missing_tpu_is_a_usage_error_that_names_it(monkeypatch):
+    from kerasapps.distribute import resolve_strategy
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    _FakeTPU(monkeypatch, fail=True)
+    with pytest.raises(UsageError, match="no TPU found for --tpu 'nowhere'"):
+        resolve_strategy("tpu", "nowhere")
