@@ -8,7 +8,6 @@ Data, model, metrics, serving, in that order.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import sys
 from typing import Literal
@@ -18,11 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from kerasapps.bleu import corpus_bleu, exact_match_rate
+from kerasapps.captions import LAYOUT as CAPTIONS_FOLDER_LAYOUT
+from kerasapps.captions import read_captions_folder
 from kerasapps.config import TaskConfig, field
-from kerasapps.data import hash_split, load_tfds
+from kerasapps.data import load_tfds
 from kerasapps.decoding import decode
 from kerasapps.errors import UsageError
-from kerasapps.images import check_image_files, decode_images, read_image
+from kerasapps.images import decode_images
 from kerasapps.task import SPLITS, Task
 from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary, standardize_texts
 
@@ -73,11 +74,7 @@ class CaptioningTask(Task):
     monitor_mode = "min"
     serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
     serving_outputs = {"caption": "tf.string [N]: the generated caption (beam size fixed at export)"}
-    folder_layout = (
-        "PATH/Images/*.jpg|png and PATH/captions.txt with a header row `image,caption` and one row per "
-        "caption (several per image, Flickr8k's layout); split lists PATH/Flickr_8k.{train,dev,test}Images.txt "
-        "are used if present, else images are split 80/10/10 by a stable hash of the file name"
-    )
+    folder_layout = CAPTIONS_FOLDER_LAYOUT
 
     # -- data ------------------------------------------------------------------
     def build_datasets(self):
@@ -152,65 +149,12 @@ class CaptioningTask(Task):
         return images, captions
 
     def _folder(self):
-        root = self.source.path
-        image_dir = next((root / d for d in ("Images", "images") if (root / d).is_dir()), None)
-        captions_file = root / "captions.txt"
-        if image_dir is None or not captions_file.exists():
-            raise UsageError(f"{root}: expected Images/ and captions.txt ({self.folder_layout})")
-        by_image: dict[str, list[str]] = {}
-        skipped = 0
-        with open(captions_file, newline="", encoding="utf-8") as f:
-            for number, row in enumerate(csv.reader(f), start=1):
-                if number == 1 and [c.strip().lower() for c in row[:2]] == ["image", "caption"]:
-                    continue
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                name, caption = row[0].strip(), ",".join(row[1:]).strip()
-                problem = None
-                if not (image_dir / name).is_file():
-                    problem = f"image {name!r} not found in {image_dir}"
-                elif not caption:
-                    problem = "empty caption"
-                if problem:
-                    if self.config.skip_bad_examples:
-                        skipped += 1
-                        continue
-                    raise UsageError(f"{captions_file}, row {number}: {problem} "
-                                     "(--set skip_bad_examples=true skips such rows)")
-                by_image.setdefault(name, []).append(caption)
-        if skipped:
-            print(f"captioning: skipped {skipped} bad rows of {captions_file}", file=sys.stderr)
-        if not by_image:
-            raise UsageError(f"{captions_file} has no captions")
-        split_of = self._folder_splits(root, by_image)
-        names = {split: sorted(n for n in by_image if split_of[n] == split) for split in SPLITS}
-        for split in SPLITS:
-            if not names[split]:
-                raise UsageError(f"{root}: the {split} split has no images")
-        check_image_files(image_dir / n for n in by_image)
-        size = (self.config.image_size, self.config.image_size)
-
-        def load(path):
-            return tf.cast(tf.round(read_image(path, size)), tf.uint8)
-
-        images = {
-            split: tf.data.Dataset.from_tensor_slices([str(image_dir / n) for n in names[split]])
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
-            for split in SPLITS
-        }
-        return images, {split: [by_image[n] for n in names[split]] for split in SPLITS}
-
-    @staticmethod
-    def _folder_splits(root, by_image) -> dict[str, str]:
-        lists = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
-                 "test": "Flickr_8k.testImages.txt"}
-        if all((root / f).exists() for f in lists.values()):
-            split_of = {}
-            for split, file in lists.items():
-                for line in (root / file).read_text().split():
-                    split_of[line.strip()] = split
-            return {n: split_of.get(n, "unused") for n in by_image}
-        return {n: hash_split(n) for n in by_image}
+        folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
+        if folder.skipped_rows:
+            print(f"captioning: skipped {folder.skipped_rows} bad rows of {self.source.path / 'captions.txt'}",
+                  file=sys.stderr)
+        images = {split: folder.image_dataset(split, self.config.image_size) for split in SPLITS}
+        return images, folder.captions
 
     @property
     def vocabulary(self) -> Vocabulary:
