@@ -229,3 +229,24 @@ def test_missing_tpu_is_a_usage_error_that_names_it(monkeypatch):
     _FakeTPU(monkeypatch, fail=True)
     with pytest.raises(UsageError, match="no TPU found for --tpu 'nowhere'"):
         resolve_strategy("tpu", "nowhere")
+
+
+@pytest.mark.parametrize("cluster, task_type, task_id, chief", [
+    ({"worker": ["a:1", "b:1"]}, "worker", 0, True),
+    ({"worker": ["a:1", "b:1"]}, "worker", 1, False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, "chief", 0, True),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, "worker", 0, False),
+])
+def test_the_chief_is_the_chief_job_else_worker_zero(cluster, task_type, task_id, chief):
+    import types
+
+    import tensorflow as tf
+
+    from kerasapps.distribute import is_chief, worker_count
+
+    resolver = types.SimpleNamespace(task_type=task_type, task_id=task_id,
+                                     cluster_spec=lambda: tf.train.ClusterSpec(cluster))
+    strategy = types.SimpleNamespace(cluster_resolver=resolver,
+                                     extended=types.SimpleNamespace(_in_multi_worker_mode=lambda: True))
+    assert is_chief(strategy) is chief
+    assert worker_count(strategy) == 2
