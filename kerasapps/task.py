@@ -95,12 +95,20 @@ class Task:
 
     def batch(self, dataset, split: str, shuffle_buffer: int = 10_000, map_batch=None):
         """Shuffle (train only), batch, apply ``map_batch`` to each batch (e.g. a cast of
-        compact uint8 examples), then prefetch, always last."""
+        compact uint8 examples), then prefetch, always last.
+
+        Training drops a short last batch (reshuffled each epoch, so no example is left out
+        for good): with several replicas it could leave one replica an empty batch, which
+        TensorFlow 2.21's oneDNN convolution mishandles on CPU.
+        """
         import tensorflow as tf
 
+        drop_remainder = self.drop_remainder
         if split == "train":
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(self.config.batch_size, drop_remainder=self.drop_remainder)
+            examples = int(dataset.cardinality())
+            drop_remainder = drop_remainder or not 0 <= examples < self.config.batch_size  # never zero batches
+        dataset = dataset.batch(self.config.batch_size, drop_remainder=drop_remainder)
         if map_batch is not None:
             dataset = dataset.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)

@@ -79,6 +79,22 @@ def test_launch_two_workers_trains_identical_replicas_and_exports_once(workspace
     _assert_clean(workspace, pids)
 
 
+def test_launch_two_workers_trains_the_adversarial_pix2pix_identically(workspace):
+    pytest.importorskip("kerasapps_pix2pix")
+    status, lines, pids = _launch(
+        workspace, "--workers", 2, "pix2pix", "--epochs", 2, "--batch-size", 8, "--set", "train_examples=64",
+        "--set", "eval_examples=16", "--set", "image_size=32", "--set", "generator_filters=8",
+        "--set", "discriminator_filters=8", "--samples", 0)
+    output = "\n".join(lines)
+    assert status == 0, output[-4000:]
+    checksums = _checksums(lines)  # every generator and discriminator weight
+    assert set(checksums) == {0, 1} and checksums[0] == checksums[1], checksums
+    assert sorted(p.name for p in (workspace / "saved_models" / "pix2pix").iterdir()) == ["1"]
+    history = json.loads((workspace / "runs" / "pix2pix" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["d_loss"] > 0 for h in history)
+    assert not [pid for pid in pids.values() if _alive(pid)]
+
+
 def test_killed_worker_then_relaunch_resumes_at_epoch_two(workspace):
     args = ["--workers", 2, "classification", "--epochs", 3, "--steps-per-epoch", 60, *TINY_CLASSIFICATION]
 
