@@ -131,7 +131,7 @@ def info(ctx, task, as_json):
         click.echo("  tfds:NAME[/CONFIG]  a TensorFlow Datasets dataset (downloads into --data-dir)")
     if "folder" in kinds:
         click.echo(f"  folder:PATH  {description['folder_layout']}")
-    click.echo(f"\nbest checkpoint on: {description['monitor']}")
+    click.echo(f"\nbest checkpoint on: {description['monitor'] or 'none (the last epoch is kept)'}")
     click.echo("\nserving_default inputs:")
     for name, text in description["serving_inputs"].items():
         click.echo(f"  {name:<14} {text}")
@@ -276,15 +276,24 @@ def launch(ctx, workers, command, task, run_args):
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", default="predictions", show_default=True, help="Folder for image outputs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
-def predict(model_dir, inputs, out, as_json):
+@click.option("--with", "extras", multiple=True, metavar="NAME=VALUE",
+              help="A value for another (numeric) input of the signature, e.g. --with seed=7 (repeatable).")
+def predict(model_dir, inputs, out, as_json, extras):
     """Run a SavedModel's serving_default on files (``*_bytes`` inputs) or strings.
 
     For text inputs, ``-`` reads one input per line from standard input and
-    ``@FILE`` one per line from FILE.
+    ``@FILE`` one per line from FILE. Numeric inputs besides the main one take
+    ``--with NAME=VALUE``; left out, they get an empty batch (the model's default).
     """
     from kerasapps.serving import predict_inputs
 
-    for record in predict_inputs(model_dir, inputs, pathlib.Path(out)):
+    values = {}
+    for extra in extras:
+        name, sep, value = extra.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--with expects NAME=VALUE, got {extra!r}")
+        values[name.strip()] = value.strip()
+    for record in predict_inputs(model_dir, inputs, pathlib.Path(out), values):
         if as_json:
             click.echo(json.dumps(record, default=str))
         else:

@@ -246,7 +246,7 @@ class TaskRun:
         if optimizer is not None and not optimizer.built:  # the file holds its variables too
             with self.strategy.scope():
                 optimizer.build(self.model.trainable_variables)
-        if best.exists():
+        if best.exists() and self.task.monitor is not None:
             self.model.load_weights(str(best))
             return str(best)
         from kerasapps.engine import ResumableBackup
@@ -275,21 +275,20 @@ class TaskRun:
         history = backup.history
         if initial_epoch:
             print(f"resuming {self.task.name} from {backup_dir}: epoch {initial_epoch + 1}/{config.epochs}", flush=True)
-        monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
-        best_value = None
-        if monitored:
-            best_value = max(monitored) if self.task.monitor_mode == "max" else min(monitored)
-        callbacks = [
-            StopOnNaN(),
-            backup,
-            BestWeights(self.scratch_dir / "best.weights.h5", self.task.monitor, self.task.monitor_mode, best_value),
-        ]
+        callbacks = [StopOnNaN(), backup]
+        if self.task.monitor is not None:  # None: the last epoch's weights are the result (GANs)
+            monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
+            best_value = None
+            if monitored:
+                best_value = max(monitored) if self.task.monitor_mode == "max" else min(monitored)
+            callbacks.append(BestWeights(self.scratch_dir / "best.weights.h5", self.task.monitor,
+                                         self.task.monitor_mode, best_value))
         if self.is_chief:
             callbacks += [
                 keras.callbacks.CSVLogger(str(self.workdir / "training_log.csv"), append=True),
                 keras.callbacks.TensorBoard(str(self.workdir / "logs")),
             ]
-        if config.early_stopping_patience:
+        if config.early_stopping_patience and self.task.monitor is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(self.task.monitor, mode=self.task.monitor_mode,
                                               patience=config.early_stopping_patience)

@@ -38,7 +38,7 @@ def load_signature(model_dir):
     return loaded, loaded.signatures["serving_default"]
 
 
-def _output_value(name, value, source, out: pathlib.Path):
+def _output_value(name, value, stem: str, out: pathlib.Path):
     import numpy as np
 
     array = value.numpy()[0]
@@ -46,7 +46,7 @@ def _output_value(name, value, source, out: pathlib.Path):
         data = bytes(array)
         suffix = {"PNG": ".png", "JPEG": ".jpg"}.get(image_format(data[:16]) or "", ".bin")
         out.mkdir(parents=True, exist_ok=True)
-        target = out / f"{pathlib.Path(source).stem or 'input'}_{name[:-6]}{suffix}"
+        target = out / f"{stem or 'input'}_{name[:-6]}{suffix}"
         target.write_bytes(data)
         return str(target)
     if isinstance(array, bytes):
@@ -75,30 +75,65 @@ def _text_items(inputs):
             yield item
 
 
-def predict_inputs(model_dir, inputs, out: pathlib.Path):
-    """Yield one dict of readable outputs per input (file path or string)."""
+def _extra_values(specs, given: dict) -> dict:
+    """Tensors for the signature's numeric inputs: ``given`` values, else an empty batch."""
+    import tensorflow as tf
+
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        raise UsageError(f"--with {unknown[0]}: the model has no such input (it takes {', '.join(sorted(specs))})")
+    values = {}
+    for name, spec in specs.items():
+        if spec.dtype == tf.string:
+            raise UsageError(f"kerasapps predict handles one text or file input; the model takes {', '.join(specs)}")
+        if name in given:
+            try:
+                number = float(given[name]) if spec.dtype.is_floating else int(given[name])
+            except ValueError:
+                raise UsageError(f"--with {name}={given[name]}: expected a number ({spec.dtype.name})") from None
+            values[name] = tf.constant([number], spec.dtype)
+        elif spec.shape.rank == 1 and spec.shape[0] is None:
+            values[name] = tf.zeros([0], spec.dtype)
+        else:
+            raise UsageError(f"input {name!r} needs a value: --with {name}=VALUE")
+    return values
+
+
+def _file_stem(text: str) -> str:
+    """A file name for outputs made from a text input: its words, joined, shortened."""
+    words = "".join(c if c.isalnum() else "_" for c in text.strip().lower()).strip("_")
+    return "_".join(filter(None, words.split("_")))[:60] or "input"
+
+
+def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | None = None):
+    """Yield one dict of readable outputs per input (file path or string).
+
+    The signature's one string input (``*_bytes``: a file; else text) takes each
+    input in turn; its other, numeric, inputs take ``extra_values`` (name -> str).
+    """
     import tensorflow as tf
 
     _loaded, signature = load_signature(model_dir)
     specs = signature.structured_input_signature[1]
-    if len(specs) != 1:
-        raise UsageError(f"kerasapps predict handles one-input signatures; {model_dir} takes {', '.join(specs)}")
-    (input_name, spec), = specs.items()
-    if not input_name.endswith("_bytes"):
+    main = [name for name, spec in specs.items() if spec.dtype == tf.string]
+    if len(main) != 1:
+        raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(specs)}")
+    input_name = main[0]
+    extras = _extra_values({n: s for n, s in specs.items() if n != input_name}, dict(extra_values or {}))
+    is_file = input_name.endswith("_bytes")
+    if not is_file:
         inputs = _text_items(inputs)
     for item in inputs:
-        if input_name.endswith("_bytes"):
-            data = check_image_file(item)
-            value = tf.constant([data])
-        elif spec.dtype == tf.string:
-            value = tf.constant([item])
+        if is_file:
+            value = tf.constant([check_image_file(item)])
         else:
-            raise UsageError(f"input {input_name!r} of type {spec.dtype.name} cannot be given on the command line")
+            value = tf.constant([item])
         try:
-            outputs = signature(**{input_name: value})
+            outputs = signature(**{input_name: value}, **extras)
         except tf.errors.InvalidArgumentError as exc:
             raise UsageError(f"{item}: the model could not read it ({str(exc.message).splitlines()[0]})") from None
         record = {"input": item}
+        stem = pathlib.Path(item).stem if is_file else _file_stem(item)
         for name in sorted(outputs):
-            record[name] = _output_value(name, outputs[name], item, out)
+            record[name] = _output_value(name, outputs[name], stem, out)
         yield record

@@ -46,7 +46,9 @@ class Task:
         default_dataset: the ``--dataset`` used when none is given.
         registered_datasets: the plugin-registered datasets (``--dataset NAME``) it can read.
         dataset_kinds: which ``--dataset`` kinds the task reads ("registered", "tfds", "folder").
-        monitor, monitor_mode: the validation metric that picks the best checkpoint.
+        monitor, monitor_mode: the validation metric that picks the best checkpoint;
+            ``monitor = None`` keeps the last epoch's weights (GANs, whose losses do
+            not say which epoch is best).
         serving_inputs, serving_outputs: name -> description, shown by ``kerasapps info``.
         folder_layout: how ``folder:PATH`` must be laid out, shown by ``kerasapps info``.
 
@@ -63,7 +65,7 @@ class Task:
     default_dataset: str = "shapes"
     registered_datasets: tuple = ("shapes",)
     dataset_kinds: tuple = ("registered", "tfds", "folder")
-    monitor: str = "val_loss"
+    monitor: str | None = "val_loss"
     monitor_mode: str = "min"
     serving_inputs: dict = {}
     serving_outputs: dict = {}
