@@ -1,0 +1,52 @@
+"""Serving latency of an exported SavedModel in a fresh process that never imports Keras.
+
+    python -m benchmarks.suite.serve_probe SAVED_MODEL INPUTS.npy INPUT_NAME CALLS
+
+Prints one JSON line: load seconds, batch-1 latency p50/p99 (ms) and batch-32 examples/s
+through the ``serving_default`` signature.
+"""
+
+import json
+import sys
+import time
+
+
+def main():
+    path, inputs_path, name, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    import numpy as np
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    load_seconds = time.perf_counter() - started
+    inputs = list(np.load(inputs_path, allow_pickle=True))
+    batch = [inputs[i % len(inputs)] for i in range(32)]
+    one = {name: tf.constant(batch[:1])}
+    many = {name: tf.constant(batch)}
+    started = time.perf_counter()
+    serve(**one)
+    first_call = time.perf_counter() - started
+    serve(**many)
+    budget = 8.0  # seconds per measurement: heavy models (beam search) get fewer calls
+
+    def timed(make_input, n):
+        times, begun = [], time.perf_counter()
+        while len(times) < n and (len(times) < 5 or time.perf_counter() - begun < budget):
+            x = make_input(len(times))
+            started = time.perf_counter()
+            serve(**x)
+            times.append(time.perf_counter() - started)
+        return times
+
+    latencies = timed(lambda i: {name: tf.constant([inputs[i % len(inputs)]])}, calls)
+    batches = timed(lambda i: many, max(3, calls // 8))
+    b32 = 32 * len(batches) / sum(batches)
+    calls = len(latencies)
+    print(json.dumps({"load_seconds": load_seconds, "first_call_seconds": first_call,
+                      "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+                      "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+                      "batch32_examples_per_second": b32, "calls": calls}))
+
+
+if __name__ == "__main__":
+    main()
