@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import pathlib
+import sys
 
 from kerasapps.data import hash_split
 from kerasapps.errors import UsageError
@@ -60,7 +61,8 @@ def read_captions_folder(root, *, skip_bad_examples: bool = False) -> CaptionsFo
     """Read and check a captioned-image folder (see the module docstring for its layout).
 
     A row naming a missing image or holding an empty caption is a UsageError naming the
-    file and row, unless ``skip_bad_examples`` (then it is counted in ``skipped_rows``).
+    file and row, unless ``skip_bad_examples`` (then it is counted in ``skipped_rows``
+    and the count is printed on standard error).
     Unreadable images are reported by name before any training starts.
     """
     root = pathlib.Path(root)
@@ -89,6 +91,8 @@ def read_captions_folder(root, *, skip_bad_examples: bool = False) -> CaptionsFo
                 raise UsageError(f"{captions_file}, row {number}: {problem} "
                                  "(--set skip_bad_examples=true skips such rows)")
             by_image.setdefault(name, []).append(caption)
+    if skipped:
+        print(f"skipped {skipped} bad rows of {captions_file}", file=sys.stderr)
     if not by_image:
         raise UsageError(f"{captions_file} has no captions")
     split_of = _splits(root, by_image)

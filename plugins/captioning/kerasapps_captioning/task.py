@@ -9,7 +9,6 @@ Data, model, metrics, serving, in that order.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Literal
 
 import keras
@@ -150,9 +149,6 @@ class CaptioningTask(Task):
 
     def _folder(self):
         folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
-        if folder.skipped_rows:
-            print(f"captioning: skipped {folder.skipped_rows} bad rows of {self.source.path / 'captions.txt'}",
-                  file=sys.stderr)
         images = {split: folder.image_dataset(split, self.config.image_size) for split in SPLITS}
         return images, folder.captions
 

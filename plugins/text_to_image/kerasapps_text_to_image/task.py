@@ -9,7 +9,6 @@ the judge in ``judge.py``.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import keras
 import numpy as np
@@ -153,9 +152,6 @@ class TextToImageTask(Task):
     def _folder(self):
         """The captioning task's layout (``kerasapps.captions``), held as arrays like shapes."""
         folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
-        if folder.skipped_rows:
-            print(f"text-to-image: skipped {folder.skipped_rows} bad rows of {self.source.path / 'captions.txt'}",
-                  file=sys.stderr)
         images = {split: np.stack(list(folder.image_dataset(split, self.config.image_size).as_numpy_iterator()))
                   for split in SPLITS}
         return images, folder.captions
