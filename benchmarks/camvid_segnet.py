@@ -10,14 +10,11 @@ balancing) are on CamVid's test split: global 82.8%, class average 62.3%, mIoU 4
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, run_and_read
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 PUBLISHED = {"pixel_accuracy": 0.828, "class_accuracy": 0.623, "mean_iou": 0.463}
@@ -49,10 +46,7 @@ def main():
                "--set", f"image_size={args.image_size}", "--set", "class_weighting=median_frequency",
                "--set", f"classes_file={classes}", "--set", "learning_rate=1e-3",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    metrics, wall = run_and_read(command, work / "run")
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
     print(f"CamVid SegNet-Basic, {args.epochs} epochs at {args.image_size}, evaluated on val "

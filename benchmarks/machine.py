@@ -1,7 +1,18 @@
-"""Names the machine a benchmark ran on (CPU model, cores, TensorFlow, GPU)."""
+"""What every benchmark script needs: the machine's name, and a timed CLI run's metrics.
 
+Example::
+
+    metrics, wall = run_and_read([sys.executable, "-m", "kerasapps", "run", "classification",
+                                  "--workdir", "/tmp/w/run"], "/tmp/w/run")
+    print(describe_machine(), metrics["metrics"], wall)
+"""
+
+import json
 import os
+import pathlib
 import platform
+import subprocess
+import time
 
 
 def describe_machine() -> str:
@@ -16,3 +27,11 @@ def describe_machine() -> str:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return (f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
             f"GPU: {', '.join(gpus) if gpus else 'none'}")
+
+
+def run_and_read(command, workdir, **run_kwargs) -> tuple[dict, float]:
+    """Run a ``kerasapps run ... --workdir WORKDIR`` command; return its metrics.json and wall seconds."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, **run_kwargs)
+    wall = time.perf_counter() - start
+    return json.loads((pathlib.Path(workdir) / "metrics.json").read_text()), wall

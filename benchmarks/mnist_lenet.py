@@ -7,14 +7,11 @@ cleanly when it is absent. The seed lecture's figure for LeNet-5 is >= 99.0% tes
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, run_and_read
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_png"
 
@@ -31,10 +28,7 @@ def main():
     command = [sys.executable, "-m", "kerasapps", "run", "classification", "--dataset", f"folder:{args.data}",
                "--epochs", str(args.epochs), "--workdir", str(work / "run"), "--export-dir", str(work / "models"),
                "--samples", "0"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    metrics, wall = run_and_read(command, work / "run")
     best_val = max(h["val_accuracy"] for h in metrics["history"])
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")

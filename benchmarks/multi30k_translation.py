@@ -15,14 +15,11 @@ figures are close but not strictly comparable.
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, run_and_read
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k" / "task1" / "raw"
 PUBLISHED_BLEU = 28.3
@@ -54,10 +51,7 @@ def main():
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "5"]
     if args.steps_per_epoch:
         command += ["--steps-per-epoch", str(args.steps_per_epoch)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    metrics, wall = run_and_read(command, work / "run")
     test = metrics["metrics"]
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")

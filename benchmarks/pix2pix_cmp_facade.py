@@ -12,14 +12,11 @@ width, 20 epochs, batch 4). It reports held-out L1 / PSNR / SSIM beside the iden
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, run_and_read
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cmp_facade"
 
@@ -48,10 +45,7 @@ def main():
                "--set", f"image_size={args.image_size}", "--set", f"generator_filters={args.filters}",
                "--set", f"discriminator_filters={args.filters}", "--set", "grid_examples=6",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    metrics, wall = run_and_read(command, work / "run")
     test = metrics["metrics"]
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")

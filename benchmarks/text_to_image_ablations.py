@@ -17,9 +17,8 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, run_and_read
 
 VARIANTS = {
     "full": [],
@@ -47,10 +46,8 @@ def main():
             command += ["--epochs", str(args.epochs)]
         for pair in args.overrides:
             command += ["--set", pair]
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        metrics = json.loads((work / name / "metrics.json").read_text())["metrics"]
-        results[name] = {"wall_seconds": round(time.perf_counter() - start, 1), **{k: metrics[k] for k in COLUMNS}}
+        metrics, wall = run_and_read(command, work / name, stdout=subprocess.DEVNULL)
+        results[name] = {"wall_seconds": round(wall, 1), **{k: metrics["metrics"][k] for k in COLUMNS}}
         print(f"{name}: {' '.join(command[1:])}", flush=True)
     print(f"machine: {describe_machine()}")
     print(f"{'variant':<12}" + "".join(f"{c.replace('_accuracy', ''):>14.14}" for c in COLUMNS) + f"{'wall s':>8}")
