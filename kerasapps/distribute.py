@@ -191,7 +191,19 @@ def is_chief(strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not is_multi_worker(strategy):
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type == "worker" and "chief" in resolver.cluster_spec().as_dict():
+    return _is_chief_task(resolver.task_type, resolver.task_id, resolver.cluster_spec().as_dict())
+
+
+def tf_config_is_chief(config: dict) -> bool:
+    """``is_chief`` from a checked TF_CONFIG, for decisions taken before the strategy exists.
+
+    >>> tf_config_is_chief({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}})
+    False
+    """
+    return _is_chief_task(config["task"]["type"], config["task"]["index"], config["cluster"])
+
+
+def _is_chief_task(task_type, task_id, cluster: dict) -> bool:
+    if task_type == "worker" and "chief" in cluster:
         return False  # with a chief job, every worker is a helper
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)

@@ -21,6 +21,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 import time
 
 from kerasapps.config import apply_overrides, load_config_file
@@ -59,11 +60,20 @@ class RunOptions:
 
 
 def write_json_atomic(path, data) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    """Write JSON to a temporary file beside ``path`` and rename it into place.
+
+    The temporary name is unique per writer, so processes that write the same file at
+    once (workers sharing a workdir) never rename each other's half-written files.
+    """
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def weights_checksum(model) -> str:
@@ -185,8 +195,17 @@ class TaskRun:
                     f"workdir {self.workdir} holds a run with a different config ({', '.join(changed)} changed); "
                     "add --fresh to start over there, or choose another --workdir"
                 )
-        if for_training:
+        if for_training and self._writes_shared_files():
             write_json_atomic(saved, self.resolved)
+
+    def _writes_shared_files(self) -> bool:
+        """False on the non-chief workers of a multi-worker run (decided from TF_CONFIG,
+        before the strategy exists): only the chief writes the workdir's shared files."""
+        if self.resolved["strategy"] != "multi-worker":
+            return True
+        from kerasapps import distribute
+
+        return distribute.tf_config_is_chief(distribute.check_tf_config())
 
     def _setup_runtime(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -266,3 +266,33 @@ def test_the_chief_is_the_chief_job_else_worker_zero(cluster, task_type, task_id
                                      extended=types.SimpleNamespace(_in_multi_worker_mode=lambda: True))
     assert is_chief(strategy) is chief
     assert worker_count(strategy) == 2
+    # the same rule decides from TF_CONFIG alone, before any strategy exists
+    from kerasapps.distribute import tf_config_is_chief
+
+    assert tf_config_is_chief({"cluster": cluster, "task": {"type": task_type, "index": task_id}}) is chief
+
+
+def test_workers_writing_one_json_file_at_once_never_collide(tmp_path):
+    # Workers share a workdir; with one fixed temporary name, one worker's rename moved
+    # the other's file away (FileNotFoundError in CI). Each writer now has its own.
+    import threading
+
+    from kerasapps.runner import write_json_atomic
+
+    target, errors = tmp_path / "config.json", []
+
+    def write_many(value):
+        try:
+            for _ in range(200):
+                write_json_atomic(target, {"writer": value})
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write_many, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert json.loads(target.read_text())["writer"] in range(4)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
