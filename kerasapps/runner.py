@@ -216,7 +216,8 @@ class TaskRun:
 
         keras.utils.set_random_seed(int(self.resolved["seed"]))
         self.strategy = distribute.resolve_strategy(self.resolved["strategy"], self.resolved["tpu"])
-        self.precision = distribute.resolve_precision(self.resolved["precision"], self.strategy)
+        self.precision = distribute.resolve_precision(self.resolved["precision"], self.strategy,
+                                                      cpu_bfloat16=self.task_class.cpu_bfloat16)
         keras.mixed_precision.set_global_policy(self.precision)
         self.jit_compile = distribute.resolve_jit_compile(self.resolved["jit_compile"], self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)

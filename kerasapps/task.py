@@ -51,6 +51,9 @@ class Task:
             not say which epoch is best).
         serving_inputs, serving_outputs: name -> description, shown by ``kerasapps info``.
         folder_layout: how ``folder:PATH`` must be laid out, shown by ``kerasapps info``.
+        cpu_bfloat16: True once the task's accuracy has been checked under
+            ``mixed_bfloat16``: then ``--precision auto`` uses it on CPUs with AMX-BF16
+            units (bfloat16 matrix hardware), float32 on other CPUs.
 
     The core calls, in order: ``build_datasets`` (outside the strategy scope),
     ``build_model`` (inside it), then trains, ``evaluate``s, ``serving_function``
@@ -70,6 +73,7 @@ class Task:
     serving_inputs: dict = {}
     serving_outputs: dict = {}
     folder_layout: str = ""
+    cpu_bfloat16: bool = False
 
     def __init__(self, config=None, source=None, info: dict | None = None, seed: int = 0):
         self.config = config if config is not None else self.Config()

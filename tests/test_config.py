@@ -56,3 +56,33 @@ def test_describe_fields_lists_types_defaults_and_help():
     assert rows["units"] == {"name": "units", "type": "int", "default": 64, "help": "hidden units"}
     assert rows["size"]["type"] == "int | None"
     assert rows["epochs"]["default"] == 10
+
+
+def test_amx_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from kerasapps.distribute import cpu_has_amx_bf16
+
+    with_amx = tmp_path / "amx"
+    with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    without = tmp_path / "zen4"
+    without.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_amx_bf16(str(with_amx)) is True
+    assert cpu_has_amx_bf16(str(without)) is False
+    assert cpu_has_amx_bf16(str(tmp_path / "missing")) is False
+
+
+@pytest.mark.parametrize("amx, task_allows, expected", [
+    (True, True, "mixed_bfloat16"),
+    (True, False, "float32"),
+    (False, True, "float32"),
+])
+def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_on_amx(monkeypatch, amx, task_allows, expected):
+    import tensorflow as tf
+
+    from kerasapps import distribute
+
+    monkeypatch.setattr(distribute, "cpu_has_amx_bf16", lambda: amx)
+    strategy = tf.distribute.get_strategy()
+    assert distribute.resolve_precision("auto", strategy, cpu_bfloat16=task_allows) == expected
+    assert distribute.resolve_precision("float32", strategy, cpu_bfloat16=task_allows) == "float32"
+    with pytest.raises(UsageError, match="unknown precision 'half'"):
+        distribute.resolve_precision("half", strategy)
