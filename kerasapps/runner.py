@@ -240,6 +240,7 @@ class TaskRun:
         self.task = self.task_class(self.config, self.source, info=info, seed=int(self.resolved["seed"]))
         # TPUs compile for static shapes: every batch full.
         self.task.drop_remainder = isinstance(self.strategy, tf.distribute.TPUStrategy)
+        self.task.jit_compile = self.jit_compile
 
     def _build(self, need_data: bool) -> None:
         info_path = self.workdir / "task_info.json"

@@ -81,6 +81,7 @@ class Task:
         self.info = dict(info or {})
         self.seed = seed
         self.drop_remainder = False  # set by the runner where shapes must be static (TPU)
+        self.jit_compile = False  # set by the runner: True when the model will run compiled with XLA
         if source is not None and source.kind not in self.dataset_kinds:
             raise UsageError(
                 f"task {self.name!r} cannot read {source.kind} dataset {source.spec!r} "

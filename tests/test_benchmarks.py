@@ -45,3 +45,47 @@ def test_tiny_suite_writes_results(tmp_path):
     assert all(math.isfinite(v) for v in _numbers(task))
     for line in ("## Training throughput", "## Utilisation", "## Input pipeline", "## Serving", "## Memory"):
         assert line in text
+
+
+def test_gan_references_mirror_the_plugins():
+    """The pix2pix and text-to-image reference scripts build the plugins' default networks
+    (same parameter counts, network by network), written independently of them."""
+    import pytest
+
+    pytest.importorskip("kerasapps_pix2pix")
+    pytest.importorskip("kerasapps_text_to_image")
+    code = r"""
+import sys
+sys.path.insert(0, ".")
+from benchmarks.reference import pix2pix, text_to_image
+from kerasapps.datasets import shapes
+from kerasapps.text import Vocabulary, build_vocabulary
+from kerasapps_pix2pix.models import patchgan_discriminator, unet_generator
+from kerasapps_pix2pix.task import Pix2PixConfig
+from kerasapps_text_to_image.model import build_gan
+from kerasapps_text_to_image.task import TextToImageConfig
+
+c = Pix2PixConfig()
+ref = pix2pix.build_model()
+assert pix2pix.BATCH_SIZE == c.batch_size and pix2pix.SIZE == c.image_size
+assert ref.generator.count_params() == unet_generator(c.image_size, c.generator_filters, c.dropout,
+                                                      c.normalization).count_params()
+assert ref.discriminator.count_params() == patchgan_discriminator(
+    c.image_size, c.discriminator_filters, c.discriminator_layers, c.normalization).count_params()
+
+c = TextToImageConfig()
+captions = shapes.generate_arrays("train", 64, seed=0, image_size=c.image_size)["captions"]
+vocab = Vocabulary(build_vocabulary((s for caps in captions for s in caps), c.min_word_count), c.max_caption_length)
+ref = text_to_image.build(64)[0]
+ka = build_gan(vocab.size, c.max_caption_length, c.image_size, embed_dim=c.embed_dim, lstm_units=c.lstm_units,
+               z_dim=c.z_dim, cond_dim=c.cond_dim, generator_filters=c.generator_filters,
+               discriminator_filters=c.discriminator_filters)
+assert text_to_image.BATCH_SIZE == c.batch_size and text_to_image.SIZE == c.image_size
+for name in ("text_encoder", "generator", "discriminator"):
+    assert getattr(ref, name).count_params() == getattr(ka, name).count_params(), name
+assert ref.ca_dense.count_params() == ka.conditioning.count_params()
+assert ref.count_params() == ka.count_params()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -26,8 +26,9 @@ POOLED = np.array([[[5, 9, 7], [8, 2, 3]], [[-1, -0.5, -6], [-0.25, -2, -3]]], n
 ARGMAX = np.array([[[1, 7, 4], [10, 12, 14]], [[15, 18, 24], [26, 27, 29]]], np.int64)[..., None]
 
 
-def test_pooling_keeps_the_argmax_positions_by_hand():
-    pooled, argmax = MaxPoolingWithArgmax2D()(tf.constant(X))
+@pytest.mark.parametrize("fused", [False, True])
+def test_pooling_keeps_the_argmax_positions_by_hand(fused):
+    pooled, argmax = MaxPoolingWithArgmax2D(fused)(tf.constant(X))
     np.testing.assert_array_equal(pooled.numpy(), POOLED)
     np.testing.assert_array_equal(argmax.numpy(), ARGMAX)  # ties: the first maximum (row-major)
 
@@ -46,10 +47,11 @@ def test_unpooling_puts_each_value_exactly_at_its_argmax():
     np.testing.assert_array_equal(out[..., 0], expected)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("shape", [(3, 7, 9, 4), (2, 8, 6, 3), (1, 1, 1, 2)])
-def test_pooling_matches_tensorflows_op_and_unpooling_inverts_it(shape):
+def test_pooling_matches_tensorflows_op_and_unpooling_inverts_it(shape, fused):
     x = tf.random.stateless_normal(shape, seed=(1, 2))
-    pooled, argmax = MaxPoolingWithArgmax2D()(x)
+    pooled, argmax = MaxPoolingWithArgmax2D(fused)(x)
     ref_pooled, ref_argmax = tf.nn.max_pool_with_argmax(x, 2, 2, "SAME", include_batch_in_index=True)
     np.testing.assert_array_equal(pooled.numpy(), ref_pooled.numpy())
     np.testing.assert_array_equal(argmax.numpy(), ref_argmax.numpy())
@@ -62,11 +64,12 @@ def test_pooling_matches_tensorflows_op_and_unpooling_inverts_it(shape):
     assert not restored[~is_max].any()
 
 
-def test_unpooling_gradient_flows_back_to_the_maxima():
+@pytest.mark.parametrize("fused", [False, True])
+def test_unpooling_gradient_flows_back_to_the_maxima(fused):
     x = tf.constant(X)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        pooled, argmax = MaxPoolingWithArgmax2D()(x)
+        pooled, argmax = MaxPoolingWithArgmax2D(fused)(x)
         out = MaxUnpooling2D()([pooled * 2.0, argmax, x])
         loss = tf.reduce_sum(out)
     grad = tape.gradient(loss, x).numpy()
@@ -78,7 +81,7 @@ def test_unpooling_gradient_flows_back_to_the_maxima():
 def test_pooling_and_unpooling_compile_with_xla():
     @tf.function(jit_compile=True)
     def round_trip(x):
-        pooled, argmax = MaxPoolingWithArgmax2D()(x)
+        pooled, argmax = MaxPoolingWithArgmax2D(fused=False)(x)
         return MaxUnpooling2D()([pooled, argmax, x])
 
     np.testing.assert_array_equal(round_trip(tf.constant(X)).numpy(),
@@ -145,3 +148,25 @@ def test_networks_give_per_pixel_probabilities_at_odd_sizes(builder):
     if builder is not models.unet:
         pools = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
         assert len(pools) == (4 if builder is models.segnet_basic else 5)
+
+
+def test_fused_and_xla_ready_pooling_train_to_the_same_weights_under_bfloat16():
+    # The runner picks fused pooling unless the step compiles with XLA: both must train alike,
+    # also under mixed_bfloat16 (precision auto on AMX CPUs).
+    images = np.random.default_rng(1).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
+    labels = np.random.default_rng(2).integers(0, 3, (4, 16, 16))
+    weights = []
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        for fused in (False, True):
+            keras.utils.set_random_seed(0)
+            inputs = keras.Input((16, 16, 3))
+            model = keras.Model(inputs, models.segnet_basic(inputs, 3, width=4, kernel_size=3, depth=2,
+                                                             fused_pooling=fused))
+            model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+            model.fit(images, labels, batch_size=4, epochs=2, verbose=0)
+            weights.append([w.numpy() for w in model.weights])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-2)

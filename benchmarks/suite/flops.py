@@ -105,6 +105,7 @@ def cpu_peak() -> dict:
         lanes, isa = 8, "AVX2"
     else:
         lanes, isa = 4, "SSE"
+    info["amx_bf16"] = "amx_bf16" in flags
     fma_units = 2 if "fma" in flags or "avx512f" in flags else 1
     per_cycle = lanes * 2 * fma_units  # 2 FLOPs per FMA
     physical = info["cores"] // max(1, info.get("threads_per_core", 1))
@@ -116,4 +117,7 @@ def cpu_peak() -> dict:
                     f"({isa}: {lanes} lanes x 2 (FMA) x {fma_units} FMA units); "
                     "clock from cpuinfo (else BogoMIPS/2, the TSC rate), no turbo; AMX/bf16 not used in float32"),
     )
+    if info["amx_bf16"]:  # Intel's figure for AMX: 1,024 bf16 FLOPs per cycle per core
+        info["peak_flops_bf16"] = physical * ghz * 1e9 * 1024
+        info["assumption_bf16"] = f"{physical} cores x {ghz:.2f} GHz x 1,024 bf16 FLOPs/cycle (AMX tiles)"
     return info

@@ -183,10 +183,11 @@ def measure_memory(name: str, env: dict, epochs: int = 1, steps: int = 20) -> di
     """Peak RSS of `kerasapps run NAME` with the task's defaults (data, model, evaluation, export)
     but ``epochs`` epochs of ``steps`` steps: later steps allocate nothing new."""
     work = pathlib.Path(tempfile.mkdtemp(prefix=f"bench-memory-{name}-"))
-    command = [sys.executable, "-m", "kerasapps", "run", name, "--epochs", str(epochs), "--steps-per-epoch",
+    task = ENTRIES[name].task_name if name in ENTRIES else name  # e.g. text_to_image -> text-to-image
+    command = [sys.executable, "-m", "kerasapps", "run", task, "--epochs", str(epochs), "--steps-per-epoch",
                str(steps), "--workdir", str(work / "run"),
                "--export-dir", str(work / "models"), "--samples", "0"]
-    log(f"{name}: peak RSS of `kerasapps run {name} --epochs {epochs} --steps-per-epoch {steps}`")
+    log(f"{name}: peak RSS of `kerasapps run {task} --epochs {epochs} --steps-per-epoch {steps}`")
     # A wrapper process whose only child is the run: its RUSAGE_CHILDREN peak is the run's.
     wrapper = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
                "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
@@ -200,7 +201,7 @@ def measure_memory(name: str, env: dict, epochs: int = 1, steps: int = 20) -> di
     if code:
         return {"error": (process.stderr.strip().splitlines() or [f"exit {code}"])[-1]}
     return {"peak_rss_mb": peak_kb / 1024, "epochs": epochs, "seconds": time.perf_counter() - started,
-            "command": f"kerasapps run {name} --epochs {epochs} --steps-per-epoch {steps} --samples 0", "measured": time.strftime("%Y-%m-%d %H:%M")}
+            "command": f"kerasapps run {task} --epochs {epochs} --steps-per-epoch {steps} --samples 0", "measured": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def run_suite(mode: str, tasks: list[str] | None, memory: bool | None = None, on_task=None) -> dict:

@@ -31,17 +31,28 @@ def utilisation(task: dict, peak: dict) -> dict | None:
     flops = task["sides"]["same"].get("forward_flops")
     if not flops:
         return None
-    best = max(task["sides"][s]["train"]["median"] for s in ("same", "tuned") if s in task["sides"])
-    achieved = 3 * flops * best
-    return {"forward_flops": flops, "train_flops_per_example": 3 * flops, "achieved_flops": achieved,
-            "fraction": achieved / peak["peak_flops"]}
+    # GANs give their own training count (each network's backward passes); the others 3 x forward.
+    train = task["sides"]["same"].get("train_flops") or 3 * flops
+    best = None
+    for side in ("same", "tuned"):
+        if side not in task["sides"]:
+            continue
+        precision = task["sides"][side].get("precision", "float32")
+        bf16 = precision == "mixed_bfloat16" and "peak_flops_bf16" in peak
+        achieved = train * task["sides"][side]["train"]["median"]
+        side_peak = peak["peak_flops_bf16"] if bf16 else peak["peak_flops"]
+        if best is None or achieved > best["achieved_flops"]:
+            best = {"achieved_flops": achieved, "fraction": achieved / side_peak, "side": side,
+                    "precision": precision, "peak_name": "bf16 AMX peak" if bf16 else "fp32 peak"}
+    return {"forward_flops": flops, "train_flops_per_example": train, **best}
 
 
 def bound_text(name: str, task: dict, util: dict | None) -> str:
     if util is None:
         return "FLOPs not counted"
     entry = ENTRIES[name]
-    return (f"{1 - util['fraction']:.0%} below peak. " + (entry.bound or "not analysed")
+    return (f"{1 - util['fraction']:.0%} below the {util['peak_name']} ({util['side']} row, {util['precision']}). "
+            + (entry.bound or "not analysed")
             + (" (conv-heavy)" if entry.conv_heavy else ""))
 
 
@@ -55,7 +66,9 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         f"{results['seconds'] / 60:.1f} min)." + (f" **{results['partial']}.**" if results.get("partial") else ""),
         "",
         f"**Machine:** {machine}.",
-        f"**CPU peak (assumed):** {peak['peak_flops'] / 1e9:,.0f} GFLOP/s fp32 = {peak['assumption']}.",
+        f"**CPU peak (assumed):** {peak['peak_flops'] / 1e9:,.0f} GFLOP/s fp32 = {peak['assumption']}."
+        + (f" bf16 (what `--precision auto` uses on this CPU for tasks that allow it): "
+           f"{peak['peak_flops_bf16'] / 1e9:,.0f} GFLOP/s = {peak['assumption_bf16']}." if "peak_flops_bf16" in peak else ""),
         f"**Load:** this CPU was shared with other jobs during the run (load average before "
         f"{results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f}"
         + (f"; `uptime` at the end: {uptime}). " if uptime != "not recorded" else "). ")
@@ -84,7 +97,8 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         lines.append(
             f"| {name} | {s['same']['params']:,} / {s['reference']['params']:,}{params_match} | {s['same']['batch_size']} "
             f"| {_spread(s['reference']['train'])} | {_spread(s['same']['train'])} | **{_spread(r['same'], 3)}** "
-            + (f"| {_spread(s['tuned']['train'])} | **{_spread(r['tuned'], 3)}** | {task['tuned_settings']} "
+            + (f"| {_spread(s['tuned']['train'])} | **{_spread(r['tuned'], 3)}** | {task['tuned_settings']}; "
+               f"precision {s['tuned'].get('precision', 'float32')} "
                if "tuned" in s else "| - | - | not measured in this mode ")
             + f"| {engine} |")
     lines += [
@@ -105,7 +119,11 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         "",
         "Model FLOPs per training example = 3 x forward FLOPs (forward + two backward matmuls), forward counted exactly "
         "from the layers' shapes (conv, dense, LSTM, attention multiply-adds; element-wise work not counted; translation "
-        "at the pipeline's mean trimmed sentence lengths). Achieved = that x the best kerasapps examples/s above.",
+        "at the pipeline's mean trimmed sentence lengths). Achieved = that x the best kerasapps examples/s above. "
+        "GANs (pix2pix, text_to_image): an example is one training pair (input + target image; image + caption), "
+        "forward = every network pass one training step makes (pix2pix: G + 2 D; text-to-image: 3 text encoder + "
+        "2 G + 4 D + 2 conditioning), train = forward + each pass's backward (2x where that network's weights get "
+        "gradients, 1x where only activation gradients flow, 0 under stop_gradient).",
         "",
         "| task | forward MFLOP/example | train MFLOP/example | achieved GFLOP/s | of CPU peak | what bounds it |",
         "|---|---|---|---|---|---|",
@@ -143,9 +161,11 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         "",
         "The tuned model after its benchmark training, exported as `kerasapps run` exports it; `serving_default` "
         "called in a fresh process that never imports Keras (`tf.saved_model.load`), on encoded PNGs (image tasks) or "
-        "sentences (translation): decode, resize, model, and for captioning/translation beam search, all in the graph. "
+        "sentences (translation): decode, resize, model, and for captioning/translation beam search, all in the graph; "
+        "text-to-image takes a caption and a noise seed and returns a PNG. "
         "Beside it, Keras `model.predict` on already-decoded inputs (one forward pass; teacher-forced for the sequence "
-        "tasks, so not the same work as generating).",
+        "tasks, so not the same work as generating; for the GANs the generator alone, text-to-image with its text "
+        "encoder and conditioning).",
         "",
         "| task | serving p50 / p99 ms (batch 1) | serving ex/s (batch 32) | load s | Keras predict p50 / p99 ms (batch 1) | Keras predict ex/s (batch 32) |",
         "|---|---|---|---|---|---|",

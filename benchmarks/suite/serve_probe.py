@@ -2,6 +2,8 @@
 
     python -m benchmarks.suite.serve_probe SAVED_MODEL INPUTS.npy INPUT_NAME CALLS
 
+INPUTS.npy holds one value of INPUT_NAME per example; an INPUTS.npz instead holds one array
+per signature input (e.g. text-to-image's ``text`` and ``seed``), one value per example in each.
 Prints one JSON line: load seconds, batch-1 latency p50/p99 (ms) and batch-32 examples/s
 through the ``serving_default`` signature.
 """
@@ -19,10 +21,19 @@ def main():
     started = time.perf_counter()
     serve = tf.saved_model.load(path).signatures["serving_default"]
     load_seconds = time.perf_counter() - started
-    inputs = list(np.load(inputs_path, allow_pickle=True))
-    batch = [inputs[i % len(inputs)] for i in range(32)]
-    one = {name: tf.constant(batch[:1])}
-    many = {name: tf.constant(batch)}
+    if inputs_path.endswith(".npz"):
+        with np.load(inputs_path, allow_pickle=True) as saved:
+            columns = {key: saved[key] for key in saved.files}
+    else:
+        columns = {name: np.load(inputs_path, allow_pickle=True)}
+    count = min(len(values) for values in columns.values())
+
+    def examples(indices):
+        # Indexing the arrays keeps each input's dtype (bytes -> tf.string, int64 seeds stay int64).
+        return {key: tf.constant(values[[i % count for i in indices]]) for key, values in columns.items()}
+
+    one = examples(range(1))
+    many = examples(range(32))
     started = time.perf_counter()
     serve(**one)
     first_call = time.perf_counter() - started
@@ -38,7 +49,7 @@ def main():
             times.append(time.perf_counter() - started)
         return times
 
-    latencies = timed(lambda i: {name: tf.constant([inputs[i % len(inputs)]])}, calls)
+    latencies = timed(lambda i: examples([i]), calls)
     batches = timed(lambda i: many, max(3, calls // 8))
     b32 = 32 * len(batches) / sum(batches)
     calls = len(latencies)

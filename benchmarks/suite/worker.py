@@ -78,11 +78,11 @@ class Worker:
 
         tuned = self.side == "tuned"
         registry = discover()
-        fields = {f.name for f in dataclasses.fields(registry.task(self.entry.name).load().Config)}
+        fields = {f.name for f in dataclasses.fields(registry.task(self.entry.task_name).load().Config)}
         overrides = {k: v for k, v in self.entry.size_overrides(self.examples).items() if k in fields}
         overrides.update(self.entry.tuned if tuned else {"steps_per_execution": 1})
-        options = RunOptions(task=self.entry.name, workdir=os.path.join(self.scratch, "run"),
-                             export_dir=os.path.join(self.scratch, "models"), precision="float32",
+        options = RunOptions(task=self.entry.task_name, workdir=os.path.join(self.scratch, "run"),
+                             export_dir=os.path.join(self.scratch, "models"), precision="auto" if tuned else "float32",
                              jit_compile=self.entry.tuned_jit if tuned else False, overrides=overrides)
         run = TaskRun(registry, options)
         run._prepare_workdir(for_training=True)
@@ -141,10 +141,14 @@ class Worker:
         from benchmarks.machine import describe_machine
 
         out = {"params": int(self.model.count_params()), "batch_size": self.batch_size, "machine": describe_machine(),
-               "setup_seconds": self.setup_seconds, "peak_rss_mb": peak_rss_mb()}
+               "setup_seconds": self.setup_seconds, "peak_rss_mb": peak_rss_mb(),
+               "precision": self.run.precision if self.run is not None else "float32"}
         try:
-            model = self.entry.fixed_shape_model(self) if self.entry.fixed_shape_model else self.model
-            out["forward_flops"] = forward_flops(model)
+            if self.entry.flops is not None:  # GANs: each network as often as a train step runs it
+                out.update(self.entry.flops(self))
+            else:
+                model = self.entry.fixed_shape_model(self) if self.entry.fixed_shape_model else self.model
+                out["forward_flops"] = forward_flops(model)
         except Exception as exc:  # reported, not fatal: the figure is then missing
             out["flops_error"] = f"{type(exc).__name__}: {exc}"
         return out
@@ -154,12 +158,15 @@ class Worker:
         import numpy as np
         import tensorflow as tf
 
-        x = next(iter(self.run.datasets["test"]))[0]
+        if self.entry.predict_model is not None:  # a model without call() (text-to-image)
+            model, x = self.entry.predict_model(self)
+        else:
+            model, x = self.model, next(iter(self.run.datasets["test"]))[0]
         def take(n):
             return tf.nest.map_structure(lambda t: tf.repeat(t, -(-n // int(t.shape[0])), axis=0)[:n], x)
         one, many = take(1), take(32)
-        self.model.predict(one, verbose=0)
-        self.model.predict(many, verbose=0)
+        model.predict(one, verbose=0)
+        model.predict(many, verbose=0)
         budget = 6.0  # seconds per measurement: heavy models get fewer calls
 
         def timed(fn, n):
@@ -170,10 +177,10 @@ class Worker:
                 times.append(time.perf_counter() - started)
             return times
 
-        latencies = timed(lambda: self.model.predict(one, verbose=0), calls)
-        batches = timed(lambda: self.model.predict(many, verbose=0), max(3, calls // 4))
+        latencies = timed(lambda: model.predict(one, verbose=0), calls)
+        batches = timed(lambda: model.predict(many, verbose=0), max(3, calls // 4))
         b32 = 32 * len(batches) / sum(batches)
-        on_batch = timed(lambda: self.model.predict_on_batch(one), calls)
+        on_batch = timed(lambda: model.predict_on_batch(one), calls)
         return {"predict_on_batch_p50_ms": 1000 * float(np.percentile(on_batch, 50)),"p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
                 "batch32_examples_per_second": b32}
 
@@ -187,8 +194,14 @@ class Worker:
         path = export_saved_model(self.task, self.model, os.path.join(self.scratch, "models"), {})
         inputs = self.entry.serving_inputs(self.task, self.run.datasets)
         name = next(iter(self.task.serving_inputs))
-        np.save(os.path.join(self.scratch, "inputs.npy"), np.array(inputs, dtype=object), allow_pickle=True)
-        return {"path": str(path), "inputs": os.path.join(self.scratch, "inputs.npy"), "input_name": name}
+        if isinstance(inputs, dict):  # several signature inputs, one value per example in each
+            where = os.path.join(self.scratch, "inputs.npz")
+            np.savez(where, **{k: np.array(v, dtype=object) if isinstance(v, list) else np.asarray(v)
+                               for k, v in inputs.items()})
+        else:
+            where = os.path.join(self.scratch, "inputs.npy")
+            np.save(where, np.array(inputs, dtype=object), allow_pickle=True)
+        return {"path": str(path), "inputs": where, "input_name": name}
 
 
 def _batch_size(batch) -> int:

@@ -9,9 +9,9 @@ Example::
 
 The argmax is a flat index into the pooled input, counted over the whole batch:
 ``((b * H + y) * W + x) * C + c``, as ``tf.nn.max_pool_with_argmax(...,
-include_batch_in_index=True)`` computes it (tested equal). The pooling is written
-with reshapes instead of that op because XLA has no kernel for it (GPU/TPU runs
-compile with XLA).
+include_batch_in_index=True)`` computes it (tested equal). That fused op is used
+by default (``fused=True``); XLA has no kernel for it, so steps compiled with XLA
+(GPU/TPU runs) use ``fused=False``: the same pooling written with reshapes.
 """
 
 from __future__ import annotations
@@ -29,9 +29,19 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
     Returns ``(pooled, argmax)``: ``pooled`` ``[B, ceil(H/2), ceil(W/2), C]`` and the
     int64 flat index of each maximum in the input (first maximum on ties).
+    ``fused=False`` for XLA (see the module docstring); the results are equal.
     """
 
+    def __init__(self, fused: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.fused = fused
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
     def call(self, inputs):
+        if self.fused:
+            return tf.nn.max_pool_with_argmax(inputs, 2, 2, "SAME", include_batch_in_index=True)
         shape = tf.shape(inputs, out_type=tf.int64)
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         pad_h, pad_w = height % 2, width % 2

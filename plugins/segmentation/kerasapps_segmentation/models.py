@@ -31,15 +31,17 @@ def _classifier(x, num_classes):
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
 
 
-def segnet_basic(inputs, num_classes: int, width: int = 64, kernel_size: int = 7, depth: int = 4):
+def segnet_basic(inputs, num_classes: int, width: int = 64, kernel_size: int = 7, depth: int = 4,
+                 fused_pooling: bool = True):
     """SegNet-Basic (Badrinarayanan et al. 2017): ``depth`` encoders of conv-BN-ReLU +
     2x2 max-pooling that keeps its argmax; a mirrored decoder of max-unpooling with
-    those indices + conv-BN (no ReLU in the decoder, as in the paper); 1x1 conv; softmax."""
+    those indices + conv-BN (no ReLU in the decoder, as in the paper); 1x1 conv; softmax.
+    ``fused_pooling=False`` when the model will run compiled with XLA."""
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     stages = []
     for i in range(1, depth + 1):
         x = _conv_bn(x, width, kernel_size, f"encoder{i}")
-        pooled, argmax = MaxPoolingWithArgmax2D(name=f"pool{i}")(x)
+        pooled, argmax = MaxPoolingWithArgmax2D(fused_pooling, name=f"pool{i}")(x)
         stages.append((argmax, x))
         x = pooled
     for i in range(depth, 0, -1):
@@ -49,15 +51,16 @@ def segnet_basic(inputs, num_classes: int, width: int = 64, kernel_size: int = 7
     return _classifier(x, num_classes)
 
 
-def segnet(inputs, num_classes: int, width: int = 64):
+def segnet(inputs, num_classes: int, width: int = 64, fused_pooling: bool = True):
     """SegNet: the 13 convolutions of VGG16 (with batch normalisation) as the encoder,
-    5 argmax max-poolings, and a mirrored decoder that unpools with their indices."""
+    5 argmax max-poolings, and a mirrored decoder that unpools with their indices.
+    ``fused_pooling=False`` when the model will run compiled with XLA."""
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     stages = []
     for block, (convs, multiple) in enumerate(VGG16_BLOCKS, start=1):
         for j in range(1, convs + 1):
             x = _conv_bn(x, width * multiple, 3, f"encoder{block}_{j}")
-        pooled, argmax = MaxPoolingWithArgmax2D(name=f"pool{block}")(x)
+        pooled, argmax = MaxPoolingWithArgmax2D(fused_pooling, name=f"pool{block}")(x)
         stages.append((argmax, x))
         x = pooled
     for block in range(len(VGG16_BLOCKS), 0, -1):

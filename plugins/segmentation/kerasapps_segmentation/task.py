@@ -73,6 +73,7 @@ class SegmentationTask(Task):
     Config = SegmentationConfig
     monitor = "val_mean_iou"
     monitor_mode = "max"
+    cpu_bfloat16 = True  # checked: same accuracy under mixed_bfloat16 (README), 2.4-2.7x faster on AMX
     serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
     serving_outputs = {
         "mask": "tf.int32 [N, H, W]: class id per pixel at the input's own size "
@@ -190,10 +191,12 @@ class SegmentationTask(Task):
         height, width = self.info["image_size"]
         num_classes = len(self.info["class_names"])
         inputs = keras.Input((height, width, 3), name="image")
+        # TensorFlow's fused argmax pooling is faster, but XLA cannot compile it.
+        fused = not self.jit_compile
         if cfg.model == "segnet_basic":
-            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size)
+            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size, fused_pooling=fused)
         elif cfg.model == "segnet":
-            outputs = models.segnet(inputs, num_classes, cfg.width)
+            outputs = models.segnet(inputs, num_classes, cfg.width, fused_pooling=fused)
         else:
             outputs = models.unet(inputs, num_classes, cfg.width)
         model = keras.Model(inputs, outputs, name=cfg.model)
