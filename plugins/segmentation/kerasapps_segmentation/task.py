@@ -73,7 +73,7 @@ class SegmentationTask(Task):
     Config = SegmentationConfig
     monitor = "val_mean_iou"
     monitor_mode = "max"
-    cpu_bfloat16 = True  # checked: same accuracy under mixed_bfloat16 (README), 2.4-2.7x faster on AMX
+    cpu_bfloat16 = True  # default run under mixed_bfloat16: test mIoU 0.988 (float32: 0.987); README
     serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
     serving_outputs = {
         "mask": "tf.int32 [N, H, W]: class id per pixel at the input's own size "
