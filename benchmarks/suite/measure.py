@@ -28,7 +28,7 @@ MEMORY_FILE = ROOT / "benchmarks" / "memory.json"
 MODES = {
     "tiny": dict(rounds=2, chunk_seconds=0.3, calibration_steps=1, pipeline_seconds=0.3, serve_calls=5,
                  sides=("reference", "same"), memory="none", default_tasks=("classification",)),
-    "quick": dict(rounds=4, chunk_seconds=1.0, calibration_steps=1, pipeline_seconds=1.0, serve_calls=30,
+    "quick": dict(rounds=3, chunk_seconds=0.8, calibration_steps=1, pipeline_seconds=0.7, serve_calls=20,
                   sides=("reference", "same", "tuned"), memory="cached", default_tasks=None),
     "full": dict(rounds=6, chunk_seconds=1.5, calibration_steps=1, pipeline_seconds=2.0, serve_calls=100,
                  sides=("reference", "same", "tuned", "control"), memory="run", default_tasks=None),

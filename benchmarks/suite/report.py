@@ -59,6 +59,7 @@ def bound_text(name: str, task: dict, util: dict | None) -> str:
 def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_note: str) -> None:
     results = dict(results, uptime=uptime)
     peak = cpu_peak()
+    shared = max(results["load_before"][0], results["load_after"][0]) > peak["cores"]
     lines = [
         "# kerasapps benchmarks",
         "",
@@ -69,13 +70,15 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         f"**CPU peak (assumed):** {peak['peak_flops'] / 1e9:,.0f} GFLOP/s fp32 = {peak['assumption']}."
         + (f" bf16 (what `--precision auto` uses on this CPU for tasks that allow it): "
            f"{peak['peak_flops_bf16'] / 1e9:,.0f} GFLOP/s = {peak['assumption_bf16']}." if "peak_flops_bf16" in peak else ""),
-        f"**Load:** this CPU was shared with other jobs during the run (load average before "
-        f"{results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f}"
+        (f"**Load:** this CPU was shared with other jobs during the run (load average before "
+         if shared else "**Load:** no other jobs ran beside the suite (load average before ")
+        + f"{results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f}"
         + (f"; `uptime` at the end: {uptime}). " if uptime != "not recorded" else "). ")
-        + "Absolute figures are noisy; the ratios come from adjacent, interleaved epochs and are the figures to trust"
+        + "Absolute figures vary between runs by some percent; the ratios come from adjacent, interleaved epochs "
+          "and are the figures to trust"
         + ("; with the load above the core count, other jobs took most of the CPU for seconds at a time, so the "
            "wall-clock ratios below swing widely and the **CPU-time ratios** are the ones to read."
-           if max(results["load_before"][0], results["load_after"][0]) > peak["cores"] else "."),
+           if shared else "."),
         "",
         "## Training throughput, side by side",
         "",
@@ -98,7 +101,7 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
             f"| {name} | {s['same']['params']:,} / {s['reference']['params']:,}{params_match} | {s['same']['batch_size']} "
             f"| {_spread(s['reference']['train'])} | {_spread(s['same']['train'])} | **{_spread(r['same'], 3)}** "
             + (f"| {_spread(s['tuned']['train'])} | **{_spread(r['tuned'], 3)}** | {task['tuned_settings']}; "
-               f"precision {s['tuned'].get('precision', 'float32')} "
+               f"precision auto: {s['tuned'].get('precision', 'float32')} "
                if "tuned" in s else "| - | - | not measured in this mode ")
             + f"| {engine} |")
     lines += [
