@@ -116,6 +116,25 @@ def trained_task(root):
     return task, model
 
 
+def test_cosine_learning_rate_decays_over_the_whole_run_and_constant_stays():
+    from kerasapps_captioning.task import CaptioningConfig, CaptioningTask
+
+    info = {"vocabulary": ["a", "red", "circle"], "image_size": 32, "train_images": 400}
+    small = dict(image_size=32, cnn_filters=(8,), lstm_units=8, embed_dim=8, epochs=3, batch_size=32)
+    steps = 3 * (400 // 32)
+
+    def rate_at(config, step):
+        optimizer = CaptioningTask(config, info=info).build_model().optimizer
+        optimizer.iterations.assign(step)  # the schedule reads the step count, as after a resume
+        return float(optimizer.learning_rate)
+
+    cosine = CaptioningConfig(lr_schedule="cosine", **small)
+    assert rate_at(cosine, 0) == pytest.approx(2e-3)
+    assert rate_at(cosine, steps // 2) == pytest.approx(2e-3 * (0.05 + 0.95 * 0.5), rel=1e-3)
+    assert rate_at(cosine, steps) == pytest.approx(2e-3 * 0.05)
+    assert rate_at(CaptioningConfig(**small), steps) == pytest.approx(2e-3)
+
+
 @pytest.mark.slow
 def test_beam_one_is_greedy_and_wider_beams_score_no_worse(trained):
     from kerasapps.datasets import shapes

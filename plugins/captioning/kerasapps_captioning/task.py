@@ -38,7 +38,9 @@ APPLICATIONS = {
 class CaptioningConfig(TaskConfig):
     epochs: int = field(24, "training epochs")
     batch_size: int = field(64, "global batch size")
-    learning_rate: float = field(2e-3, "Adam learning rate")
+    learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
+    lr_schedule: Literal["constant", "cosine"] = field(
+        "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels")
     encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
@@ -87,7 +89,8 @@ class CaptioningTask(Task):
         words = build_vocabulary(
             (c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count
         )
-        self.info.update(vocabulary=words, image_size=self.config.image_size)
+        self.info.update(vocabulary=words, image_size=self.config.image_size,
+                         train_images=len(captions["train"]))
         vocab = self.vocabulary
         # References for BLEU, tokenised as the model sees them (standardised words).
         self.references = {split: _tokenized_references(captions[split]) for split in ("validation", "test")}
@@ -207,11 +210,21 @@ class CaptioningTask(Task):
         logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
         model = keras.Model({"image": image, "tokens": tokens}, logits, name="show_and_tell")
         model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate, clipnorm=5.0),
+            optimizer=keras.optimizers.Adam(self._learning_rate(), clipnorm=5.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
         return model
+
+    def _learning_rate(self):
+        """The peak rate, decayed along a cosine over all training steps (the schedule reads
+        the optimizer's step count, so a resumed run continues where it stopped)."""
+        cfg = self.config
+        images = self.info.get("train_images")
+        if cfg.lr_schedule == "constant" or not images:  # no data built (export, predict): no training
+            return cfg.learning_rate
+        steps = cfg.steps_per_epoch or max(1, images // cfg.batch_size)
+        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.05)
 
     # -- decoding --------------------------------------------------------------
     def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,
