@@ -89,3 +89,11 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_captioning_step_options_measures_a_positive_step_time():
+    from benchmarks.captioning_step_options import measure
+
+    row = measure("float32", True, steps=2)
+    assert row["policy"] == "float32" and row["unroll"] is True
+    assert 0 < row["cpu_ms_per_step"] < 60_000 and 0 < row["wall_ms_per_step"] < 60_000

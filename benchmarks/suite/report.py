@@ -68,9 +68,9 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         "",
         f"**Machine:** {machine}.",
         f"**CPU peak (assumed):** {peak['peak_flops'] / 1e9:,.0f} GFLOP/s fp32 = {peak['assumption']}."
-        + (f" bf16 (what `--precision auto` uses on this CPU for tasks that allow it): "
+        + (" bf16 (what `--precision auto` uses on this CPU for tasks that allow it): "
            f"{peak['peak_flops_bf16'] / 1e9:,.0f} GFLOP/s = {peak['assumption_bf16']}." if "peak_flops_bf16" in peak else ""),
-        (f"**Load:** this CPU was shared with other jobs during the run (load average before "
+        ("**Load:** this CPU was shared with other jobs during the run (load average before "
          if shared else "**Load:** no other jobs ran beside the suite (load average before ")
         + f"{results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f}"
         + (f"; `uptime` at the end: {uptime}). " if uptime != "not recorded" else "). ")
@@ -174,6 +174,9 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
         "|---|---|---|---|---|---|",
     ]
     for name, task in results["tasks"].items():
+        if "serving" not in task:
+            lines.append(f"| {name} | not measured in {results['mode']} mode | - | - | - | - |")
+            continue
         sv, pr = task["serving"], task["predict"]
         lines.append(f"| {name} | {_fmt(sv['p50_ms'], 1)} / {_fmt(sv['p99_ms'], 1)} | {_fmt(sv['batch32_examples_per_second'])} "
                      f"| {_fmt(sv['load_seconds'], 2)} | {_fmt(pr['p50_ms'], 1)} / {_fmt(pr['p99_ms'], 1)} "

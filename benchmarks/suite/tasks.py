@@ -163,14 +163,14 @@ class TaskBench:
 
 ENTRIES = {e.name: e for e in [
     TaskBench("classification", "classification", "kerasapps_classification",
-              examples={"tiny": 256, "quick": 3000, "full": 8000},
+              examples={"tiny": 256, "quick": 1500, "full": 8000},
               tuned={"steps_per_execution": 16}, tuned_jit=False,
               tuned_why="steps_per_execution 16; no XLA (slower for small CNNs on CPU)",
               generator=_shapes_generator, generator_name="shapes.generate_arrays (64x64)", conv_heavy=True,
               bound="conv1 (3 input channels: 75 MACs per output) and conv2 are small for oneDNN's kernels; "
                     "bias/ReLU/pooling/Adam are element-wise and memory-bound"),
     TaskBench("translation", "translation", "kerasapps_translation",
-              examples={"tiny": 1024, "quick": 3000, "full": 8000},
+              examples={"tiny": 1024, "quick": 1500, "full": 8000},
               tuned={"steps_per_execution": 16}, tuned_jit=False,
               tuned_why="steps_per_execution 16; no XLA (batches are cut to their longest sentence, so every "
                         "new length recompiles: measured 0.35x in a quick run)",
@@ -179,7 +179,7 @@ ENTRIES = {e.name: e for e in [
                     "element-wise gates, too small to fill 2 cores, with per-op dispatch in the while loop",
               generator_name="phrasebook.generate", fixed_shape_model=translation_fixed_shapes),
     TaskBench("captioning", "captioning", "kerasapps_captioning",
-              examples={"tiny": 512, "quick": 2000, "full": 6000},
+              examples={"tiny": 512, "quick": 1200, "full": 6000},
               tuned={"steps_per_execution": 16}, tuned_jit=False,
               tuned_why="steps_per_execution 16; no XLA (its CNN encoder is slower under XLA on CPU: measured 0.24x "
                         "with XLA in a quick run)",
@@ -187,7 +187,7 @@ ENTRIES = {e.name: e for e in [
               bound="the LSTM's 18 sequential small matmuls (batch 64 x 256 units) and the 17 x vocabulary "
                     "output layer; the small CNN encoder is a minor share"),
     TaskBench("segmentation", "segmentation", "kerasapps_segmentation",
-              examples={"tiny": 256, "quick": 800, "full": 2000},
+              examples={"tiny": 256, "quick": 400, "full": 2000},
               tuned={"steps_per_execution": 2}, tuned_jit=False,
               tuned_why="steps_per_execution 2 (a step is ~1 s: more gains nothing); no XLA",
               generator=_shapes_generator, generator_name="shapes.generate_arrays (64x64, with masks)",
@@ -195,7 +195,7 @@ ENTRIES = {e.name: e for e in [
               bound="64-channel 3x3 convolutions at 64x64 are the FLOPs, but the argmax pooling, the unpooling "
                     "(scatter_nd) and batch norm are memory-bound, mostly single-threaded ops over the same large maps"),
     TaskBench("pix2pix", "pix2pix", "kerasapps_pix2pix",
-              examples={"tiny": 128, "quick": 400, "full": 1000},
+              examples={"tiny": 128, "quick": 250, "full": 1000},
               tuned={"steps_per_execution": 8}, tuned_jit=False,
               tuned_why="steps_per_execution 8; no XLA (not faster on CPU in a quick check: 0.45-1.04x on a "
                         "shared machine, warm-up 21 s against 9 s)",
@@ -206,7 +206,7 @@ ENTRIES = {e.name: e for e in [
                     "(GroupNormalization), the activations and dropout are element-wise and memory-bound; two Adam "
                     "updates over 8.0M weights per step"),
     TaskBench("text_to_image", "text_to_image", "kerasapps_text_to_image", task="text-to-image",
-              examples={"tiny": 128, "quick": 400, "full": 1000},
+              examples={"tiny": 128, "quick": 250, "full": 1000},
               tuned={"steps_per_execution": 8}, tuned_jit=False,
               tuned_why="steps_per_execution 8; no XLA (slower on CPU: measured 0.65x in a quick check)",
               serving_inputs=text_to_image_serving_inputs, generator=_shapes_generator,
