@@ -39,8 +39,8 @@ class CaptioningConfig(TaskConfig):
     epochs: int = field(24, "training epochs")
     batch_size: int = field(64, "global batch size")
     learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
-    lr_schedule: Literal["constant", "cosine"] = field(
-        "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
+    lr_schedule: Literal["cosine", "constant"] = field(
+        "cosine", "cosine: decay the learning rate to 5% over the whole run; constant: keep it")
     image_size: int = field(64, "input side in pixels")
     encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
