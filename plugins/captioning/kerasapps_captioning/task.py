@@ -36,11 +36,11 @@ APPLICATIONS = {
 
 @dataclasses.dataclass
 class CaptioningConfig(TaskConfig):
-    epochs: int = field(24, "training epochs")
+    epochs: int = field(12, "training epochs")
     batch_size: int = field(64, "global batch size")
     learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
-    lr_schedule: Literal["cosine", "constant"] = field(
-        "cosine", "cosine: decay the learning rate to 5% over the whole run; constant: keep it")
+    lr_schedule: Literal["constant", "cosine"] = field(
+        "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels")
     encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
@@ -55,7 +55,7 @@ class CaptioningConfig(TaskConfig):
     min_word_count: int = field(2, "words seen fewer times in training captions become <unk>")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)")
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
-    train_examples: int = field(16000, "shapes: training images generated (each with 5-6 captions)")
+    train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)")
     eval_examples: int = field(500, "shapes: validation and test images each")
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
 
