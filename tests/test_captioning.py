@@ -75,11 +75,52 @@ def test_mocked_tfds_coco_captions_builds_batches():
     with tfds.testing.mock_data(num_examples=8):
         datasets = task.build_datasets()
         inputs, targets, weights = next(iter(datasets["train"]))
-    assert inputs["image"].shape[1:] == (32, 32, 3) and inputs["tokens"].shape[1] == config.max_caption_length + 1
-    assert np.all(inputs["tokens"].numpy()[:, 0] == 2)  # <start>
-    lengths = weights.numpy().sum(axis=1).astype(int)
-    assert np.all(targets.numpy()[np.arange(len(lengths)), lengths - 1] == 3)  # <end> at the last weighted step
+    steps = config.max_caption_length + 1
+    assert inputs["image"].shape[1:] == (32, 32, 3)
+    assert inputs["tokens"].shape[1:] == (config.captions_per_image, steps)
+    tokens, targets, weights = (t.numpy().reshape(-1, steps) for t in (inputs["tokens"], targets, weights))
+    real = weights.sum(axis=1) > 0
+    assert real.any()
+    assert np.all(tokens[real, 0] == 2)  # <start>
+    lengths = weights[real].sum(axis=1).astype(int)
+    assert np.all(targets[real][np.arange(len(lengths)), lengths - 1] == 3)  # <end> at the last weighted step
     assert len(task.info["vocabulary"]) > 2
+
+
+def _decoded(task, tokens):
+    """Caption strings of one image's teacher-forcing inputs [K, T + 1] (the <start> dropped)."""
+    return [t.decode() for t in task.vocabulary.decode(tokens[:, 1:]).numpy()]
+
+
+@pytest.mark.parametrize("per_image", [3, 8])
+def test_each_image_trains_on_distinct_references_of_its_own(per_image):
+    from kerasapps.data import DatasetSource
+    from kerasapps.datasets import shapes
+    from kerasapps.text import standardize_texts
+    from kerasapps_captioning.task import CaptioningTask
+
+    config = CaptioningTask.Config(batch_size=8, image_size=32, train_examples=16, eval_examples=8,
+                                   captions_per_image=per_image, min_word_count=1)
+    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    task = CaptioningTask(config, source)
+    datasets = task.build_datasets()
+    scenes = {split: shapes.generate_arrays(split, 16 if split == "train" else 8, seed=0, image_size=32)
+              for split in ("train", "validation")}
+    for split in ("train", "validation"):
+        inputs, _, weights = next(iter(datasets[split]))
+        assert inputs["tokens"].shape[1] == per_image
+        for image, tokens, weight in zip(inputs["image"].numpy(), inputs["tokens"].numpy(), weights.numpy()):
+            # Which scene this is: shuffling moves images, never splits them from their captions.
+            index = int(np.flatnonzero((scenes[split]["image"] == image.astype(np.uint8)).all(axis=(1, 2, 3)))[0])
+            known = set(task.info["vocabulary"])  # built on the training captions only
+            references = [" ".join(w if w in known else "<unk>" for w in r.split())
+                          for r in standardize_texts(scenes[split]["captions"][index])]
+            real = weight.sum(axis=1) > 0
+            assert real.sum() == min(per_image, len(references))  # slots beyond the references weigh nothing
+            chosen = _decoded(task, tokens[real])
+            assert len(set(chosen)) == len(chosen) and set(chosen) <= set(references)
+            if split == "validation":  # evaluation is deterministic: the first references
+                assert chosen == references[:per_image]
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from kerasapps.data import load_tfds
 from kerasapps.decoding import decode
 from kerasapps.errors import UsageError
 from kerasapps.images import decode_images
+from kerasapps.layers import FusedBatchNormalization
 from kerasapps.task import SPLITS, Task
 from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary, standardize_texts
 
@@ -37,7 +38,9 @@ APPLICATIONS = {
 @dataclasses.dataclass
 class CaptioningConfig(TaskConfig):
     epochs: int = field(12, "training epochs")
-    batch_size: int = field(64, "global batch size")
+    batch_size: int = field(64, "global batch size (images)")
+    captions_per_image: int = field(
+        1, "reference captions trained per image and step (taken at random); the image is encoded once for all")
     learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
     lr_schedule: Literal["constant", "cosine"] = field(
         "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
@@ -62,6 +65,8 @@ class CaptioningConfig(TaskConfig):
     def validate(self):
         if self.beam_size < 1:
             raise UsageError("beam_size must be at least 1")
+        if self.captions_per_image < 1:
+            raise UsageError("captions_per_image must be at least 1")
         if self.encoder == "inception_v3" and self.image_size < 75:
             raise UsageError("encoder=inception_v3 needs image_size >= 75")
 
@@ -109,17 +114,26 @@ class CaptioningTask(Task):
             out[split] = ds.batch(self.config.batch_size, drop_remainder=self.drop_remainder).prefetch(tf.data.AUTOTUNE)
         return out
 
-    def _teacher_forcing(self, vocab, image, captions, random_reference):
-        """One (image, caption) pair: inputs <start> w1..wn, targets w1..wn <end>, weights on real steps."""
+    def _teacher_forcing(self, vocab, image, captions, random_references):
+        """An image and its references [R] -> captions_per_image (K) of them, each as
+        inputs <start> w1..wn, targets w1..wn <end> and weights on the real steps, [K, T + 1].
+
+        Training takes K distinct references at random, evaluation the first K. Slots beyond an
+        image's references (K > R) are empty captions with zero weight.
+        """
+        k = self.config.captions_per_image
+        captions = tf.pad(captions, [[0, max(0, k - captions.shape[0])]])  # references first, then ""
         count = tf.reduce_sum(tf.cast(tf.strings.length(captions) > 0, tf.int32))
-        index = tf.random.uniform([], maxval=count, dtype=tf.int32, seed=self.seed) if random_reference else 0
-        words = tf.cast(vocab.encode(captions[index][tf.newaxis])[0], tf.int32)
-        length = tf.reduce_sum(tf.cast(words > 0, tf.int32))
-        inputs = tf.concat([[START_ID], words], axis=0)
-        shifted = tf.concat([words, [0]], axis=0)
-        positions = tf.range(tf.shape(shifted)[0])
+        order = tf.random.shuffle(tf.range(count), seed=self.seed) if random_references else tf.range(count)
+        chosen = tf.gather(captions, tf.concat([order[:k], tf.range(tf.minimum(count, k), k)], axis=0))
+        words = tf.cast(vocab.encode(chosen), tf.int32)  # [K, T]
+        length = tf.reduce_sum(tf.cast(words > 0, tf.int32), axis=1, keepdims=True)
+        inputs = tf.concat([tf.fill([k, 1], START_ID), words], axis=1)
+        shifted = tf.pad(words, [[0, 0], [0, 1]])
+        positions = tf.range(tf.shape(shifted)[1])[tf.newaxis]
         targets = tf.where(positions == length, END_ID, shifted)
-        weights = tf.cast(positions <= length, tf.float32)
+        real = (tf.strings.length(chosen) > 0)[:, tf.newaxis]
+        weights = tf.cast((positions <= length) & real, tf.float32)
         return {"image": tf.cast(image, tf.float32), "tokens": inputs}, targets, weights
 
     def _shapes(self):
@@ -170,7 +184,7 @@ class CaptioningTask(Task):
             x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
             for i, filters in enumerate(cfg.cnn_filters, start=1):
                 x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-                x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+                x = FusedBatchNormalization(name=f"bn{i}")(x)
                 x = keras.layers.ReLU(name=f"relu{i}")(x)
                 x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
             # Flatten, not global pooling: captions speak of where things are.
@@ -197,10 +211,14 @@ class CaptioningTask(Task):
         cfg = self.config
         vocab_size = self.vocabulary.size
         image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-        tokens = keras.Input((cfg.max_caption_length + 1,), dtype="int32", name="tokens")
+        steps, k = cfg.max_caption_length + 1, cfg.captions_per_image
+        tokens = keras.Input((k, steps), dtype="int32", name="tokens")
         features = self._encoder()(image)
+        # Each image is encoded once and its features reused for its K captions (rows b*K .. b*K+K-1).
+        features = keras.ops.repeat(features, k, axis=0)
         image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")(features)
-        words = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")(tokens)
+        flat_tokens = keras.ops.reshape(tokens, (-1, steps))
+        words = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")(flat_tokens)
         # Show and Tell: the image is the LSTM's input at step -1, then the words.
         x = keras.layers.Concatenate(axis=1, name="image_then_words")([image_step, words])
         for i in range(1, cfg.lstm_layers + 1):
@@ -208,6 +226,7 @@ class CaptioningTask(Task):
         x = x[:, 1:]  # the output at the image step predicts nothing
         x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
         logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
+        logits = keras.ops.reshape(logits, (-1, k, steps, vocab_size))
         model = keras.Model({"image": image, "tokens": tokens}, logits, name="show_and_tell")
         model.compile(
             optimizer=keras.optimizers.Adam(self._learning_rate(), clipnorm=5.0),
