@@ -164,13 +164,14 @@ def _run_options(func):
     return func
 
 
-def _make_run(ctx, kwargs, fresh=False):
+def _make_run(ctx, kwargs, fresh=False, use_workdir_config=False):
     from kerasapps.config import parse_set_options
     from kerasapps.runner import RunOptions, TaskRun
 
     sets = parse_set_options(kwargs.pop("sets"))
     print_config = kwargs.pop("print_config")
-    run = TaskRun(_registry(ctx), RunOptions(overrides=sets, fresh=fresh, **kwargs))
+    run = TaskRun(_registry(ctx), RunOptions(overrides=sets, fresh=fresh, use_workdir_config=use_workdir_config,
+                                             **kwargs))
     if print_config:
         click.echo(json.dumps(run.resolved, indent=2, default=str))
         ctx.exit(0)
@@ -229,8 +230,9 @@ def train(ctx, fresh, **kwargs):
 @_run_options
 @click.pass_context
 def evaluate(ctx, **kwargs):
-    """Evaluate the workdir's best weights on the held-out split."""
-    task_run = _make_run(ctx, kwargs)
+    """Evaluate the workdir's best weights on the held-out split (with the config they were
+    trained with; options given here override it)."""
+    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
     evaluation = task_run.evaluate()
     _print_metrics("test", evaluation["test"])
     click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'])}")
@@ -240,8 +242,9 @@ def evaluate(ctx, **kwargs):
 @_run_options
 @click.pass_context
 def export(ctx, **kwargs):
-    """Export the workdir's best weights as the next SavedModel version."""
-    task_run = _make_run(ctx, kwargs)
+    """Export the workdir's best weights as the next SavedModel version (with the config
+    they were trained with; options given here override it)."""
+    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
     click.echo(f"exported: {task_run.export()}")
 
 

@@ -57,6 +57,8 @@ class RunOptions:
     overrides: dict = dataclasses.field(default_factory=dict)
     fresh: bool = False
     progress_bar: bool | None = None
+    # evaluate/export: start from the config the workdir was trained with (when no --config).
+    use_workdir_config: bool = False
 
 
 def write_json_atomic(path, data) -> None:
@@ -107,7 +109,8 @@ def decoding_errors_as_usage_errors():
 def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
     """Return (task class, resolved config dict, task config dataclass).
 
-    Precedence: task defaults < ``--config FILE`` < command-line options < ``--set``.
+    Precedence: task defaults < ``--config FILE`` (or, with ``use_workdir_config``, the
+    workdir's saved ``config.json``) < command-line options < ``--set``.
     """
     task_class = registry.task(options.task).load()
     run = {
@@ -122,13 +125,17 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
         "export_dir": "saved_models",
     }
     params: dict = {}
-    if options.config_file:
-        data = load_config_file(options.config_file)
+    config_file = options.config_file
+    if not config_file and options.use_workdir_config:
+        trained = pathlib.Path(options.workdir or run["workdir"]) / "config.json"
+        config_file = str(trained) if trained.is_file() else None
+    if config_file:
+        data = load_config_file(config_file)
         if data.get("task", options.task) != options.task:
-            raise UsageError(f"config file {options.config_file} is for task {data['task']!r}, not {options.task!r}")
+            raise UsageError(f"config file {config_file} is for task {data['task']!r}, not {options.task!r}")
         nested = data.get("params") or {}
         if not isinstance(nested, dict):
-            raise UsageError(f"config file {options.config_file}: 'params' must be a mapping")
+            raise UsageError(f"config file {config_file}: 'params' must be a mapping")
         params.update(nested)
         for key, value in data.items():
             if key in RUN_KEYS:

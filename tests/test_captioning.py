@@ -222,3 +222,49 @@ print("KERASAPPS", "kerasapps" in sys.modules)
     assert "Result for output key caption" in cli_out.stdout and caption in cli_out.stdout
     predicted = cli("predict", export, png, check=0).stdout
     assert f"caption={caption}" in predicted
+
+
+FROZEN = dict(encoder="mobilenet_v2", freeze_encoder=True, image_size=32, batch_size=8, train_examples=16,
+              eval_examples=8, embed_dim=16, lstm_units=16, min_word_count=1)
+
+
+def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images():
+    from kerasapps.data import DatasetSource
+    from kerasapps_captioning.task import CaptioningTask
+
+    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    cached = CaptioningTask(CaptioningTask.Config(cache_features=True, **FROZEN), source)
+    plain = CaptioningTask(CaptioningTask.Config(**FROZEN), source)
+    cached_data, plain_data = cached.build_datasets(), plain.build_datasets()
+    model = cached.build_model()
+    backbone = model.get_layer("encoder").get_layer("image_features")
+    assert backbone.trainable_weights == [] and backbone.weights  # frozen: training never moves it
+    assert not {id(w) for w in backbone.weights} & {id(w) for w in model.trainable_weights}
+    for _ in range(2):  # the second pass reads the cache
+        features_in, targets, _ = next(iter(cached_data["validation"]))
+        images_in, plain_targets, _ = next(iter(plain_data["validation"]))
+        assert set(features_in) == {"features", "tokens"} and set(images_in) == {"image", "tokens"}
+        np.testing.assert_array_equal(features_in["tokens"], images_in["tokens"])
+        np.testing.assert_array_equal(targets, plain_targets)
+        # A randomly initialised backbone's features are tiny (about 1e-13): compare them relatively.
+        np.testing.assert_allclose(features_in["features"], backbone(images_in["image"], training=False),
+                                   rtol=1e-3, atol=0)
+        embedded = model.get_layer("encoder")(images_in["image"], training=False)
+        np.testing.assert_allclose(model.get_layer("encoder").get_layer("image_embedding")(features_in["features"]),
+                                   embedded, rtol=1e-3, atol=0)
+        # Both input structures run the same decoder layers.
+        np.testing.assert_allclose(model(features_in, training=False), model(images_in, training=False),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_run_with_cached_frozen_encoder_trains_exports_and_rejects_a_trainable_one(tmp_path):
+    small = [f"{k}={v}" for k, v in FROZEN.items() if k != "batch_size"]
+    options = [x for kv in small + ["cache_features=true"] for x in ("--set", kv)]
+    result = cli("run", "captioning", "--epochs", "2", "--batch-size", "8", *options, cwd=tmp_path, check=0)
+    assert "bleu4" in result.stdout and "predicted:" in result.stdout
+    history = (tmp_path / "runs/captioning/training_log.csv").read_text().splitlines()
+    assert len(history) == 3  # header and two epochs
+    assert (tmp_path / "saved_models/captioning/1/saved_model.pb").exists()
+    err = cli("train", "captioning", "--set", "cache_features=true", cwd=tmp_path, check=2).stderr
+    assert "cache_features needs a frozen keras.applications encoder" in err and "Traceback" not in err

@@ -49,6 +49,8 @@ class CaptioningConfig(TaskConfig):
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
     encoder_weights: Literal["none", "imagenet"] = field("none", "keras.applications weights (imagenet downloads)")
     freeze_encoder: bool = field(False, "keep the keras.applications encoder's weights fixed")
+    cache_features: bool = field(
+        False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
     cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)")
     embed_dim: int = field(128, "image and word embedding size")
     lstm_units: int = field(256, "LSTM units")
@@ -67,6 +69,9 @@ class CaptioningConfig(TaskConfig):
             raise UsageError("beam_size must be at least 1")
         if self.captions_per_image < 1:
             raise UsageError("captions_per_image must be at least 1")
+        if self.cache_features and (self.encoder == "cnn" or not self.freeze_encoder):
+            raise UsageError("cache_features needs a frozen keras.applications encoder: "
+                             "--set encoder=mobilenet_v2 --set freeze_encoder=true (the small CNN always trains)")
         if self.encoder == "inception_v3" and self.image_size < 75:
             raise UsageError("encoder=inception_v3 needs image_size >= 75")
 
@@ -100,11 +105,13 @@ class CaptioningTask(Task):
         # References for BLEU, tokenised as the model sees them (standardised words).
         self.references = {split: _tokenized_references(captions[split]) for split in ("validation", "test")}
         self.image_datasets = {split: images[split].batch(self.config.batch_size) for split in SPLITS}
+        # The model reads images, or with a cached frozen encoder the features it computes from them.
+        inputs = self._cached_features(self.image_datasets) if self.config.cache_features else images
         out = {}
         for split in SPLITS:
             refs = max(len(c) for c in captions[split])
             padded = tf.constant([list(c) + [""] * (refs - len(c)) for c in captions[split]])
-            ds = tf.data.Dataset.zip((images[split], tf.data.Dataset.from_tensor_slices(padded)))
+            ds = tf.data.Dataset.zip((inputs[split], tf.data.Dataset.from_tensor_slices(padded)))
             if split == "train":
                 ds = ds.shuffle(10_000, seed=self.seed, reshuffle_each_iteration=True)
             ds = ds.map(
@@ -114,8 +121,15 @@ class CaptioningTask(Task):
             out[split] = ds.batch(self.config.batch_size, drop_remainder=self.drop_remainder).prefetch(tf.data.AUTOTUNE)
         return out
 
+    def _cached_features(self, image_batches):
+        """Per split, each image's frozen-encoder features: computed by the model's own
+        backbone on the first full pass, then read from memory (``Dataset.cache``)."""
+        extractor = self._image_features()
+        return {split: ds.map(lambda im: extractor(tf.cast(im, tf.float32), training=False)).unbatch().cache()
+                for split, ds in image_batches.items()}
+
     def _teacher_forcing(self, vocab, image, captions, random_references):
-        """An image and its references [R] -> captions_per_image (K) of them, each as
+        """An image (or its cached features) and its references [R] -> captions_per_image (K) of them, each as
         inputs <start> w1..wn, targets w1..wn <end> and weights on the real steps, [K, T + 1].
 
         Training takes K distinct references at random, evaluation the first K. Slots beyond an
@@ -134,7 +148,8 @@ class CaptioningTask(Task):
         targets = tf.where(positions == length, END_ID, shifted)
         real = (tf.strings.length(chosen) > 0)[:, tf.newaxis]
         weights = tf.cast((positions <= length) & real, tf.float32)
-        return {"image": tf.cast(image, tf.float32), "tokens": inputs}, targets, weights
+        key = "features" if self.config.cache_features else "image"
+        return {key: tf.cast(image, tf.float32), "tokens": inputs}, targets, weights
 
     def _shapes(self):
         shapes = self.source.load()
@@ -190,22 +205,34 @@ class CaptioningTask(Task):
             # Flatten, not global pooling: captions speak of where things are.
             x = keras.layers.Flatten(name="flatten")(x)
         else:
-            class_name, module = APPLICATIONS[cfg.encoder]
-            weights = None if cfg.encoder_weights == "none" else cfg.encoder_weights
-            try:
-                backbone = getattr(keras.applications, class_name)(
-                    include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
-            except Exception as exc:  # offline: a plain Exception wrapping the URL error
-                raise UsageError(
-                    f"could not load {cfg.encoder} weights {cfg.encoder_weights!r} (no network?): "
-                    f"{str(exc).splitlines()[0]}. Offline: --set encoder_weights=none, or put the weights file "
-                    "in ~/.keras/models/"
-                ) from None
-            backbone.trainable = not cfg.freeze_encoder
-            preprocess = getattr(keras.applications, module).preprocess_input
-            x = backbone(preprocess(image), training=False if cfg.freeze_encoder else None)
+            x = self._image_features()(image)
         x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
         return keras.Model(image, x, name="encoder")
+
+    def _image_features(self):
+        """The keras.applications backbone with its preprocessing: images (0..255) -> pooled
+        features. Built once per task, so cached features and the model share its weights."""
+        if getattr(self, "_image_features_model", None) is not None:
+            return self._image_features_model
+        cfg = self.config
+        size = cfg.image_size
+        class_name, module = APPLICATIONS[cfg.encoder]
+        weights = None if cfg.encoder_weights == "none" else cfg.encoder_weights
+        try:
+            backbone = getattr(keras.applications, class_name)(
+                include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        except Exception as exc:  # offline: a plain Exception wrapping the URL error
+            raise UsageError(
+                f"could not load {cfg.encoder} weights {cfg.encoder_weights!r} (no network?): "
+                f"{str(exc).splitlines()[0]}. Offline: --set encoder_weights=none, or put the weights file "
+                "in ~/.keras/models/"
+            ) from None
+        backbone.trainable = not cfg.freeze_encoder
+        preprocess = getattr(keras.applications, module).preprocess_input
+        image = keras.Input((size, size, 3), name="image")
+        features = backbone(preprocess(image), training=False if cfg.freeze_encoder else None)
+        self._image_features_model = keras.Model(image, features, name="image_features")
+        return self._image_features_model
 
     def build_model(self):
         cfg = self.config
@@ -213,21 +240,34 @@ class CaptioningTask(Task):
         image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
         steps, k = cfg.max_caption_length + 1, cfg.captions_per_image
         tokens = keras.Input((k, steps), dtype="int32", name="tokens")
-        features = self._encoder()(image)
-        # Each image is encoded once and its features reused for its K captions (rows b*K .. b*K+K-1).
-        features = keras.ops.repeat(features, k, axis=0)
-        image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")(features)
-        flat_tokens = keras.ops.reshape(tokens, (-1, steps))
-        words = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")(flat_tokens)
-        # Show and Tell: the image is the LSTM's input at step -1, then the words.
-        x = keras.layers.Concatenate(axis=1, name="image_then_words")([image_step, words])
-        for i in range(1, cfg.lstm_layers + 1):
-            x = keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}")(x)[0]
-        x = x[:, 1:]  # the output at the image step predicts nothing
-        x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
-        logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
-        logits = keras.ops.reshape(logits, (-1, k, steps, vocab_size))
-        model = keras.Model({"image": image, "tokens": tokens}, logits, name="show_and_tell")
+        encoder = self._encoder()
+        image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")
+        embedding = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")
+        concatenate = keras.layers.Concatenate(axis=1, name="image_then_words")
+        lstms = [keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}")
+                 for i in range(1, cfg.lstm_layers + 1)]
+        dropout = keras.layers.Dropout(cfg.dropout, name="dropout")
+        to_logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
+
+        def next_word_logits(image_vectors):
+            # Each image is encoded once and its vector reused for its K captions (rows b*K .. b*K+K-1).
+            x = image_step(keras.ops.repeat(image_vectors, k, axis=0))
+            words = embedding(keras.ops.reshape(tokens, (-1, steps)))
+            # Show and Tell: the image is the LSTM's input at step -1, then the words.
+            x = concatenate([x, words])
+            for lstm in lstms:
+                x = lstm(x)[0]
+            x = dropout(x[:, 1:])  # the output at the image step predicts nothing
+            return keras.ops.reshape(to_logits(x), (-1, k, steps, vocab_size))
+
+        features_head = None
+        if cfg.cache_features:  # the same layers from the frozen backbone's features on
+            features = keras.Input(encoder.get_layer("image_features").output.shape[1:], name="features")
+            features_head = keras.Model({"features": features, "tokens": tokens},
+                                        next_word_logits(encoder.get_layer("image_embedding")(features)),
+                                        name="features_head")
+        model = ShowAndTell({"image": image, "tokens": tokens}, next_word_logits(encoder(image)),
+                            features_head=features_head, name="show_and_tell")
         model.compile(
             optimizer=keras.optimizers.Adam(self._learning_rate(), clipnorm=5.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -319,6 +359,31 @@ class CaptioningTask(Task):
             return {"caption": vocab.decode(tokens)}
 
         return serve
+
+
+class ShowAndTell(keras.Model):
+    """The captioning model: ``{"image", "tokens"}`` -> next-word logits ``[N, K, T + 1, vocab]``.
+
+    With a cached frozen encoder (``features_head``) it also takes ``{"features", "tokens"}``,
+    the backbone's pooled features in place of the image, so training skips the backbone;
+    ``fit``, ``train_step`` and the checkpoints (which hold the backbone too) stay Keras's own.
+
+        model({"image": images, "tokens": tokens})      # always
+        model({"features": features, "tokens": tokens})  # with features_head
+    """
+
+    def __init__(self, inputs, outputs, features_head=None, **kwargs):
+        super().__init__(inputs, outputs, **kwargs)
+        self.features_head = features_head
+        if features_head is not None:
+            self.input_spec = None  # two input structures: each path checks its own in call()
+
+    def call(self, inputs, training=None, mask=None):
+        if "features" in inputs:
+            if self.features_head is None:
+                raise ValueError("this model was built without cache_features: it takes images")
+            return self.features_head(inputs, training=training)
+        return super().call(inputs, training=training, mask=mask)
 
 
 def _tokenized_references(captions) -> list[list[list[str]]]:
