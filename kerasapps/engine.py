@@ -198,15 +198,14 @@ class Trainer:
         self._ensure_state(train_data)
         if progress_bar is None:
             progress_bar = sys.stdout.isatty()
-        if steps_per_epoch:
-            dataset = train_data.repeat()
-            steps = int(steps_per_epoch)
-        else:
-            dataset = train_data
-            steps = self.num_batches(train_data)
+        steps = int(steps_per_epoch) if steps_per_epoch else self.num_batches(train_data)
         self.steps_per_epoch = steps
-        distributed = self.strategy.experimental_distribute_dataset(shard_by_data(dataset))
-        persistent = iter(distributed) if steps_per_epoch else None
+        # One iterator over the repeated data for the whole fit. Without steps_per_epoch an
+        # epoch is still exactly one pass (the data is batched before it repeats, and a
+        # shuffle reshuffles each pass). A fresh iterator per epoch made some epochs run at
+        # half speed on 2 cores (measured: about 1 epoch in 3, captioning and others alike).
+        distributed = self.strategy.experimental_distribute_dataset(shard_by_data(train_data.repeat()))
+        persistent = iter(distributed)
         callback_list = self._callback_list(
             callbacks,
             add_history=True,
@@ -221,7 +220,7 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
-            iterator = persistent if persistent is not None else iter(distributed)
+            iterator = persistent
             step, step_logs = 0, None
             while step < steps:
                 count = min(self.steps_per_execution, steps - step)

@@ -74,6 +74,37 @@ def test_steps_per_epoch_and_steps_per_execution():
     assert int(model.optimizer.iterations) == 14
 
 
+def test_without_steps_per_epoch_each_epoch_is_one_whole_pass_reshuffled():
+    class Seen(keras.Model):
+        def train_step(self, data):
+            x, _ = data
+            return {"count": tf.cast(tf.shape(x)[0], tf.float32), "total": tf.reduce_sum(x),
+                    "squares": tf.reduce_sum(x * x), "first": x[0, 0]}
+
+    class Batches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append([])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.epochs[-1].append(logs)
+
+    inputs = keras.Input((1,))
+    model = Seen(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    ids = tf.data.Dataset.range(10).map(lambda i: (tf.cast([i], tf.float32), tf.zeros([1])))
+    data = ids.shuffle(10, seed=3, reshuffle_each_iteration=True).batch(3)  # 3 + 3 + 3 + 1
+    seen = Batches()
+    Trainer(model, tf.distribute.get_strategy()).fit(data, epochs=4, callbacks=[seen], progress_bar=False)
+    for epoch in seen.epochs:  # every id once: 0..9
+        assert [b["count"] for b in epoch] == [3, 3, 3, 1]
+        assert (sum(b["total"] for b in epoch), sum(b["squares"] for b in epoch)) == (45, 285)
+    assert len({tuple(b["first"] for b in epoch) for epoch in seen.epochs}) > 1  # a new order each pass
+
+
 def test_early_stopping_and_custom_train_step_are_honoured():
     calls = []
 
