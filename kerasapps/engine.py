@@ -202,8 +202,8 @@ class Trainer:
         self.steps_per_epoch = steps
         # One iterator over the repeated data for the whole fit. Without steps_per_epoch an
         # epoch is still exactly one pass (the data is batched before it repeats, and a
-        # shuffle reshuffles each pass). A fresh iterator per epoch made some epochs run at
-        # half speed on 2 cores (measured: about 1 epoch in 3, captioning and others alike).
+        # shuffle reshuffles each pass). A fresh iterator per epoch made a quarter or more of
+        # the epochs run at half speed on 2 cores (measured on the captioning task only).
         distributed = self.strategy.experimental_distribute_dataset(shard_by_data(train_data.repeat()))
         persistent = iter(distributed)
         callback_list = self._callback_list(
