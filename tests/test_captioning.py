@@ -240,9 +240,9 @@ def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images():
     backbone = model.get_layer("encoder").get_layer("image_features")
     assert backbone.trainable_weights == [] and backbone.weights  # frozen: training never moves it
     assert not {id(w) for w in backbone.weights} & {id(w) for w in model.trainable_weights}
-    for _ in range(2):  # the second pass reads the cache
-        features_in, targets, _ = next(iter(cached_data["validation"]))
-        images_in, plain_targets, _ = next(iter(plain_data["validation"]))
+    for _ in range(2):  # whole passes: the first fills the cache, the second reads it
+        features_in, targets, _ = list(cached_data["validation"])[0]
+        images_in, plain_targets, _ = list(plain_data["validation"])[0]
         assert set(features_in) == {"features", "tokens"} and set(images_in) == {"image", "tokens"}
         np.testing.assert_array_equal(features_in["tokens"], images_in["tokens"])
         np.testing.assert_array_equal(targets, plain_targets)
