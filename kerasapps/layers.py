@@ -7,10 +7,15 @@ Measured on the 2-core test machine: a forward and backward pass of the captioni
 4-block CNN encoder at batch 64 (64x64 images) takes 50 ms with it, 79 ms with the Keras layer
 and 39 ms with no normalisation at all.
 
+``ForgetGateBias`` initialises an LSTM's forget gate to keep its memory from the start
+(Jozefowicz et al. 2015 recommend a positive forget bias; Keras's ``unit_forget_bias`` fixes
+it at 1, which forgets about a quarter of the cell state per step).
+
 Example::
 
     x = keras.layers.Conv2D(32, 3, use_bias=False)(x)
     x = FusedBatchNormalization(name="bn1")(x)  # same weights as keras.layers.BatchNormalization
+    lstm = keras.layers.LSTM(256, unit_forget_bias=False, bias_initializer=ForgetGateBias(3.0))
 """
 
 from __future__ import annotations
@@ -56,3 +61,30 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and len(inputs.shape) == 4 and self.axis in (-1, 3)
             and keras.backend.backend() == "tensorflow"
         )
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+class ForgetGateBias(keras.initializers.Initializer):
+    """LSTM bias initializer: ``value`` on the forget gate, zeros on the others.
+
+    Pass it with ``unit_forget_bias=False`` (which would otherwise add 1 on top). The bias
+    holds the four gates in Keras's order (input, forget, candidate, output), ``units`` each;
+    ``value=1`` is Keras's default. With ``value=3`` the forget gate starts at
+    sigmoid(3) = 0.95, so what the LSTM read at its first step is still there ten steps later.
+
+        keras.layers.LSTM(256, unit_forget_bias=False, bias_initializer=ForgetGateBias(3.0))
+    """
+
+    def __init__(self, value: float = 1.0):
+        self.value = float(value)
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 1 or shape[0] % 4:
+            raise ValueError(f"ForgetGateBias initialises an LSTM bias of shape [4 * units], not {shape}")
+        units = shape[0] // 4
+        gates = [keras.ops.zeros((units,), dtype), keras.ops.full((units,), self.value, dtype),
+                 keras.ops.zeros((2 * units,), dtype)]
+        return keras.ops.concatenate(gates)
+
+    def get_config(self):
+        return {"value": self.value}

@@ -12,8 +12,11 @@ from conftest import cli
 
 tf = pytest.importorskip("tensorflow")
 
+# A constant rate: decayed over these 24 steps, the model still says nothing, and the export
+# tests need words to compare.
 TINY = ["--epochs", "2", "--batch-size", "32", "--set", "train_examples=400", "--set", "eval_examples=48",
-        "--set", "image_size=32", "--set", "cnn_filters=16,32,32", "--set", "lstm_units=64", "--set", "embed_dim=32"]
+        "--set", "image_size=32", "--set", "cnn_filters=16,32,32", "--set", "lstm_units=64", "--set", "embed_dim=32",
+        "--set", "lr_schedule=constant"]
 
 
 def test_vocabulary_round_trip_and_min_count():
@@ -174,6 +177,22 @@ def test_cosine_learning_rate_decays_over_the_whole_run_and_constant_stays():
     assert rate_at(cosine, steps // 2) == pytest.approx(2e-3 * (0.05 + 0.95 * 0.5), rel=1e-3)
     assert rate_at(cosine, steps) == pytest.approx(2e-3 * 0.05)
     assert rate_at(CaptioningConfig(lr_schedule="constant", **small), steps) == pytest.approx(2e-3)
+
+
+def test_decoder_starts_with_the_configured_forget_bias_and_the_encoder_pools_as_configured():
+    from kerasapps_captioning.task import CaptioningConfig, CaptioningTask
+
+    info = {"vocabulary": ["a", "red", "circle"], "image_size": 32}
+    small = dict(image_size=32, cnn_filters=(8, 8), lstm_units=4, embed_dim=8)
+    for pooling, forget_bias in (("max", 3.0), ("flatten", 1.0)):
+        model = CaptioningTask(CaptioningConfig(cnn_pooling=pooling, forget_bias=forget_bias, **small),
+                               info=info).build_model()
+        bias = model.get_layer("lstm1").cell.bias.numpy()
+        np.testing.assert_array_equal(bias[4:8], [forget_bias] * 4)
+        np.testing.assert_array_equal(np.delete(bias, range(4, 8)), 0)
+        pooled = model.get_layer("encoder").get_layer("pool2").output.shape[1:]  # 8 x 8 x 8
+        image_input = model.get_layer("encoder").get_layer("image_embedding").input.shape[-1]
+        assert image_input == (pooled[-1] if pooling == "max" else int(np.prod(pooled)))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""kerasapps.layers: the fused batch normalisation matches keras.layers.BatchNormalization."""
+"""kerasapps.layers: the fused batch normalisation matches keras.layers.BatchNormalization; the LSTM forget-gate bias."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from kerasapps.layers import FusedBatchNormalization  # noqa: E402
+from kerasapps.layers import ForgetGateBias, FusedBatchNormalization  # noqa: E402
 
 
 def _pair(**kwargs):
@@ -60,3 +60,23 @@ def test_mixed_precision_keeps_the_compute_dtype_and_other_ranks_fall_back():
     plain, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
     np.testing.assert_allclose(fused(dense_input, training=True).numpy(),
                                plain(dense_input, training=True).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _lstm_bias(**kwargs):
+    lstm = keras.layers.LSTM(3, **kwargs)
+    lstm.build((None, 4, 2))
+    return keras.ops.convert_to_numpy(lstm.cell.bias)
+
+
+def test_forget_gate_bias_sets_the_forget_gate_only_and_survives_serialisation():
+    bias = _lstm_bias(unit_forget_bias=False, bias_initializer=ForgetGateBias(3.0))
+    np.testing.assert_array_equal(bias, [0, 0, 0, 3, 3, 3, 0, 0, 0, 0, 0, 0])  # gates i, f, c, o
+    # value 1 is what Keras's unit_forget_bias gives.
+    np.testing.assert_array_equal(_lstm_bias(unit_forget_bias=False, bias_initializer=ForgetGateBias(1.0)),
+                                  _lstm_bias())
+    lstm = keras.layers.LSTM(3, unit_forget_bias=False, bias_initializer=ForgetGateBias(2.5))
+    restored = keras.layers.LSTM.from_config(lstm.get_config())
+    assert isinstance(restored.cell.bias_initializer, ForgetGateBias)
+    assert restored.cell.bias_initializer.value == 2.5
+    with pytest.raises(ValueError, match="4 \\* units"):
+        ForgetGateBias(3.0)((6,))

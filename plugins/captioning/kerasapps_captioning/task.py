@@ -23,7 +23,7 @@ from kerasapps.data import load_tfds
 from kerasapps.decoding import decode
 from kerasapps.errors import UsageError
 from kerasapps.images import decode_images
-from kerasapps.layers import FusedBatchNormalization
+from kerasapps.layers import ForgetGateBias, FusedBatchNormalization
 from kerasapps.task import SPLITS, Task
 from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary, standardize_texts
 
@@ -43,7 +43,7 @@ class CaptioningConfig(TaskConfig):
         1, "reference captions trained per image and step (taken at random); the image is encoded once for all")
     learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
     lr_schedule: Literal["constant", "cosine"] = field(
-        "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
+        "cosine", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels")
     encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
@@ -52,10 +52,13 @@ class CaptioningConfig(TaskConfig):
     cache_features: bool = field(
         False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
     cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)")
+    cnn_pooling: Literal["max", "flatten"] = field(
+        "max", "small CNN: global max pooling of its last feature map, or the map flattened")
     embed_dim: int = field(128, "image and word embedding size")
     lstm_units: int = field(256, "LSTM units")
     lstm_layers: int = field(1, "stacked LSTM layers")
     dropout: float = field(0.2, "dropout on the LSTM output")
+    forget_bias: float = field(3.0, "initial LSTM forget-gate bias (Keras's default is 1)")
     max_caption_length: int = field(16, "words per caption (longer ones are cut)")
     min_word_count: int = field(2, "words seen fewer times in training captions become <unk>")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)")
@@ -202,8 +205,13 @@ class CaptioningTask(Task):
                 x = FusedBatchNormalization(name=f"bn{i}")(x)
                 x = keras.layers.ReLU(name=f"relu{i}")(x)
                 x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-            # Flatten, not global pooling: captions speak of where things are.
-            x = keras.layers.Flatten(name="flatten")(x)
+            if cfg.cnn_pooling == "max":
+                # One set of weights for what is seen wherever it is. Flattened, each position
+                # has its own, and the small objects' shapes were never learnt (the positions
+                # the captions need survive pooling: zero padding lets the filters see them).
+                x = keras.layers.GlobalMaxPooling2D(name="global_max")(x)
+            else:
+                x = keras.layers.Flatten(name="flatten")(x)
         else:
             x = self._image_features()(image)
         x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
@@ -244,7 +252,8 @@ class CaptioningTask(Task):
         image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")
         embedding = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")
         concatenate = keras.layers.Concatenate(axis=1, name="image_then_words")
-        lstms = [keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}")
+        lstms = [keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}",
+                                   unit_forget_bias=False, bias_initializer=ForgetGateBias(cfg.forget_bias))
                  for i in range(1, cfg.lstm_layers + 1)]
         dropout = keras.layers.Dropout(cfg.dropout, name="dropout")
         to_logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")

@@ -1,0 +1,99 @@
+"""What can the captioning task's small CNN encoder learn, by how its last feature map
+becomes a vector? Flattened (each position with its own weights), global max pooled (one
+set of weights wherever a thing is), or both side by side.
+
+Each encoder (the task's 4 conv blocks, 16-32-64-128 filters, 64x64 scenes, then a
+128-unit ReLU layer) is trained with direct supervision on shapes scenes that hold one
+small object, for three facts the captions need: the small object's shape, the main
+object's position (9 thirds) and where the main object is relative to the small one (4).
+Held-out accuracy after each epoch; chance is about 0.25, 0.11 and 0.25.
+
+    python -m benchmarks.captioning_encoder_pooling [--scenes 10000] [--epochs 3]
+        [--poolings flatten,max,flatten_and_max]
+
+Measured on a 2-core AMD EPYC, one core per run: flattened, the shape stayed at chance
+(held-out 0.25 after 3 epochs while the training accuracy rose to 0.76: it memorised);
+max pooled, 0.81 held-out shape, with position and relation as good as flattened. This is
+why the task pools (``--set cnn_pooling=max``, the default).
+"""
+
+import argparse
+
+import numpy as np
+
+from benchmarks.machine import describe_machine
+
+RELATIONS = ("to the left of", "to the right of", "above", "below")
+POSITIONS = ("in the top left", "at the top", "in the top right", "on the left", "in the center", "on the right",
+             "in the bottom left", "at the bottom", "in the bottom right")
+
+
+def scenes_with_one_small_object(split, count, size=64):
+    from kerasapps.datasets import shapes
+
+    images, labels = [], {"shape": [], "position": [], "relation": []}
+    index = 0
+    while len(images) < count:
+        scene = shapes.generate_scene(index, split, seed=0, image_size=size)
+        index += 1
+        small = [o for o in scene["objects"] if o.size == "small"]
+        if len(small) != 1:
+            continue
+        main = next(o for o in scene["objects"] if o.size == "large")
+        images.append(scene["image"])
+        labels["shape"].append(shapes.SHAPES.index(small[0].shape))
+        labels["position"].append(POSITIONS.index(shapes._position(main, size)))
+        labels["relation"].append(RELATIONS.index(shapes._relation(main, small[0])))
+    return np.stack(images), {k: np.array(v) for k, v in labels.items()}
+
+
+def build_encoder(pooling, size=64):
+    import keras
+
+    from kerasapps.layers import FusedBatchNormalization
+
+    image = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(image)
+    for filters in (16, 32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = FusedBatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    vectors = {"flatten": [keras.layers.Flatten()(x)], "max": [keras.layers.GlobalMaxPooling2D()(x)]}
+    vectors["flatten_and_max"] = vectors["flatten"] + vectors["max"]
+    parts = vectors[pooling]
+    x = parts[0] if len(parts) == 1 else keras.layers.Concatenate()(parts)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    heads = {"shape": 4, "position": len(POSITIONS), "relation": len(RELATIONS)}
+    outputs = {name: keras.layers.Dense(n, name=name)(x) for name, n in heads.items()}
+    model = keras.Model(image, outputs)
+    model.compile(keras.optimizers.Adam(2e-3),
+                  {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for name in heads},
+                  metrics={name: ["accuracy"] for name in heads})
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenes", type=int, default=10_000, help="training scenes (one small object each)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--poolings", default="flatten,max,flatten_and_max")
+    args = parser.parse_args()
+    import keras
+
+    train = scenes_with_one_small_object("train", args.scenes)
+    held_out = scenes_with_one_small_object("validation", 1000)
+    print(describe_machine())
+    for pooling in args.poolings.split(","):
+        keras.utils.set_random_seed(0)
+        history = build_encoder(pooling).fit(*train, batch_size=64, epochs=args.epochs, validation_data=held_out,
+                                             verbose=0).history
+        for epoch in range(args.epochs):
+            facts = ", ".join(f"{name} {history[f'val_{name}_accuracy'][epoch]:.3f} "
+                              f"(train {history[f'{name}_accuracy'][epoch]:.3f})"
+                              for name in ("shape", "position", "relation"))
+            print(f"{pooling:16s} epoch {epoch + 1}: held-out {facts}")
+
+
+if __name__ == "__main__":
+    main()
