@@ -8,13 +8,16 @@ small object, for three facts the captions need: the small object's shape, the m
 object's position (9 thirds) and where the main object is relative to the small one (4).
 Held-out accuracy after each epoch; chance is about 0.25, 0.11 and 0.25.
 
-    python -m benchmarks.captioning_encoder_pooling [--scenes 10000] [--epochs 3]
+    python -m benchmarks.captioning_encoder_pooling [--scenes 10000] [--epochs 5]
         [--poolings flatten,max,flatten_and_max]
 
-Measured on a 2-core AMD EPYC, one core per run: flattened, the shape stayed at chance
-(held-out 0.25 after 3 epochs while the training accuracy rose to 0.76: it memorised);
-max pooled, 0.81 held-out shape, with position and relation as good as flattened. This is
-why the task pools (``--set cnn_pooling=max``, the default).
+Measured on a 2-core AMD EPYC (5 epochs, 2.5 minutes for the three): max pooled, the small
+object's shape is learnt in half the epochs (training accuracy 0.97 after epoch 2 against
+0.43 flattened) and generalises (held-out 0.98-0.99 at epochs 4-5, against 0.91 and 0.76
+flattened, 0.88 and 0.85 with both), while position and relation come out as well as
+flattened (0.92-0.93 and 0.97). In the captioning model, where the shape's only signal is
+one word in ten passed back through the LSTM, the flattened encoder had not learnt it after
+12 epochs, and the max-pooled one had: hence ``--set cnn_pooling=max``, the default.
 """
 
 import argparse
@@ -76,7 +79,7 @@ def build_encoder(pooling, size=64):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenes", type=int, default=10_000, help="training scenes (one small object each)")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--poolings", default="flatten,max,flatten_and_max")
     args = parser.parse_args()
     import keras
