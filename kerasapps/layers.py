@@ -70,7 +70,8 @@ class ForgetGateBias(keras.initializers.Initializer):
     Pass it with ``unit_forget_bias=False`` (which would otherwise add 1 on top). The bias
     holds the four gates in Keras's order (input, forget, candidate, output), ``units`` each;
     ``value=1`` is Keras's default. With ``value=3`` the forget gate starts at
-    sigmoid(3) = 0.95, so what the LSTM read at its first step is still there ten steps later.
+    sigmoid(3) = 0.95, so most of what the LSTM read at its first step (60%) is still in its
+    cell ten steps later, against 4% with 1.
 
         keras.layers.LSTM(256, unit_forget_bias=False, bias_initializer=ForgetGateBias(3.0))
     """

@@ -1,9 +1,9 @@
 """Show and Tell (a small CNN encoder + LSTM decoder) on the built-in shapes captions,
 as a keras-io reader would write it.
 
-The same model, batch size, learning-rate schedule, precision (float32), vocabulary (words seen at least
-twice) and data (one of each image's captions at random, teacher forcing) as
-`kerasapps run captioning`.
+The same model, batch size, learning-rate schedule, precision (float32), vocabulary
+(words seen at least twice) and data (one of each image's captions at random, teacher
+forcing) as `kerasapps run captioning`.
 
     python -m benchmarks.reference.captioning
 """
@@ -50,7 +50,8 @@ def load_data(train_examples):
 def forget_bias_3(shape, dtype=None):
     # LSTM bias: 3 on the forget gate (gates i, f, c, o), 0 elsewhere.
     units = shape[0] // 4
-    return keras.ops.concatenate([keras.ops.zeros((units,)), keras.ops.full((units,), 3.0), keras.ops.zeros((2 * units,))])
+    return keras.ops.concatenate([keras.ops.zeros((units,)), keras.ops.full((units,), 3.0),
+                                  keras.ops.zeros((2 * units,))])
 
 
 def build_model(vocab_size, steps=None):
