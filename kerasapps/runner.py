@@ -275,15 +275,37 @@ class TaskRun:
             with self.strategy.scope():
                 optimizer.build(self.model.trainable_variables)
         if best.exists() and self.task.monitor is not None:
-            self.model.load_weights(str(best))
+            with self._weights_must_fit(best):
+                self.model.load_weights(str(best))
             return str(best)
         from kerasapps.engine import ResumableBackup
 
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, write=False,
                                  restore_from=self.workdir / "backup")
-        if backup.restore() == 0:
+        with self._weights_must_fit(self.workdir / "backup"):
+            restored = backup.restore()
+        if restored == 0:
             raise UsageError(f"no trained weights in {self.workdir} (no best.weights.h5 or backup/); train first")
         return str(self.workdir / "backup")
+
+    @contextlib.contextmanager
+    def _weights_must_fit(self, source):
+        """Weights that do not fit the model built from the workdir's config: one message naming
+        the options its config.json does not record (added since it was trained, so now at
+        their defaults), instead of Keras's traceback."""
+        try:
+            yield
+        except ValueError as exc:
+            try:
+                recorded = json.loads((self.workdir / "config.json").read_text()).get("params", {})
+            except (OSError, ValueError):
+                recorded = {}
+            absent = [f"{k}={v}" for k, v in dataclasses.asdict(self.config).items() if k not in recorded]
+            hint = (f"; its config.json does not record {', '.join(absent)} (options added since, now at their "
+                    "defaults): pass the values it was trained with, --set KEY=VALUE" if absent else
+                    "; pass the options it was trained with (--set KEY=VALUE)")
+            raise UsageError(f"the weights in {source} do not fit the {self.task.name} model built from "
+                             f"{self.workdir / 'config.json'} ({str(exc).splitlines()[0]}){hint}") from None
 
     # -- steps ---------------------------------------------------------------
     def train(self) -> dict:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -141,6 +142,23 @@ def test_run_reports_bleu_and_exports(trained):
     assert set(metrics) >= {"bleu1", "bleu2", "bleu3", "bleu4", "exact_match", "loss", "token_accuracy"}
     assert 0 <= metrics["bleu4"] <= metrics["bleu1"] <= 1
     assert (root / "saved_models/captioning/1/saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_export_of_weights_that_do_not_fit_the_recorded_config_is_one_message(trained, tmp_path):
+    root, _ = trained
+    workdir = tmp_path / "run"
+    shutil.copytree(root / "runs/captioning", workdir)
+    saved = json.loads((workdir / "config.json").read_text())
+    # A config.json from before an option existed: the option takes its (different) default.
+    del saved["params"]["lstm_units"]
+    (workdir / "config.json").write_text(json.dumps(saved))
+    result = cli("export", "captioning", "--workdir", workdir, "--export-dir", tmp_path / "out", check=2)
+    assert "do not fit the captioning model" in result.stderr and "Traceback" not in result.stderr
+    assert "does not record lstm_units=256" in result.stderr
+    cli("export", "captioning", "--workdir", workdir, "--export-dir", tmp_path / "out", "--set", "lstm_units=64",
+        check=0)
+    assert (tmp_path / "out/captioning/1/saved_model.pb").exists()
 
 
 def trained_task(root):
