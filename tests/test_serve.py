@@ -317,24 +317,24 @@ def test_demo_page_predicts_an_image_and_a_text_in_chromium(server, exports, tmp
             page.wait_for_selector("body[data-ready=true]")
             assert set(page.locator("#model option").all_inner_texts()) >= {"classification", "segmentation", "translation"}
             page.select_option("#model", "classification")
-            page.wait_for_selector("#in-image_bytes[type=file]")
+            page.wait_for_selector("body[data-model=classification]")
             page.set_input_files("#in-image_bytes", str(picture))
             page.click("#run")
             assert page.wait_for_selector(".output-label").inner_text() == label
             page.select_option("#model", "segmentation")
-            page.wait_for_selector("#in-image_bytes[type=file]")
+            page.wait_for_selector("body[data-model=segmentation]")
             page.set_input_files("#in-image_bytes", str(picture))
             page.click("#run")
             mask = page.wait_for_selector(".output-png_bytes img")
             assert page.evaluate("(img) => img.complete && img.naturalWidth", mask) == 24  # the mask PNG decoded
             page.select_option("#model", "translation")
-            page.wait_for_selector("#in-text[type=text]")
+            page.wait_for_selector("body[data-model=translation]")
             page.fill("#in-text", "this is a pen .")
             page.click("#run")
             assert page.wait_for_selector(".output-translation").inner_text() == translation
             # A file that is no image gets the server's message on the page.
             page.select_option("#model", "classification")
-            page.wait_for_selector("#in-image_bytes[type=file]")
+            page.wait_for_selector("body[data-model=classification]")
             (tmp_path / "notes.png").write_text("not an image")
             page.set_input_files("#in-image_bytes", str(tmp_path / "notes.png"))
             page.click("#run")

@@ -19,6 +19,8 @@ function shape(spec) {
 
 async function chooseModel() {
   const name = $("model").value;
+  if (document.body.dataset.model === name) return;
+  delete document.body.dataset.model;
   $("result").textContent = "";
   const meta = await getJSON(`/v1/models/${name}/metadata`);
   const signature = meta.metadata.signature_def.signature_def.serving_default;
@@ -51,6 +53,7 @@ async function chooseModel() {
     }
     fields.append(label, field);
   }
+  document.body.dataset.model = name;  // the form is ready for this model (tests wait for it)
 }
 
 function fileAsBase64(file) {
