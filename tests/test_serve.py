@@ -210,6 +210,24 @@ def test_body_over_the_limit_is_refused_without_reading_it(server):
     assert server.client.get("/v1/models/classification").status_code == 200
 
 
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
+def test_image_size_is_read_from_the_header_of_each_format(kind):
+    import io
+
+    from kerasapps.server.images import NotAnImage, image_size
+
+    image = pytest.importorskip("PIL.Image", reason="Pillow writes the sample files").new("RGB", (37, 23), (200, 30, 30))
+    encoded = io.BytesIO()
+    image.save(encoded, kind, **({"lossless": True} if kind == "WEBP" else {}))
+    assert image_size(encoded.getvalue())[:2] == (37, 23)
+    if kind == "WEBP":
+        lossy = io.BytesIO()
+        image.save(lossy, "WEBP", quality=50)
+        assert image_size(lossy.getvalue())[:2] == (37, 23)
+    with pytest.raises(NotAnImage):
+        image_size(encoded.getvalue()[:8] if kind != "BMP" else b"BM")
+
+
 # -- batching: concurrent requests run together and get the same answers --------------------------
 def test_concurrent_requests_get_the_same_outputs_as_one_at_a_time(server):
     images = [png_bytes(20, 30, seed=i) for i in range(12)] + [png_bytes(16, 16, seed=i) for i in range(4)]
