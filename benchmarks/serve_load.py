@@ -87,7 +87,7 @@ def newest(root: pathlib.Path, task: str) -> pathlib.Path:
 async def _load(url: str, body: bytes, clients: int, seconds: float) -> dict:
     import httpx
 
-    latencies, errors = [], 0
+    latencies, errors, rows_in_call = [], 0, []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         stop = time.perf_counter() + seconds
@@ -99,6 +99,7 @@ async def _load(url: str, body: bytes, clients: int, seconds: float) -> dict:
                 response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - start)
+                    rows_in_call.append(int(response.headers.get("X-Batch-Rows", 1)))
                 else:
                     errors += 1
 
@@ -108,7 +109,7 @@ async def _load(url: str, body: bytes, clients: int, seconds: float) -> dict:
         start = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
         elapsed = time.perf_counter() - start
-    return {"requests": len(latencies), "errors": errors, "seconds": elapsed,
+    return {"requests": len(latencies), "errors": errors, "seconds": elapsed, "mean_batch": float(np.mean(rows_in_call)),
             "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99))}
 
 
@@ -186,18 +187,19 @@ def report(rows, args, machine, started, load_before, load_after) -> str:
         + (f" (over the {cores} cores: other jobs shared the CPU during the run, so absolute figures are low "
            "and noisy)." if shared else "."),
         "",
-        "| model | how | p50 latency ms | p99 latency ms | images/s |",
-        "|---|---|---|---|---|",
+        "| model | how | p50 latency ms | p99 latency ms | images/s | rows per signature call |",
+        "|---|---|---|---|---|---|",
     ]
     for task, row in rows.items():
         served, base = row["served"], row["in_process"]
         lines.append(f"| {task} | served, {args.clients} clients, batched | {served['p50_ms']:.1f} | {served['p99_ms']:.1f} "
                      f"| **{served['requests'] / served['seconds']:.1f}**"
-                     + (f" ({served['errors']} errors)" if served["errors"] else "") + " |")
+                     + (f" ({served['errors']} errors)" if served["errors"] else "")
+                     + f" | {served['mean_batch']:.1f} (mean over requests) |")
         for batch in ("1", "32"):
             b = base[batch]
             lines.append(f"| {task} | in process, batch {batch} | {b['p50_ms']:.1f} | {b['p99_ms']:.1f} "
-                         f"| {int(batch) * b['calls'] / b['seconds']:.1f} |")
+                         f"| {int(batch) * b['calls'] / b['seconds']:.1f} | {batch} |")
     lines += ["", "Latency for in-process rows is per call (a batch-32 call returns 32 images); served latency is "
               "per request, queueing and batching window included."]
     return "\n".join(lines) + "\n"

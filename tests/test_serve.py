@@ -34,8 +34,8 @@ EXPORTS = {
 def tiny_exports(root: pathlib.Path, tasks=EXPORTS) -> pathlib.Path:
     """Train each task for two steps and export it under ``root/saved_models``."""
     for task, options in tasks.items():
-        cli("train", task, *SMALL, *options, "--workdir", root / "runs" / task, check=0)
-        cli("export", task, "--workdir", root / "runs" / task, "--export-dir", root / "saved_models", check=0)
+        cli("run", task, *SMALL, *options, "--samples", "0", "--workdir", root / "runs" / task,
+            "--export-dir", root / "saved_models", check=0)
     return root / "saved_models"
 
 
@@ -105,6 +105,7 @@ def in_process(exports, task, **inputs):
 
 
 # -- TF Serving's documented shapes -------------------------------------------------------------
+@pytest.mark.slow
 def test_status_is_tf_servings_get_model_status_response(server):
     response = server.client.get("/v1/models/classification")
     assert response.status_code == 200
@@ -116,6 +117,7 @@ def test_status_is_tf_servings_get_model_status_response(server):
     assert missing.status_code == 404 and "nosuchmodel" in missing.json()["error"]
 
 
+@pytest.mark.slow
 def test_metadata_is_the_signature_def_map_as_tf_serving_writes_it(server):
     body = server.client.get("/v1/models/classification/metadata").json()
     assert body["model_spec"] == {"name": "classification", "signature_name": "", "version": "1"}
@@ -127,6 +129,7 @@ def test_metadata_is_the_signature_def_map_as_tf_serving_writes_it(server):
     assert signature["outputs"]["class_id"]["dtype"] == "DT_INT64"
 
 
+@pytest.mark.slow
 def test_row_and_columnar_predictions_equal_serving_default_in_process(server, exports):
     images = [png_bytes(seed=0), png_bytes(24, 24, seed=1)]
     expected = in_process(exports, "classification", image_bytes=images)
@@ -144,6 +147,7 @@ def test_row_and_columnar_predictions_equal_serving_default_in_process(server, e
     assert outputs["label"] == [p["label"] for p in predictions] and outputs["class_id"] == expected["class_id"].tolist()
 
 
+@pytest.mark.slow
 def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(server, exports):
     image = png_bytes(32, 32, seed=2)
     expected = in_process(exports, "segmentation", image_bytes=[image])
@@ -168,11 +172,13 @@ def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(se
     ({"examples": []}, 400, "exactly one of \"instances\""),
     ({"instances": [b64(png_bytes())], "signature_name": "nope"}, 400, "\"nope\" not found"),
 ])
+@pytest.mark.slow
 def test_bad_requests_get_400_with_a_clear_message(server, body, status, words):
     response = server.post("/v1/models/classification:predict", body)
     assert response.status_code == status and words in response.json()["error"], response.text
 
 
+@pytest.mark.slow
 def test_huge_image_is_refused_from_its_header_before_decoding(server):
     # A real 20000x20000 PNG (one colour, zlib-compressed rows: ~1 MB) would take 1.2 GB decoded.
     import zlib
@@ -189,6 +195,7 @@ def test_huge_image_is_refused_from_its_header_before_decoding(server):
     assert "20000x20000 pixels is over the limit of 1000000 pixels" in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_body_over_the_limit_is_refused_without_reading_it(server):
     # Declared 50 MB: the answer comes after the headers, before the client sends the body.
     host, port = server.url.removeprefix("http://").split(":")
@@ -229,11 +236,26 @@ def test_image_size_is_read_from_the_header_of_each_format(kind):
 
 
 # -- batching: concurrent requests run together and get the same answers --------------------------
+@pytest.mark.slow
+def test_concurrent_sentences_of_different_lengths_get_their_own_translations(server, exports):
+    # Translation pads a batch to its longest sentence, which changes beam search's output for the
+    # shorter ones: the server batches only sentences of equal word count together.
+    texts = ["this is a pen .", "he goes to the hospital .", "my brother washes five cats in the kitchen .",
+             "i read a book .", "that is a cat ."] * 2
+    expected = [in_process(exports, "translation", text=[t])["translation"][0].decode() for t in texts]
+    with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda t: server.post("/v1/models/translation:predict", {"instances": [t]}).json(), texts))
+    assert [a["predictions"][0] for a in answers] == expected
+
+
+@pytest.mark.slow
 def test_concurrent_requests_get_the_same_outputs_as_one_at_a_time(server):
     images = [png_bytes(20, 30, seed=i) for i in range(12)] + [png_bytes(16, 16, seed=i) for i in range(4)]
     alone = [server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}).json() for i in images]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        together = list(pool.map(lambda i: server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}).json(), images))
+        responses = list(pool.map(lambda i: server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}), images))
+    together = [r.json() for r in responses]
+    assert max(int(r.headers["X-Batch-Rows"]) for r in responses) > 1  # some ran together
     for one, many in zip(alone, together):
         assert one["predictions"][0]["mask"] == many["predictions"][0]["mask"]
         assert one["predictions"][0]["png_bytes"] == many["predictions"][0]["png_bytes"]
@@ -253,9 +275,10 @@ def test_batcher_runs_concurrent_requests_as_one_call_and_splits_the_rows():
 
     async def main():
         batcher = Batcher(double, window_s=0.05, max_batch_size=8)
-        results = await asyncio.gather(*(batcher.submit({"x": np.array([i, i + 0.5], np.float32)}, 2, "k")
+        answers = await asyncio.gather(*(batcher.submit({"x": np.array([i, i + 0.5], np.float32)}, 2, "k")
                                          for i in range(6)))
-        return batcher.batch_sizes, results
+        assert [rows for _, rows in answers] == [8, 8, 8, 8, 4, 4]
+        return batcher.batch_sizes, [outputs for outputs, _ in answers]
 
     sizes, results = asyncio.run(main())
     assert sizes == [8, 4]  # max_batch_size rows, then the rest
@@ -265,6 +288,7 @@ def test_batcher_runs_concurrent_requests_as_one_call_and_splits_the_rows():
 
 
 # -- versions ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_new_version_is_served_without_restart_and_incomplete_ones_never(server, exports):
     live = server.root / "live"
     (live / ".export-abc123" / "model").mkdir(parents=True)  # the core's staging folder, mid-write
@@ -285,6 +309,7 @@ def test_new_version_is_served_without_restart_and_incomplete_ones_never(server,
 
 
 # -- the server process imports no Keras ---------------------------------------------------------
+@pytest.mark.slow
 def test_server_serves_without_importing_keras_or_plugins(exports):
     """In process, with Starlette's TestClient: a request served, and no Keras or plugin module loaded."""
     code = f"""
@@ -314,6 +339,14 @@ def test_serve_refuses_a_missing_folder_and_a_bad_label(tmp_path):
     assert "error: --label expects MODEL:LABEL=VERSION" in err
 
 
+def test_serve_says_when_its_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        err = cli("serve", tmp_path, "--port", taken.getsockname()[1], check=2).stderr
+    assert err.strip().splitlines()[-1].startswith("error: cannot listen on 127.0.0.1:")
+
+
 # -- the demo page, in a real headless browser ---------------------------------------------------
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -321,6 +354,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+@pytest.mark.slow
 def test_demo_page_predicts_an_image_and_a_text_in_chromium(server, exports, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     picture = tmp_path / "picture.png"

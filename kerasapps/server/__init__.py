@@ -12,8 +12,23 @@ Example::
 from __future__ import annotations
 
 import os
+import socket
 
+from kerasapps.errors import UsageError
 from kerasapps.server.app import ServerSettings, create_app
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn, so a taken port is one clear error, not a log line."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def run_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8501, ready_message=print) -> None:
@@ -21,17 +36,18 @@ def run_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 85
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import uvicorn
 
+    sock = _listening_socket(host, port)
+    bound = sock.getsockname()[1]
     app = create_app(settings)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets=None):
             await super().startup(sockets)
             repository = app.state.repository
-            bound = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
             models = ", ".join(f"{n}/{v.number} ({v.state.lower()})" for (n, _), v in sorted(repository.versions.items()))
             ready_message(f"serving {models or 'no models yet'} from {settings.root} at http://{host}:{bound}/")
 
-    _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")).run()
+    _Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[sock])
 
 
 __all__ = ["ServerSettings", "create_app", "run_server"]

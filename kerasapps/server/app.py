@@ -55,6 +55,7 @@ _MODEL_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/label
 
 
 def _json(content, status: int = 200) -> Response:
+    """A JSON response as TF Serving writes it."""
     # TF Serving writes NaN/Infinity as bare tokens; Starlette's JSONResponse refuses them.
     return Response(json.dumps(content, allow_nan=True, ensure_ascii=False), status_code=status, media_type="application/json")
 
@@ -139,6 +140,8 @@ def create_app(settings: ServerSettings) -> Starlette:
         except PayloadTooLarge as exc:
             return _error(f"request body of {exc.args[0]} bytes or more is over the limit of "
                           f"{settings.max_body_bytes} bytes (--max-body-mb)", 413)
+        except Exception as exc:  # a bug or a request nobody foresaw: answer it, keep serving the rest
+            return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
     async def status(match) -> Response:
         versions = await repository.wait_loaded(match["name"])
@@ -174,11 +177,13 @@ def create_app(settings: ServerSettings) -> Starlette:
             version.batchers[signature_name] = Batcher(signature, settings.batch_window_ms / 1000, settings.max_batch_size)
         batcher = version.batchers[signature_name]
         try:
-            outputs = await batcher.submit(inputs, batch_rows(inputs, specs), _batch_key(inputs, image_sizes))
+            outputs, rows = await batcher.submit(inputs, batch_rows(inputs, specs), _batch_key(inputs, image_sizes))
         except Exception as exc:  # TensorFlow refused the values: the client's problem, say which
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             raise BadRequest(f"the model could not run on these inputs: {message.strip().splitlines()[0]}") from None
-        return _json(encode_predict_response(outputs, row_format))
+        response = _json(encode_predict_response(outputs, row_format))
+        response.headers["X-Batch-Rows"] = str(rows)  # rows in the call that served it (kerasapps' own header)
+        return response
 
     async def list_models(request: Request) -> Response:
         names = repository.refresh()

@@ -11,7 +11,7 @@ while a batch runs form the next one.
 Example::
 
     batcher = Batcher(signature, window_s=0.005, max_batch_size=32)
-    outputs = await batcher.submit(inputs, key)    # {"label": array([...]), ...}
+    outputs, rows_in_call = await batcher.submit(inputs, rows, key)    # {"label": array([...]), ...}, 32
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Batcher:
         self.worker = None
         self.batch_sizes: list[int] = []  # rows per signature call, for tests and the benchmark
 
-    async def submit(self, inputs: dict, rows: int | None, key) -> dict:
-        """Run ``inputs`` (``rows`` along dimension 0, or None: alone) and return its own outputs."""
+    async def submit(self, inputs: dict, rows: int | None, key) -> tuple[dict, int]:
+        """Run ``inputs`` (``rows`` along dimension 0, or None: alone); return its own outputs and
+        the number of rows in the signature call that computed them."""
         if self.worker is None:
             self.worker = asyncio.ensure_future(self._work())
         request = _Request(inputs, rows, key, asyncio.get_running_loop().create_future())
@@ -94,7 +95,8 @@ class Batcher:
                 results = [await asyncio.to_thread(_call, self.signature, group[0].inputs)]
             else:
                 results = await asyncio.to_thread(self._run_together, group)
-            self.batch_sizes.append(sum(r.rows or 1 for r in group))
+            batch_size = sum(r.rows or 1 for r in group)
+            self.batch_sizes.append(batch_size)
         except Exception as exc:  # the requests get the error; the worker lives on
             for request in group:
                 if not request.future.done():
@@ -102,7 +104,7 @@ class Batcher:
             return
         for request, result in zip(group, results):
             if not request.future.done():
-                request.future.set_result(result)
+                request.future.set_result((result, batch_size))
 
     def _run_together(self, group: list[_Request]) -> list[dict]:
         names = group[0].inputs.keys()
