@@ -1,7 +1,8 @@
 """``kerasapps serve``: TensorFlow Serving's REST API for exported SavedModels, on Starlette + uvicorn.
 
-This package imports TensorFlow and the web stack only (never Keras or a task plugin), so it
-serves any SavedModel a kerasapps task exported, in a process as light as TF Serving's.
+This package imports TensorFlow and the web stack only, never Keras or a task plugin: an
+export's ``serving_default`` holds everything it needs, and the server runs even where Keras
+cannot be imported.
 
 Example::
 
