@@ -304,6 +304,37 @@ def predict(model_dir, inputs, out, as_json, extras):
             click.echo(f"{source}: " + "  ".join(f"{k}={v}" for k, v in record.items()))
 
 
+@cli.command()
+@click.argument("model_root", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--batch-window-ms", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="How long a request waits for others to batch with.")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Rows per batch.")
+@click.option("--max-body-mb", default=10.0, show_default=True, type=click.FloatRange(min=0), help="Request body limit.")
+@click.option("--max-image-pixels", default=4096 * 4096, show_default=True, type=click.IntRange(min=1),
+              help="Width x height limit per image, read from its header before decoding.")
+@click.option("--label", "labels", multiple=True, metavar="MODEL:LABEL=VERSION",
+              help="Name a version for /labels/LABEL URLs, e.g. classification:stable=1 (repeatable).")
+def serve(model_root, host, port, batch_window_ms, max_batch_size, max_body_mb, max_image_pixels, labels):
+    """Serve SavedModels with TensorFlow Serving's REST API and a demo page at /.
+
+    MODEL_ROOT is a base folder of MODEL/VERSION/ SavedModels (saved_models/), one model's
+    folder of versions, or one SavedModel folder. New versions are picked up without a restart.
+    """
+    from kerasapps.server import ServerSettings, run_server
+
+    version_labels = {}
+    for label in labels:
+        model, _, rest = label.partition(":")
+        name, _, version = rest.partition("=")
+        if not (model and name and version.isdigit()):
+            raise UsageError(f"--label expects MODEL:LABEL=VERSION, got {label!r}")
+        version_labels[(model, name)] = int(version)
+    run_server(ServerSettings(model_root, version_labels, int(max_body_mb * 2**20), max_image_pixels,
+                              batch_window_ms, max_batch_size), host=host, port=port, ready_message=click.echo)
+
+
 def main(argv=None):
     """Console-script entry point."""
     cli.main(args=argv, prog_name="kerasapps")

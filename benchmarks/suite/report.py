@@ -6,6 +6,7 @@ import json
 import math
 import pathlib
 
+from benchmarks.results_sections import owned_sections
 from benchmarks.suite.flops import cpu_peak
 from benchmarks.suite.tasks import ENTRIES
 
@@ -219,6 +220,7 @@ def write(results: dict, machine: str, path: pathlib.Path, uptime: str, mode_not
             lines.append(f"| {name} | {SIDE_NAMES[side]} | {s['setup_seconds']:.1f} | {_fmt(s.get('warmup_seconds'), 1)} "
                          f"| {s.get('steps_per_timed_epoch', '-')} | {s['train']['n']} |")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    kept = owned_sections(path.read_text()) if path.exists() else ""  # e.g. serve_load's: theirs to rewrite
+    path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     results = dict(results, machine=machine, cpu_peak={k: v for k, v in peak.items()})
     path.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")

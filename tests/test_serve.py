@@ -1,0 +1,395 @@
+"""`kerasapps serve`: TF Serving's REST API against a real uvicorn server on 127.0.0.1.
+
+Tiny exports (two training steps) are made once per session and shared by every test.
+"""
+
+import base64
+import concurrent.futures
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import cli
+
+SMALL = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
+EXPORTS = {
+    "classification": ["--set", "train_examples=64", "--set", "eval_examples=16", "--set", "image_size=16"],
+    "segmentation": ["--set", "train_examples=64", "--set", "eval_examples=16", "--set", "image_size=32",
+                     "--set", "width=8"],
+    "translation": ["--dataset", "phrasebook", "--set", "train_examples=200", "--set", "eval_examples=16",
+                    "--set", "units=16", "--set", "embed_dim=16", "--set", "beam_size=2"],
+}
+
+
+def tiny_exports(root: pathlib.Path, tasks=EXPORTS) -> pathlib.Path:
+    """Train each task for two steps and export it under ``root/saved_models``."""
+    for task, options in tasks.items():
+        cli("run", task, *SMALL, *options, "--samples", "0", "--workdir", root / "runs" / task,
+            "--export-dir", root / "saved_models", check=0)
+    return root / "saved_models"
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    return tiny_exports(tmp_path_factory.mktemp("serve"))
+
+
+def png_bytes(height=20, width=30, seed=0) -> bytes:
+    return tf.io.encode_png(np.random.RandomState(seed).randint(0, 255, (height, width, 3)).astype("uint8")).numpy()
+
+
+def b64(data: bytes) -> dict:
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+# `import tensorflow` imports Keras when it is installed (to register its optimizers) but goes on
+# without it; with None in sys.modules Keras cannot be imported at all, so the servers below prove
+# that serving needs none of it.
+WITHOUT_KERAS = "import sys; sys.modules['keras'] = None; from kerasapps.cli import main; main()"
+
+
+class Server:
+    """`kerasapps serve ROOT --port 0 ...` in a subprocess without Keras; ``url`` once it is ready."""
+
+    def __init__(self, root, *options):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        self.process = subprocess.Popen([sys.executable, "-c", WITHOUT_KERAS, "serve", str(root), "--port", "0", *options],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        lines = []
+        for line in self.process.stdout:
+            lines.append(line)
+            if line.startswith("serving "):
+                self.url = line.rsplit(" at ", 1)[1].strip().rstrip("/")
+                self.ready_line = line
+                break
+        else:
+            raise AssertionError("server did not start:\n" + "".join(lines))
+        self.client = httpx.Client(base_url=self.url, timeout=120)
+
+    def post(self, path, body):
+        return self.client.post(path, content=body if isinstance(body, bytes) else json.dumps(body))
+
+    def close(self):
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(exports, tmp_path_factory):
+    root = tmp_path_factory.mktemp("served") / "saved_models"
+    shutil.copytree(exports, root)
+    shutil.copytree(exports / "classification" / "1", root / "live" / "1")  # the model whose versions change
+    running = Server(root, "--label", "classification:stable=1", "--max-body-mb", "1", "--max-image-pixels", "1000000")
+    running.root = root
+    yield running
+    running.close()
+
+
+def in_process(exports, task, **inputs):
+    serve = tf.saved_model.load(str(exports / task / "1")).signatures["serving_default"]
+    return {name: value.numpy() for name, value in serve(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+# -- TF Serving's documented shapes -------------------------------------------------------------
+@pytest.mark.slow
+def test_status_is_tf_servings_get_model_status_response(server):
+    response = server.client.get("/v1/models/classification")
+    assert response.status_code == 200
+    assert response.json() == {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert server.client.get("/v1/models/classification/versions/1").json()["model_version_status"][0]["version"] == "1"
+    assert server.client.get("/v1/models/classification/labels/stable").status_code == 200
+    missing = server.client.get("/v1/models/nosuchmodel")
+    assert missing.status_code == 404 and "nosuchmodel" in missing.json()["error"]
+
+
+@pytest.mark.slow
+def test_metadata_is_the_signature_def_map_as_tf_serving_writes_it(server):
+    body = server.client.get("/v1/models/classification/metadata").json()
+    assert body["model_spec"] == {"name": "classification", "signature_name": "", "version": "1"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    assert signature["inputs"]["image_bytes"]["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert set(signature["outputs"]) == {"label", "class_id", "scores"}
+    assert signature["outputs"]["class_id"]["dtype"] == "DT_INT64"
+
+
+@pytest.mark.slow
+def test_row_and_columnar_predictions_equal_serving_default_in_process(server, exports):
+    images = [png_bytes(seed=0), png_bytes(24, 24, seed=1)]
+    expected = in_process(exports, "classification", image_bytes=images)
+    rows = server.post("/v1/models/classification:predict", {"instances": [b64(i) for i in images]})
+    assert rows.status_code == 200, rows.text
+    predictions = rows.json()["predictions"]  # several outputs: one object per row
+    assert [p["label"] for p in predictions] == [x.decode() for x in expected["label"]]
+    assert [p["class_id"] for p in predictions] == expected["class_id"].tolist()
+    np.testing.assert_allclose([p["scores"] for p in predictions], expected["scores"], rtol=1e-5, atol=1e-6)
+    # Row format with named inputs, and the columnar format, give the same values.
+    named = server.post("/v1/models/classification:predict", {"instances": [{"image_bytes": b64(i)} for i in images]})
+    assert named.json() == rows.json()
+    columns = server.post("/v1/models/classification/versions/1:predict", {"inputs": {"image_bytes": [b64(i) for i in images]}})
+    outputs = columns.json()["outputs"]
+    assert outputs["label"] == [p["label"] for p in predictions] and outputs["class_id"] == expected["class_id"].tolist()
+
+
+@pytest.mark.slow
+def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(server, exports):
+    image = png_bytes(32, 32, seed=2)
+    expected = in_process(exports, "segmentation", image_bytes=[image])
+    prediction = server.post("/v1/models/segmentation:predict", {"instances": [b64(image)]}).json()["predictions"][0]
+    assert base64.b64decode(prediction["png_bytes"]["b64"]) == expected["png_bytes"][0]
+    assert prediction["mask"] == expected["mask"][0].tolist()
+    # One output (translation): "predictions" is the list of values, "outputs" the value itself.
+    texts = ["this is a pen .", "he goes to the hospital ."]
+    expected = [x.decode() for x in in_process(exports, "translation", text=texts)["translation"]]
+    assert server.post("/v1/models/translation:predict", {"instances": texts}).json() == {"predictions": expected}
+    assert server.post("/v1/models/translation:predict", {"inputs": texts}).json() == {"outputs": expected}
+    assert server.post("/v1/models/translation/labels/stable:predict", {"inputs": texts}).status_code == 404
+
+
+# -- bad requests: 400 with a clear message, and the server lives on -----------------------------
+@pytest.mark.parametrize("body, status, words", [
+    (b"{\"instances\": [", 400, "malformed JSON"),
+    ({"instances": [{"image": b64(b"x")}]}, 400, "unknown input 'image'; the model takes image_bytes"),
+    ({"instances": [b64(b"hello, not an image")]}, 400, "not a PNG, JPEG, GIF, WebP or BMP image"),
+    ({"instances": [{"b64": "***"}]}, 400, "not valid base64"),
+    ({"instances": [1, 2]}, 400, "expected a string"),
+    ({"examples": []}, 400, "exactly one of \"instances\""),
+    ({"instances": [b64(png_bytes())], "signature_name": "nope"}, 400, "\"nope\" not found"),
+])
+@pytest.mark.slow
+def test_bad_requests_get_400_with_a_clear_message(server, body, status, words):
+    response = server.post("/v1/models/classification:predict", body)
+    assert response.status_code == status and words in response.json()["error"], response.text
+
+
+@pytest.mark.slow
+def test_huge_image_is_refused_from_its_header_before_decoding(server):
+    # A real 20000x20000 PNG (one colour, zlib-compressed rows: ~1 MB) would take 1.2 GB decoded.
+    import zlib
+
+    width = height = 20000
+    row = b"\x00" + b"\x00" * (3 * width)
+    data = zlib.compress(row * 2000, 9)  # the first 2000 rows are enough to make the point; header says 20000
+    chunk = lambda kind, payload: (len(payload).to_bytes(4, "big") + kind + payload
+                                   + zlib.crc32(kind + payload).to_bytes(4, "big"))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00")
+           + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    response = server.post("/v1/models/classification:predict", {"instances": [b64(png)]})
+    assert response.status_code == 400
+    assert "20000x20000 pixels is over the limit of 1000000 pixels" in response.json()["error"]
+
+
+@pytest.mark.slow
+def test_body_over_the_limit_is_refused_without_reading_it(server):
+    # Declared 50 MB: the answer comes after the headers, before the client sends the body.
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"POST /v1/models/classification:predict HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{\"instances\": [")
+        answer = b""
+        while b"}" not in answer.partition(b"\r\n\r\n")[2]:
+            answer += connection.recv(65536) or b"}"
+        answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 413") and "over the limit of 1048576 bytes" in answer
+    # A streamed body without a length is cut off as soon as it passes the limit.
+    chunks = (b"x" * 65536 for _ in range(800))  # 50 MB if it were all read
+    try:
+        response = server.client.post("/v1/models/classification:predict", content=chunks)
+        assert response.status_code == 413 and "over the limit" in response.json()["error"]
+    except httpx.TransportError:
+        pass  # the server closed the connection after answering: also a refusal
+    assert server.client.get("/v1/models/classification").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
+def test_image_size_is_read_from_the_header_of_each_format(kind):
+    import io
+
+    from kerasapps.server.images import NotAnImage, image_size
+
+    image = pytest.importorskip("PIL.Image", reason="Pillow writes the sample files").new("RGB", (37, 23), (200, 30, 30))
+    encoded = io.BytesIO()
+    image.save(encoded, kind, **({"lossless": True} if kind == "WEBP" else {}))
+    assert image_size(encoded.getvalue())[:2] == (37, 23)
+    if kind == "WEBP":
+        lossy = io.BytesIO()
+        image.save(lossy, "WEBP", quality=50)
+        assert image_size(lossy.getvalue())[:2] == (37, 23)
+    with pytest.raises(NotAnImage):
+        image_size(encoded.getvalue()[:8] if kind != "BMP" else b"BM")
+
+
+# -- batching: concurrent requests run together and get the same answers --------------------------
+@pytest.mark.slow
+def test_concurrent_sentences_of_different_lengths_get_their_own_translations(server, exports):
+    # Translation pads a batch to its longest sentence, which changes beam search's output for the
+    # shorter ones: the server batches only sentences of equal word count together.
+    texts = ["this is a pen .", "he goes to the hospital .", "my brother washes five cats in the kitchen .",
+             "i read a book .", "that is a cat ."] * 2
+    expected = [in_process(exports, "translation", text=[t])["translation"][0].decode() for t in texts]
+    with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda t: server.post("/v1/models/translation:predict", {"instances": [t]}).json(), texts))
+    assert [a["predictions"][0] for a in answers] == expected
+
+
+@pytest.mark.slow
+def test_concurrent_requests_get_the_same_outputs_as_one_at_a_time(server):
+    images = [png_bytes(20, 30, seed=i) for i in range(12)] + [png_bytes(16, 16, seed=i) for i in range(4)]
+    alone = [server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}).json() for i in images]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda i: server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}), images))
+    together = [r.json() for r in responses]
+    assert max(int(r.headers["X-Batch-Rows"]) for r in responses) > 1  # some ran together
+    for one, many in zip(alone, together):
+        assert one["predictions"][0]["mask"] == many["predictions"][0]["mask"]
+        assert one["predictions"][0]["png_bytes"] == many["predictions"][0]["png_bytes"]
+
+
+def test_batcher_runs_concurrent_requests_as_one_call_and_splits_the_rows():
+    import asyncio
+
+    from kerasapps.server.batching import Batcher
+
+    calls = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def double(x):
+        calls.append(1)  # traced once per new shape
+        return {"y": 2 * x, "n": tf.fill(tf.shape(x), tf.size(x))}
+
+    async def main():
+        batcher = Batcher(double, window_s=0.05, max_batch_size=8)
+        answers = await asyncio.gather(*(batcher.submit({"x": np.array([i, i + 0.5], np.float32)}, 2, "k")
+                                         for i in range(6)))
+        assert [rows for _, rows in answers] == [8, 8, 8, 8, 4, 4]
+        return batcher.batch_sizes, [outputs for outputs, _ in answers]
+
+    sizes, results = asyncio.run(main())
+    assert sizes == [8, 4]  # max_batch_size rows, then the rest
+    for i, result in enumerate(results):
+        assert result["y"].tolist() == [2 * i, 2 * i + 1]
+    assert [r["n"][0] for r in results] == [8, 8, 8, 8, 4, 4]
+
+
+# -- versions ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_new_version_is_served_without_restart_and_incomplete_ones_never(server, exports):
+    live = server.root / "live"
+    (live / ".export-abc123" / "model").mkdir(parents=True)  # the core's staging folder, mid-write
+    (live / "7").mkdir()
+    shutil.copy(exports / "classification" / "1" / "saved_model.pb", live / "7")  # no variables/
+    status = server.client.get("/v1/models/live").json()["model_version_status"]
+    assert [s["version"] for s in status] == ["1"]
+    assert server.client.get("/v1/models/live/metadata").json()["model_spec"]["version"] == "1"
+    staging = live / ".export-def456"
+    shutil.copytree(exports / "segmentation" / "1", staging)
+    os.rename(staging, live / "2")  # as kerasapps export does: renamed into place whole
+    assert server.client.get("/v1/models/live/metadata").json()["model_spec"]["version"] == "2"
+    prediction = server.post("/v1/models/live:predict", {"instances": [b64(png_bytes())]}).json()["predictions"][0]
+    assert "png_bytes" in prediction  # the new version (a segmentation model) answered
+    old = server.post("/v1/models/live/versions/1:predict", {"instances": [b64(png_bytes())]}).json()["predictions"][0]
+    assert "label" in old
+    assert [s["version"] for s in server.client.get("/v1/models/live").json()["model_version_status"]] == ["2", "1"]
+
+
+# -- the server process imports no Keras ---------------------------------------------------------
+@pytest.mark.slow
+def test_server_serves_without_importing_keras_or_plugins(exports):
+    """In process, with Starlette's TestClient: a request served, and no Keras or plugin module loaded."""
+    code = f"""
+import sys
+sys.modules["keras"] = None
+import base64, json
+import numpy as np, tensorflow as tf
+from starlette.testclient import TestClient
+from kerasapps.server import ServerSettings, create_app
+png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
+with TestClient(create_app(ServerSettings(root={str(exports)!r}))) as client:
+    r = client.post("/v1/models/classification:predict", json={{"instances": [{{"b64": base64.b64encode(png).decode()}}]}})
+    assert r.status_code == 200, r.text
+    assert client.get("/").status_code == 200 and "demo.js" in client.get("/").text
+    print(json.dumps(sorted(m for m, module in sys.modules.items() if module is not None and (
+        m.split(".")[0] in ("keras", "tf_keras") or m.startswith("kerasapps_")))))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_serve_refuses_a_missing_folder_and_a_bad_label(tmp_path):
+    assert cli("serve", tmp_path / "nope", check=2).returncode == 2
+    err = cli("serve", tmp_path, "--label", "classification-stable", check=2).stderr
+    assert "error: --label expects MODEL:LABEL=VERSION" in err
+
+
+def test_serve_says_when_its_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        err = cli("serve", tmp_path, "--port", taken.getsockname()[1], check=2).stderr
+    assert err.strip().splitlines()[-1].startswith("error: cannot listen on 127.0.0.1:")
+
+
+# -- the demo page, in a real headless browser ---------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+@pytest.mark.slow
+def test_demo_page_predicts_an_image_and_a_text_in_chromium(server, exports, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(png_bytes(24, 24, seed=5))
+    label = in_process(exports, "classification", image_bytes=[picture.read_bytes()])["label"][0].decode()
+    translation = in_process(exports, "translation", text=["this is a pen ."])["translation"][0].decode()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            assert set(page.locator("#model option").all_inner_texts()) >= {"classification", "segmentation", "translation"}
+            page.select_option("#model", "classification")
+            page.wait_for_selector("body[data-model=classification]")
+            page.set_input_files("#in-image_bytes", str(picture))
+            page.click("#run")
+            assert page.wait_for_selector(".output-label").inner_text() == label
+            page.select_option("#model", "segmentation")
+            page.wait_for_selector("body[data-model=segmentation]")
+            page.set_input_files("#in-image_bytes", str(picture))
+            page.click("#run")
+            mask = page.wait_for_selector(".output-png_bytes img")
+            assert page.evaluate("(img) => img.complete && img.naturalWidth", mask) == 24  # the mask PNG decoded
+            page.select_option("#model", "translation")
+            page.wait_for_selector("body[data-model=translation]")
+            page.fill("#in-text", "this is a pen .")
+            page.click("#run")
+            assert page.wait_for_selector(".output-translation").inner_text() == translation
+            # A file that is no image gets the server's message on the page.
+            page.select_option("#model", "classification")
+            page.wait_for_selector("body[data-model=classification]")
+            (tmp_path / "notes.png").write_text("not an image")
+            page.set_input_files("#in-image_bytes", str(tmp_path / "notes.png"))
+            page.click("#run")
+            assert "not a PNG, JPEG, GIF, WebP or BMP image" in page.wait_for_selector(".error").inner_text()
+        finally:
+            browser.close()
