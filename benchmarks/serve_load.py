@@ -58,9 +58,9 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def export_models(work: pathlib.Path, steps: int) -> pathlib.Path:
+def export_models(work: pathlib.Path, steps: int, tasks=TASKS) -> pathlib.Path:
     """Train each task's default model for a few steps and export it under ``work/saved_models``."""
-    for task in TASKS:
+    for task in tasks:
         workdir = work / "runs" / task
         for command in (["train", task, "--epochs", "1", "--steps-per-epoch", str(steps), "--set", "train_examples=256",
                          "--set", "eval_examples=64", "--workdir", str(workdir)],
@@ -130,6 +130,7 @@ def _load_average() -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_load", description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="saved_models folder with captioning/ and classification/ (default: export now)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated image tasks to load")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60, help="load per model")
     parser.add_argument("--baseline-seconds", type=float, default=20, help="in-process timing per batch size")
@@ -138,15 +139,16 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="training steps before export (without --root)")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     from benchmarks.machine import describe_machine
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = _load_average()
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
-        root = pathlib.Path(args.root) if args.root else export_models(work, args.steps)
+        root = pathlib.Path(args.root) if args.root else export_models(work, args.steps, tasks)
         rows = {}
-        for task in TASKS:
+        for task in tasks:
             model_dir = newest(root, task)
             image = sample_image(model_dir)
             (work / f"{task}.png").write_bytes(image)
@@ -156,7 +158,7 @@ def main(argv=None):
             rows[task] = {"in_process": json.loads(out.stdout.strip().splitlines()[-1]), "version": model_dir.name}
         server, url = start_server(root, args.batch_window_ms, args.max_batch_size)
         try:
-            for task in TASKS:
+            for task in tasks:
                 print(f"{task}: {args.clients} clients for {args.seconds:.0f} s", flush=True)
                 body = json.dumps({"instances": [{"b64": base64.b64encode((work / f"{task}.png").read_bytes()).decode()}]})
                 rows[task]["served"] = asyncio.run(_load(f"{url}/v1/models/{task}:predict", body.encode(),

@@ -5,6 +5,7 @@ Tiny exports (two training steps) are made once per session and shared by every 
 
 import base64
 import concurrent.futures
+import functools
 import json
 import os
 import pathlib
@@ -99,8 +100,14 @@ def server(exports, tmp_path_factory):
     running.close()
 
 
+@functools.lru_cache(maxsize=None)
+def _serving_default(model_dir: str):
+    return tf.saved_model.load(model_dir).signatures["serving_default"]
+
+
 def in_process(exports, task, **inputs):
-    serve = tf.saved_model.load(str(exports / task / "1")).signatures["serving_default"]
+    """serving_default of ``exports/task/1`` called in this process, as numpy arrays."""
+    serve = _serving_default(str(exports / task / "1"))
     return {name: value.numpy() for name, value in serve(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
 
 
@@ -393,3 +400,23 @@ def test_demo_page_predicts_an_image_and_a_text_in_chromium(server, exports, tmp
             assert "not a PNG, JPEG, GIF, WebP or BMP image" in page.wait_for_selector(".error").inner_text()
         finally:
             browser.close()
+
+
+# -- the load benchmark --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_serve_load_benchmark_writes_and_replaces_its_section(exports, tmp_path):
+    import re
+
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# kerasapps benchmarks\n\n## Training throughput\n")
+    command = [sys.executable, "-m", "benchmarks.serve_load", "--root", str(exports), "--tasks", "classification",
+               "--clients", "4", "--seconds", "2", "--baseline-seconds", "1", "--out", str(out)]
+    for _ in range(2):  # the second run replaces the first one's section
+        result = subprocess.run(command, cwd=pathlib.Path(__file__).parents[1], capture_output=True, text=True,
+                                timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        assert result.returncode == 0, result.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# kerasapps benchmarks") and text.count("## Serving under load") == 1
+    served = re.search(r"\| classification \| served, 4 clients, batched \| ([\d.]+) \| ([\d.]+) \| \*\*([\d.]+)\*\*", text)
+    assert served and 0 < float(served[1]) <= float(served[2]) and float(served[3]) > 0
+    assert re.search(r"\| classification \| in process, batch 32 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 32 \|", text)
