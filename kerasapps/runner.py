@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 
-from kerasapps.config import apply_overrides, load_config_file
+from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
 from kerasapps.data import parse_dataset_spec
 from kerasapps.errors import UsageError
+from kerasapps.workdir_lock import check_writable_dir, hold_workdir_lock
 
 # Run options that are not task hyperparameters (saved beside them in config.json).
 RUN_KEYS = ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile", "seed", "workdir", "export_dir")
@@ -151,10 +152,9 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
         if value is not None:
             params[key] = value
     params.update(options.overrides)
-    config = apply_overrides(task_class.Config(), params)
-    for name in ("epochs", "batch_size"):
-        if getattr(config, name, 1) < 1:
-            raise UsageError(f"{name} must be at least 1")
+    run = check_run_settings(run)
+    config = apply_overrides(task_class.Config(), params)  # checks every field's declared limits
+    check_memory(config)
     from kerasapps import __version__
 
     resolved = {"task": options.task, **run, "params": dataclasses.asdict(config), "kerasapps_version": __version__}
@@ -178,10 +178,9 @@ class TaskRun:
 
     # -- set-up --------------------------------------------------------------
     def _prepare_workdir(self, for_training: bool) -> None:
-        try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create workdir {self.workdir}: {exc.strerror or exc}") from None
+        check_writable_dir(self.workdir, "workdir")
+        if for_training and self._writes_shared_files():  # a job's other workers share the chief's workdir
+            self.workdir_lock = hold_workdir_lock(self.workdir)
         saved = self.workdir / "config.json"
         backup = self.workdir / "backup"
         if for_training and self.options.fresh:
@@ -189,11 +188,12 @@ class TaskRun:
                 target = self.workdir / name
                 shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
         elif for_training and backup.is_dir() and saved.exists():
-            old = json.loads(saved.read_text())
+            old = load_config_file(saved)
             new = json.loads(json.dumps(self.resolved, default=str))  # tuples read back as lists
+            old_params = old["params"] if isinstance(old.get("params"), dict) else {}
             changed = sorted(
-                k for k in set(old.get("params", {})) | set(new["params"])
-                if old.get("params", {}).get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
+                k for k in set(old_params) | set(new["params"])
+                if old_params.get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
             )
             if old.get("dataset") != new["dataset"]:
                 changed.insert(0, "dataset")
