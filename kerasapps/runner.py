@@ -312,7 +312,7 @@ class TaskRun:
         """Train (resuming from the workdir's backup); returns the training summary."""
         import keras
 
-        from kerasapps.engine import BestWeights, EpochLineLogger, ResumableBackup, StopOnNaN
+        from kerasapps.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
@@ -323,19 +323,27 @@ class TaskRun:
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, restore_from=backup_dir)
         initial_epoch = backup.restore()
         history = backup.history
-        if initial_epoch:
+        if initial_epoch >= config.epochs:
+            print(f"{self.task.name}: all {initial_epoch} epochs are trained already in {backup_dir}", flush=True)
+        elif initial_epoch:
             print(f"resuming {self.task.name} from {backup_dir}: epoch {initial_epoch + 1}/{config.epochs}", flush=True)
-        callbacks = [StopOnNaN(), backup]
+        callbacks = [StopOnNaN()]
         if self.task.monitor is not None:  # None: the last epoch's weights are the result (GANs)
             monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
             best_value = None
             if monitored:
                 best_value = max(monitored) if self.task.monitor_mode == "max" else min(monitored)
+            # The best file's own record wins: it may hold an epoch killed after it was written
+            # and before its backup (written first, so that no backed-up epoch loses its weights).
+            recorded = BestWeights.recorded(self.scratch_dir / "best.weights.h5")
+            if recorded and recorded["monitor"] == self.task.monitor:
+                best_value = recorded["value"]
             callbacks.append(BestWeights(self.scratch_dir / "best.weights.h5", self.task.monitor,
                                          self.task.monitor_mode, best_value))
+        callbacks.append(backup)
         if self.is_chief:
             callbacks += [
-                keras.callbacks.CSVLogger(str(self.workdir / "training_log.csv"), append=True),
+                HistoryCSV(self.workdir / "training_log.csv", backup),
                 keras.callbacks.TensorBoard(str(self.workdir / "logs")),
             ]
         if config.early_stopping_patience and self.task.monitor is not None:

@@ -123,3 +123,165 @@ def test_bad_input_is_one_error_line(tmp_path, files, args, fragment):
     assert_one_error(result, fragment)
     # Nothing was trained, generated or exported.
     assert not (tmp_path / "saved_models").exists() or not any((tmp_path / "saved_models").rglob("saved_model.pb"))
+
+
+# -- faults: kill -9 at the worst moments, then the same command again ----------------------------
+
+# Python run in a subprocess before the CLI: wraps one function so that the process kills itself
+# (SIGKILL, as the OOM killer or a preempted machine would) at the exact point under test.
+KILL_HOOKS = {
+    # mid-epoch: epoch 2's first batch is done, nothing of epoch 2 is saved
+    "during training": """
+from kerasapps.engine import ResumableBackup as target
+original = target.on_train_batch_end
+def hooked(self, batch, logs=None):
+    original(self, batch, logs)
+    if len(self.history) == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+target.on_train_batch_end = hooked
+""",
+    # epoch 1's best weights are written, its backup is not
+    "after best weights, before backup": """
+from kerasapps.engine import ResumableBackup as target
+original = target.on_epoch_end
+def hooked(self, epoch, logs=None):
+    if epoch == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, epoch, logs)
+target.on_epoch_end = hooked
+""",
+    # epoch 1's backup is saved, nothing after it (the window that used to lose the best epoch and its log row)
+    "after backup": """
+from kerasapps.engine import ResumableBackup as target
+original = target.on_epoch_end
+def hooked(self, epoch, logs=None):
+    original(self, epoch, logs)
+    if epoch == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+target.on_epoch_end = hooked
+""",
+    # the checkpoint's data files are written, its index (the `checkpoint` file) is not
+    "during checkpoint write": """
+from tensorflow.python.checkpoint import checkpoint_management as target
+original = target.CheckpointManager._record_state
+def hooked(self):
+    if self._latest_checkpoint and self._latest_checkpoint.endswith("-2"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self)
+target.CheckpointManager._record_state = hooked
+""",
+    # the best weights' temporary file is written, not yet renamed into place
+    "during best-weights write": """
+import keras
+original = keras.Model.save_weights
+def hooked(self, path, *args, **kwargs):
+    original(self, path, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+keras.Model.save_weights = hooked
+""",
+    # the SavedModel is staged, not yet renamed into its version folder
+    "during export": """
+original = os.rename
+def hooked(source, target, *args, **kwargs):
+    if os.path.basename(str(target)).isdigit():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(source, target, *args, **kwargs)
+os.rename = hooked
+""",
+}
+
+FAULT_RUN = ["run", "classification", "--epochs", "2", "--batch-size", "16", "--set", "train_examples=48",
+             "--set", "eval_examples=16", "--set", "image_size=16", "--samples", "0"]
+
+
+def run_killed_at(hook: str, args, cwd):
+    code = "import os, signal, sys\n" + hook + "\nfrom kerasapps.cli import main\nmain(sys.argv[1:])\n"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(KILL_HOOKS))
+def test_kill_9_then_the_same_command_loses_nothing(tmp_path, moment):
+    from kerasapps.engine import BestWeights
+
+    killed = run_killed_at(KILL_HOOKS[moment], FAULT_RUN, tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    if moment == "during export":  # killed with the model staged: no version visible, only the staging folder
+        staged = os.listdir(tmp_path / "saved_models" / "classification")
+        assert len(staged) == 1 and staged[0].startswith(".export-"), staged
+    again = cli(*FAULT_RUN, cwd=tmp_path, check=0)
+    workdir = tmp_path / "runs" / "classification"
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    # Every epoch once: no lost epoch, no "epoch 3/2".
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert "3/2" not in again.stdout
+    rows = (workdir / "training_log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"], rows
+    # The best weights are those of the best epoch trained (the file records its epoch and value),
+    # and they are what evaluate and export used.
+    best = BestWeights.recorded(workdir / "best.weights.h5")
+    values = [h["val_accuracy"] for h in metrics["history"]]
+    assert best is not None and best["value"] >= max(values)
+    if moment != "after best weights, before backup":  # there the kept epoch 1 may be the first try's
+        assert best["value"] == max(values) and values[best["epoch"] - 1] == best["value"]
+    # One whole, visible version; no staging or temporary file left.
+    export_root = tmp_path / "saved_models" / "classification"
+    assert sorted(os.listdir(export_root)) == ["1"]
+    assert (export_root / "1" / "saved_model.pb").is_file()
+    assert not [p for p in workdir.iterdir() if ".tmp" in p.name]
+
+
+def test_export_goes_past_files_links_and_partial_folders_and_cleans_stale_staging(tmp_path, capsys):
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.export import export_saved_model
+    from kerasapps.task import Task
+
+    class Probe(Task):
+        name = "probe"
+
+        def serving_function(self, model):
+            @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+            def serve(x):
+                return {"y": model(x)}
+
+            return serve
+
+    task_dir = tmp_path / "probe"
+    task_dir.mkdir()
+    (task_dir / "1").write_text("not a model")  # a file at the next version number
+    os.symlink(tmp_path / "nowhere", task_dir / "2")  # a dangling link
+    (task_dir / "3").mkdir()  # a partial folder (no saved_model.pb)
+    stale = task_dir / ".export-999999999-dead"  # a killed export's staging folder (no such process)
+    (stale / "model").mkdir(parents=True)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = export_saved_model(Probe(), model, tmp_path)
+    assert path == task_dir / "4" and (path / "saved_model.pb").is_file()
+    assert not stale.exists()
+    assert sorted(os.listdir(task_dir)) == ["1", "2", "3", "4"]
+    warnings = capsys.readouterr().err
+    assert "probe/1 is a file or link" in warnings and "probe/3 is a folder without saved_model.pb" in warnings
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_workdir_in_use_is_refused_and_a_killed_runs_lock_taken_over(tmp_path):
+    hold = ("import sys, time\nfrom kerasapps.workdir_lock import hold_workdir_lock\n"
+            "lock = hold_workdir_lock(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(120)\n")
+    (tmp_path / "runs" / "classification").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "runs" / "classification")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = cli("train", "classification", *SMALL, cwd=tmp_path, check=2)
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and f"is in use by another run (PID {holder.pid} on host" in errors[0]
+        assert "Traceback" not in refused.stderr
+        assert not (tmp_path / "runs" / "classification" / "backup").exists()  # refused before training
+    finally:
+        holder.kill()  # kill -9: the lock file stays behind, its lock does not
+        holder.wait()
+    ok = cli("train", "classification", *SMALL, cwd=tmp_path, check=0)
+    assert f"taking over the stale lock of a run that ended without releasing it (PID {holder.pid}" in ok.stderr
+    assert (tmp_path / "runs" / "classification" / ".kerasapps.lock").read_text() == ""  # released at exit
