@@ -285,3 +285,45 @@ def test_a_second_run_into_a_workdir_in_use_is_refused_and_a_killed_runs_lock_ta
     ok = cli("train", "classification", *SMALL, cwd=tmp_path, check=0)
     assert f"taking over the stale lock of a run that ended without releasing it (PID {holder.pid}" in ok.stderr
     assert (tmp_path / "runs" / "classification" / ".kerasapps.lock").read_text() == ""  # released at exit
+
+
+FAULTY_PLUGINS = {
+    # entry-point module name: (its source, what `kerasapps list` says about it)
+    "hook_raises": ("import kerasapps\n@kerasapps.hookimpl\ndef kerasapps_register_tasks():\n"
+                    "    raise RuntimeError('boom in hook')\n",
+                    "its kerasapps_register_tasks hook failed: RuntimeError: boom in hook"),
+    "exit_at_import": ("import sys\nsys.exit(3)\n", "it called sys.exit(3)"),
+    "exit_in_hook": ("import sys, kerasapps\n@kerasapps.hookimpl\ndef kerasapps_register_datasets():\n"
+                     "    sys.exit('bye')\n", "its kerasapps_register_datasets hook failed: it called sys.exit('bye')"),
+    "missing_module": ("import kerasapps\n@kerasapps.hookimpl\ndef kerasapps_register_tasks():\n"
+                       "    return [kerasapps.TaskSpec('ghost', 'no_such_module.task:Ghost', 'missing')]\n",
+                       "task 'ghost' names module 'no_such_module.task', which cannot be found"),
+    "exiting_task": ("import kerasapps\n@kerasapps.hookimpl\ndef kerasapps_register_tasks():\n"
+                     "    return [kerasapps.TaskSpec('exiter', 'exiting_task_module:Task', 'exits at import')]\n",
+                     None),
+}
+
+
+def test_plugin_faults_of_every_kind_are_named_and_the_other_tasks_keep_working(tmp_path):
+    from test_registry import make_distribution
+
+    for module, (body, _) in FAULTY_PLUGINS.items():
+        make_distribution(tmp_path, module.replace("_", ""), module, body)
+    (tmp_path / "exiting_task_module.py").write_text("import sys\nsys.exit(4)\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    listed = cli("list", "--json", env=env, check=0)
+    data = json.loads(listed.stdout)
+    broken = {b["plugin"]: b["error"] for b in data["broken_plugins"]}
+    for module, (_, error) in FAULTY_PLUGINS.items():
+        if error:
+            assert broken[module] == error
+    tasks = {t["task"] for t in data["tasks"]}
+    assert {"classification", "segmentation", "translation"} <= tasks and "ghost" not in tasks
+    assert "Traceback" not in listed.stderr
+    for args, fragment in ((["info", "exiter"], "'exiter' cannot be loaded from exiting_task_module:Task: "
+                                                "it called sys.exit(4)"),
+                           (["run", "ghost"], "unknown task 'ghost'")):
+        result = cli(*args, env=env, check=2)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.stderr
+    assert "classification:" in cli("info", "classification", env=env, check=0).stdout
