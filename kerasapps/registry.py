@@ -229,10 +229,6 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
                 specs = []
                 mark_broken(info.name, f"its {hook.name} hook failed: {_describe_fault(exc)}")
             for spec in specs:
-                missing = _missing_module(spec.factory) if kind == "task" else None
-                if missing:  # `kerasapps list` names it; `run` says the task is unknown and why
-                    mark_broken(info.name, f"task {spec.name!r} names module {missing!r}, which cannot be found")
-                    continue
                 if spec.name in table:
                     other = table[spec.name][1]
                     raise UsageError(
@@ -242,4 +238,9 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
                         f"with `kerasapps -p no:{info.name} ...`"
                     )
                 table[spec.name] = (spec, info)
+    for name, (spec, info) in list(tasks.items()):
+        missing = _missing_module(spec.factory)
+        if missing:  # `kerasapps list` names it; `run` says the task is unknown and why
+            del tasks[name]
+            mark_broken(info.name, f"task {name!r} names module {missing!r}, which cannot be found")
     return Registry(plugins=plugins, tasks=tasks, datasets=datasets, plugin_manager=pm)
