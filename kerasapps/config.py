@@ -56,6 +56,8 @@ class TaskConfig:
         None, "stop after this many epochs without improvement of the monitored metric", minimum=0
     )
     steps_per_execution: int = field(1, "training steps run per call into the graph", minimum=1)
+    allow_links_outside_folder: bool = field(
+        False, "folder: read files through symbolic links that lead outside the dataset folder")
 
     def estimated_memory_bytes(self) -> int:
         """A rough upper estimate of the memory the requested sizes need (0: nothing to estimate).

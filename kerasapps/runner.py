@@ -26,7 +26,8 @@ import time
 
 from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
 from kerasapps.data import parse_dataset_spec
-from kerasapps.errors import UsageError
+from kerasapps.errors import UsageError, tf_error_cause
+from kerasapps.folder_links import check_folder_links
 from kerasapps.workdir_lock import check_writable_dir, hold_workdir_lock
 
 # Run options that are not task hyperparameters (saved beside them in config.json).
@@ -34,7 +35,7 @@ RUN_KEYS = ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile"
 # Task config fields that also have their own command-line option.
 COMMON_CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size")
 # Changing these does not make an old backup unusable.
-RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution"}
+RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution", "allow_links_outside_folder"}
 
 
 @dataclasses.dataclass
@@ -90,17 +91,22 @@ def weights_checksum(model) -> str:
 
 
 @contextlib.contextmanager
-def decoding_errors_as_usage_errors():
+def decoding_errors_as_usage_errors(source=None):
     """A data file that passed the header check but cannot be decoded (truncated, say)
-    surfaces inside tf.data as InvalidArgumentError: report it as the user's data problem."""
+    surfaces inside tf.data as InvalidArgumentError: report it as the user's data problem,
+    naming the file when the data is a ``folder:`` dataset."""
     import tensorflow as tf
 
     try:
         yield
     except tf.errors.InvalidArgumentError as exc:
-        message = str(exc.message).strip().splitlines()[0]
-        if any(word in message.lower() for word in ("decode", "image", "png", "jpeg")):
-            cause = message.rsplit(": ", 1)[-1]
+        cause = tf_error_cause(exc)
+        if any(word in cause.lower() for word in ("decode", "image", "png", "jpeg", "gif", "bmp", "webp")):
+            from kerasapps.images import find_undecodable_image
+
+            bad = find_undecodable_image(source.path) if getattr(source, "kind", None) == "folder" else None
+            if bad is not None:
+                raise UsageError(f"{bad} could not be decoded ({cause}); remove or replace it") from None
             raise UsageError(
                 f"a data file could not be decoded ({cause}); look for a truncated or corrupt file in the dataset"
             ) from None
@@ -169,6 +175,8 @@ class TaskRun:
         self.options = options
         self.task_class, self.resolved, self.config = resolve_config(registry, options)
         self.source = parse_dataset_spec(self.resolved["dataset"], registry, self.resolved["data_dir"])
+        if self.source.kind == "folder":
+            check_folder_links(self.source.path, allow=self.config.allow_links_outside_folder)
         self.workdir = pathlib.Path(self.resolved["workdir"])
         self.task = None
         self.model = None
@@ -316,7 +324,7 @@ class TaskRun:
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
-        with decoding_errors_as_usage_errors():
+        with decoding_errors_as_usage_errors(self.source):
             self._build(need_data=True)
         config = self.config
         backup_dir = self.workdir / "backup"
@@ -362,7 +370,7 @@ class TaskRun:
             callbacks.append(EpochLineLogger(config.epochs))
         started = time.perf_counter()
         if initial_epoch < config.epochs:
-            with decoding_errors_as_usage_errors():
+            with decoding_errors_as_usage_errors(self.source):
                 self.trainer.fit(
                     self.datasets["train"],
                     epochs=config.epochs,
@@ -395,7 +403,7 @@ class TaskRun:
             self._setup_runtime()
             self._build(need_data=True)
         weights = self._load_trained_weights()
-        with decoding_errors_as_usage_errors():
+        with decoding_errors_as_usage_errors(self.source):
             metrics = self.task.evaluate(self.trainer, self.datasets["test"])
         return {"weights": weights, "test": metrics}
 

@@ -327,3 +327,120 @@ def test_plugin_faults_of_every_kind_are_named_and_the_other_tasks_keep_working(
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.stderr
     assert "classification:" in cli("info", "classification", env=env, check=0).stdout
+
+
+# -- dataset folders and predict ---------------------------------------------------------------------
+
+def write_image_folder(root, classes=("a", "b"), per_class=6, size=20):
+    """A tiny classification folder: root/<class>/<i>.png."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+FOLDER_RUN = ["--epochs", "1", "--batch-size", "4", "--set", "image_size=16"]
+
+
+def test_folder_links_leading_outside_are_refused_unless_allowed(tmp_path):
+    data = write_image_folder(tmp_path / "data")
+    secret = write_image_folder(tmp_path / "elsewhere", classes=("c",), per_class=1)
+    os.symlink(secret / "c" / "0.png", data / "a" / "linked.png")
+    os.symlink(data / "b" / "0.png", data / "a" / "inside.png")  # a link within the folder is fine
+    result = invoke(["train", "classification", "--dataset", "folder:data", *FOLDER_RUN], tmp_path)
+    assert_one_error(result, f"data/a/linked.png is a link to {secret / 'c' / '0.png'}, outside the dataset folder")
+    assert "--set allow_links_outside_folder=true" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    from kerasapps.folder_links import check_folder_links
+
+    check_folder_links(data, allow=True)  # allowed: no error
+    os.symlink(tmp_path / "elsewhere", data / "linked_folder")
+    assert len(__import__("kerasapps.folder_links").folder_links.links_leaving(data)) == 2
+
+
+@pytest.mark.slow
+def test_a_truncated_training_image_is_named(tmp_path):
+    data = tmp_path / "data"
+    write_image_folder(data / "train")
+    write_image_folder(data / "test", per_class=2)
+    good = (data / "train" / "b" / "3.png").read_bytes()
+    (data / "train" / "b" / "3.png").write_bytes(good[: len(good) // 2])
+    result = cli("train", "classification", "--dataset", "folder:data", *FOLDER_RUN, cwd=tmp_path, check=2)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: data/train/b/3.png could not be decoded (Invalid PNG data"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def exported_classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    cli("run", "classification", "--epochs", "1", "--batch-size", "16", "--set", "train_examples=32",
+        "--set", "eval_examples=16", "--set", "image_size=16", "--samples", "0", cwd=root, check=0)
+    return root / "saved_models" / "classification" / "1"
+
+
+def predict_inputs_for(folder):
+    """One of each input the predict cases need, written under ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    image.save(folder / "ok.png")
+    image.save(folder / "ok.webp", format="WEBP")
+    data = (folder / "ok.png").read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    Image.new("L", (20000, 20000)).save(folder / "bomb.png")  # ~400 KB declaring 400 megapixels
+    (folder / "a-file").write_text("x")
+
+
+PREDICT_CASES = [
+    ("truncated", ["truncated.png"], "truncated.png: the model could not read it (Invalid PNG data"),
+    ("decompression bomb", ["bomb.png"], "bomb.png: the model could not read it (image too large: its header "
+                                         "declares more than 40000000 pixels"),
+    ("out is a file", ["ok.png", "--out", "a-file"], "--out a-file is a file"),
+    ("not an image", ["a-file"], "a-file is not a PNG, JPEG, GIF, BMP or WebP image"),
+    ("missing", ["nowhere.png"], "cannot read nowhere.png: No such file or directory"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,fragment", [c[1:] for c in PREDICT_CASES], ids=[c[0] for c in PREDICT_CASES])
+def test_predict_refuses_bad_inputs_with_one_line(exported_classifier, tmp_path, args, fragment):
+    predict_inputs_for(tmp_path)
+    assert_one_error(invoke(["predict", exported_classifier, *args], tmp_path), fragment)
+
+
+@pytest.mark.slow
+def test_predict_reads_webp_and_the_pixel_limit_is_configurable(exported_classifier, tmp_path, monkeypatch):
+    predict_inputs_for(tmp_path)
+    result = invoke(["predict", exported_classifier, "ok.webp", "ok.png", "--json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    webp, png = (json.loads(line) for line in result.stdout.splitlines())
+    assert webp["label"] and png["label"]
+    # The limit is traced into the exported graph: export a model with a lower one and the same
+    # 40x40 image (1600 pixels) is refused.
+    monkeypatch.setenv("KERASAPPS_MAX_IMAGE_PIXELS", "1000")
+    root = exported_classifier.parents[2]
+    cli("export", "classification", "--export-dir", tmp_path / "low", cwd=root,
+        env={"KERASAPPS_MAX_IMAGE_PIXELS": "1000"}, check=0)
+    low = invoke(["predict", tmp_path / "low" / "classification" / "1", "ok.png"], tmp_path)
+    assert_one_error(low, "image too large: its header declares more than 1000 pixels")
+
+
+def test_predict_text_inputs_that_are_not_utf8_are_one_error(monkeypatch):
+    import io
+
+    from kerasapps.errors import UsageError
+    from kerasapps.serving import _text_items
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff\xfe bad\n")))
+    with pytest.raises(UsageError, match="standard input is not valid UTF-8 text"):
+        list(_text_items(["-"]))
+    with pytest.raises(UsageError, match="is not valid UTF-8 text"):
+        list(_text_items([b"caf\xe9".decode("utf-8", "surrogateescape")]))

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from kerasapps.config import TaskConfig, field
 from kerasapps.errors import UsageError
-from kerasapps.images import encode_png
+from kerasapps.images import decode_checked, encode_png
 from kerasapps.task import SPLITS, Task
 from kerasapps_pix2pix.folder import read_folder
 from kerasapps_pix2pix.models import Pix2Pix, image_quality, patchgan_discriminator, unet_generator
@@ -209,8 +209,7 @@ class Pix2PixTask(Task):
 
         def prepare(image_bytes):
             # channels=3: grey and RGBA inputs become RGB, palette PNGs go through their palette.
-            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
+            image = decode_checked(image_bytes, channels=3)  # refuses decompression bombs
             resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
             return resized / 127.5 - 1.0, tf.shape(image)[:2]
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from kerasapps.config import TaskConfig, field
 from kerasapps.data import load_tfds
 from kerasapps.errors import UsageError
-from kerasapps.images import encode_png
+from kerasapps.images import decode_checked, encode_png
 from kerasapps.task import SPLITS, Task
 from kerasapps_segmentation import models
 from kerasapps_segmentation.folder import read_folder
@@ -260,9 +260,7 @@ class SegmentationTask(Task):
         colours = tf.constant(self.info["colours"], tf.uint8)
 
         def decode(image_bytes):
-            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return image
+            return decode_checked(image_bytes, channels=3)  # refuses decompression bombs
 
         def prepare(image_bytes):
             image = decode(image_bytes)
