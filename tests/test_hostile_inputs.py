@@ -110,6 +110,10 @@ CASES = [
     ("export dir under a file", {"ex": "x"}, ["run", "classification", "--export-dir", "ex", *SMALL],
      "export directory ex/classification is not writable: Not a directory"),
     ("unknown task", {}, ["run", "nosuchtask"], "unknown task 'nosuchtask'"),
+    ("caption naming a file outside", {"cap/Images/.keep": "", "cap/captions.txt": "../../secret.png,a caption\n"},
+     ["train", "captioning", "--dataset", "folder:cap", *SMALL], "row 1: image '../../secret.png' leads outside"),
+    ("captions not UTF-8", {"cap/Images/.keep": "", "cap/captions.txt": b"a.png,caf\xe9\n"},
+     ["train", "captioning", "--dataset", "folder:cap", *SMALL], "captions.txt is not UTF-8 text"),
     ("empty folder dataset", {"empty/.keep": ""}, ["train", "classification", "--dataset", "folder:empty", *SMALL],
      "empty"),
 ]
