@@ -23,9 +23,9 @@ def tf_error_cause(exc) -> str:
     """The line of a TensorFlow error that says what went wrong (a graph function's message starts
     with "Graph execution error:" and "Detected at node ...", which say nothing to a user)."""
     for line in str(getattr(exc, "message", exc)).splitlines():
-        line = line.strip()
+        line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line.strip())  # where, not what
         if line and not line.startswith(("Graph execution error", "Detected at node", "File ", "[[", "Stack trace",
-                                          "{{function_node", "<stack traces unavailable>")):
+                                          "<stack traces unavailable>")):
             if line.startswith("assertion failed: ["):  # tf.debugging.assert_*: its message, not its tensors
                 return line[len("assertion failed: ["):].split("]", 1)[0]
             # tf.data prefixes the cause with where it happened ("Error in user-defined function ...: ").

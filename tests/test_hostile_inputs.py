@@ -453,3 +453,21 @@ def test_predict_text_inputs_that_are_not_utf8_are_one_error(monkeypatch):
         list(_text_items(["-"]))
     with pytest.raises(UsageError, match="is not valid UTF-8 text"):
         list(_text_items([b"caf\xe9".decode("utf-8", "surrogateescape")]))
+
+
+@pytest.mark.parametrize("message", [
+    "{{function_node __wrapped__IteratorGetNext_output_types_2_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+    "Error in user-defined function passed to ParallelMapDatasetV2:2 transformation with iterator: "
+    "Iterator::Root::Prefetch::ParallelMapV2: Invalid PNG data, size 60\n\t [[{{node decode_image/DecodeImage}}]]",
+    "Graph execution error:\n\nDetected at node map/while/decode_image/DecodeImage defined at (most recent call "
+    "last):\n<stack traces unavailable>\nInvalid PNG data, size 60\n\t [[{{node map/while/decode_image/DecodeImage}}]]",
+])
+def test_the_cause_of_a_tensorflow_error_is_its_decoder_message(message):
+    from kerasapps.errors import tf_error_cause
+
+    class Error(Exception):
+        pass
+
+    error = Error()
+    error.message = message
+    assert tf_error_cause(error) == "Invalid PNG data, size 60"
