@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
+import os
 import pathlib
 import sys
 
@@ -72,25 +74,31 @@ def read_captions_folder(root, *, skip_bad_examples: bool = False) -> CaptionsFo
         raise UsageError(f"{root}: expected Images/ and captions.txt ({LAYOUT})")
     by_image: dict[str, list[str]] = {}
     skipped = 0
-    with open(captions_file, newline="", encoding="utf-8") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
-            if number == 1 and [c.strip().lower() for c in row[:2]] == ["image", "caption"]:
+    try:
+        rows = list(enumerate(csv.reader(io.StringIO(captions_file.read_text(encoding="utf-8"), newline="")),
+                              start=1))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{captions_file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, row in rows:
+        if number == 1 and [c.strip().lower() for c in row[:2]] == ["image", "caption"]:
+            continue
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        name, caption = row[0].strip(), ",".join(row[1:]).strip()
+        problem = None
+        if os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == "..":
+            problem = f"image {name!r} leads outside {image_dir}"  # never read files outside the dataset
+        elif not (image_dir / name).is_file():
+            problem = f"image {name!r} not found in {image_dir}"
+        elif not caption:
+            problem = "empty caption"
+        if problem:
+            if skip_bad_examples:
+                skipped += 1
                 continue
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            name, caption = row[0].strip(), ",".join(row[1:]).strip()
-            problem = None
-            if not (image_dir / name).is_file():
-                problem = f"image {name!r} not found in {image_dir}"
-            elif not caption:
-                problem = "empty caption"
-            if problem:
-                if skip_bad_examples:
-                    skipped += 1
-                    continue
-                raise UsageError(f"{captions_file}, row {number}: {problem} "
-                                 "(--set skip_bad_examples=true skips such rows)")
-            by_image.setdefault(name, []).append(caption)
+            raise UsageError(f"{captions_file}, row {number}: {problem} "
+                             "(--set skip_bad_examples=true skips such rows)")
+        by_image.setdefault(name, []).append(caption)
     if skipped:
         print(f"skipped {skipped} bad rows of {captions_file}", file=sys.stderr)
     if not by_image:

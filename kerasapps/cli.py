@@ -40,6 +40,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UsageError as exc:
             raise _UserError(str(exc)) from None
+        except click.UsageError as exc:  # a bad option or argument: one line too, not click's usage block
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            raise _UserError(exc.format_message() + where) from None
         except KeyboardInterrupt:
             click.echo("interrupted; the last completed epoch is kept: run the same command to resume", err=True)
             sys.exit(130)
@@ -192,6 +195,9 @@ def _print_metrics(title, metrics):
 def run(ctx, fresh, samples, **kwargs):
     """Train TASK, evaluate it on the held-out split, export it and show predictions."""
     task_run = _make_run(ctx, kwargs, fresh)
+    from kerasapps.workdir_lock import check_writable_dir
+
+    check_writable_dir(pathlib.Path(task_run.resolved["export_dir"]) / task_run.resolved["task"], "export directory")
     summary = task_run.train()
     evaluation = task_run.evaluate()
     _print_metrics("test", evaluation["test"])

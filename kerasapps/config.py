@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import pathlib
 import types
 import typing
@@ -25,25 +26,55 @@ import typing
 from kerasapps.errors import UsageError
 
 
-def field(default, help: str = "", **kwargs):
-    """A dataclass field with a help text (shown by ``kerasapps info``)."""
+def field(default, help: str = "", *, minimum=None, maximum=None, above=None, below=None, choices=None, **kwargs):
+    """A dataclass field with a help text (shown by ``kerasapps info``) and the values it allows.
+
+    ``minimum``/``maximum`` bound a number (or each item of a tuple) inclusively, ``above``/``below``
+    exclusively; ``choices`` lists the allowed values. :func:`apply_overrides` checks them whenever
+    a config is resolved, so a wrong value is one message before any data or model is built::
+
+        image_size: int = field(64, "input side in pixels", minimum=16, maximum=4096)
+        dropout: float = field(0.2, "dropout rate", minimum=0, below=1)
+    """
+    limits = {"minimum": minimum, "maximum": maximum, "above": above, "below": below, "choices": choices}
+    metadata = {"help": help, **{k: v for k, v in limits.items() if v is not None}}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclasses.dataclass
 class TaskConfig:
     """Hyperparameters every task has; tasks subclass it and change the defaults."""
 
-    epochs: int = field(10, "training epochs")
-    batch_size: int = field(64, "global batch size (split across replicas)")
-    steps_per_epoch: typing.Optional[int] = field(None, "steps per epoch; default: one pass over the training split")
-    learning_rate: float = field(1e-3, "optimizer learning rate")
+    epochs: int = field(10, "training epochs", minimum=1)
+    batch_size: int = field(64, "global batch size (split across replicas)", minimum=1)
+    steps_per_epoch: typing.Optional[int] = field(None, "steps per epoch; default: one pass over the training split",
+                                                  minimum=1)
+    learning_rate: float = field(1e-3, "optimizer learning rate", above=0)
     early_stopping_patience: typing.Optional[int] = field(
-        None, "stop after this many epochs without improvement of the monitored metric"
+        None, "stop after this many epochs without improvement of the monitored metric", minimum=0
     )
-    steps_per_execution: int = field(1, "training steps run per call into the graph")
+    steps_per_execution: int = field(1, "training steps run per call into the graph", minimum=1)
+    allow_links_outside_folder: bool = field(
+        False, "folder: read files through symbolic links that lead outside the dataset folder")
+
+    def estimated_memory_bytes(self) -> int:
+        """A rough upper estimate of the memory the requested sizes need (0: nothing to estimate).
+
+        The default counts the generated or loaded examples as uint8 images with a target of the
+        same size (``train_examples``, ``eval_examples`` and ``image_size`` fields, where the task
+        has them) and a float32 batch with room for its activations. Tasks whose memory grows
+        differently override it.
+        """
+        size = getattr(self, "image_size", None) or 64
+        sides = list(size) * 2 if isinstance(size, (tuple, list)) else [size, size]
+        pixels = int(sides[0]) * int(sides[-1])
+        examples = int(getattr(self, "train_examples", 0) or 0) + 2 * int(getattr(self, "eval_examples", 0) or 0)
+        if not hasattr(self, "image_size"):
+            return 0
+        activations = 64  # float32 feature maps per input pixel, forward and backward, a generous bound
+        return examples * pixels * 3 * 2 + int(self.batch_size) * pixels * 3 * 4 * activations
 
 
 def _type_name(tp) -> str:
@@ -131,7 +162,7 @@ def apply_overrides(config, overrides: dict):
     fields = config_fields(type(config))
     changes = {}
     for key, value in overrides.items():
-        name = key.replace("-", "_")
+        name = str(key).replace("-", "_")
         if name not in fields:
             close = difflib.get_close_matches(name, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -140,10 +171,114 @@ def apply_overrides(config, overrides: dict):
             )
         changes[name] = _coerce(fields[name].type, value, name)
     new = dataclasses.replace(config, **changes)
+    check_limits(new)
     validate = getattr(new, "validate", None)
     if validate is not None:
         validate()
     return new
+
+
+def _limit_problem(value, meta) -> str | None:
+    """What is wrong with one value under a field's declared limits (None: nothing)."""
+    if "choices" in meta and value not in meta["choices"]:
+        return f"expected one of {', '.join(map(str, meta['choices']))}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if value != value:
+        return "expected a number, not NaN"
+    bounds = [(meta.get("minimum"), ">=", lambda lo: value >= lo), (meta.get("above"), ">", lambda lo: value > lo),
+              (meta.get("maximum"), "<=", lambda hi: value <= hi), (meta.get("below"), "<", lambda hi: value < hi)]
+    failed = [f"{sign} {bound}" for bound, sign, ok in bounds if bound is not None and not ok(bound)]
+    if not failed:
+        return None
+    allowed = " and ".join(f"{sign} {bound}" for bound, sign, _ in bounds if bound is not None)
+    return f"expected a value {allowed}"
+
+
+def _declared_limits(config_class, name: str) -> dict:
+    """A field's limits, inherited: a task that redeclares ``epochs`` with its own default
+    keeps the base class's ``minimum`` unless it declares its own."""
+    limits = {}
+    for klass in reversed(config_class.__mro__):
+        own = klass.__dict__.get("__dataclass_fields__", {}).get(name)
+        if own is not None:
+            limits.update({k: v for k, v in own.metadata.items() if k != "help"})
+    return limits
+
+
+def check_limits(config) -> None:
+    """Check every field of ``config`` against its declared ``minimum``/``maximum``/``above``/
+    ``below``/``choices`` (each item of a tuple too); UsageError naming the field, the value
+    and what is allowed."""
+    for name, f in config_fields(type(config)).items():
+        value = getattr(config, name)
+        items = value if isinstance(value, (tuple, list)) else [value]
+        limits = _declared_limits(type(config), name)
+        for item in items:
+            if item is None:
+                continue
+            problem = _limit_problem(item, limits)
+            if problem:
+                raise UsageError(f"{name}: {problem}; got {value!r}")
+
+
+def memory_available_bytes() -> int | None:
+    """Memory the system can give this process now (MemAvailable), None where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config, available: int | None = None) -> None:
+    """UsageError if the sizes ``config`` asks for cannot fit in memory (checked before any data
+    is generated or allocated)."""
+    needed = config.estimated_memory_bytes() if hasattr(config, "estimated_memory_bytes") else 0
+    available = memory_available_bytes() if available is None else available
+    if not needed or available is None or needed <= available:
+        return
+    sizes = ", ".join(f"{k}={getattr(config, k)}" for k in ("image_size", "train_examples", "eval_examples",
+                                                            "batch_size") if hasattr(config, k))
+    raise UsageError(
+        f"the requested sizes ({sizes}) need about {needed / 2**30:.1f} GiB of memory, more than the "
+        f"{available / 2**30:.1f} GiB available; lower them with --set KEY=VALUE"
+    )
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """The run options beside the task's hyperparameters (``kerasapps run --help``), typed and
+    checked like a task config, whether they come from the command line or a config file."""
+
+    dataset: str = field("shapes", "--dataset")
+    data_dir: typing.Optional[str] = field(None, "--data-dir")
+    strategy: typing.Literal["auto", "default", "one-device", "mirrored", "multi-worker", "tpu"] = field(
+        "auto", "--strategy")
+    tpu: typing.Optional[str] = field(None, "--tpu")
+    precision: typing.Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = field("auto", "--precision")
+    jit_compile: typing.Optional[bool] = field(None, "--jit-compile")
+    seed: int = field(0, "--seed", minimum=0, maximum=2**32 - 1)
+    workdir: str = field("runs", "--workdir")
+    export_dir: str = field("saved_models", "--export-dir")
+
+
+def check_run_settings(run: dict) -> dict:
+    """``run`` (run option -> value) with every value typed and checked (see :class:`RunSettings`)."""
+    for key, value in run.items():
+        if key in ("dataset", "workdir", "export_dir", "data_dir", "tpu") and value is not None:
+            if not isinstance(value, str):
+                raise UsageError(f"{key}: expected a string (a {'dataset spec' if key == 'dataset' else 'name or path'})"
+                                 f", got {value!r}")
+            if not value.strip():
+                raise UsageError(f"{key}: must not be empty")
+    return dataclasses.asdict(apply_overrides(RunSettings(), run))
 
 
 def parse_set_options(pairs) -> dict:
@@ -161,9 +296,13 @@ def load_config_file(path) -> dict:
     """Read a YAML or JSON config file into a dict (``kerasapps run --config FILE``)."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if "\x00" in text:
+        raise UsageError(f"config file {path} holds binary data (NUL bytes), not YAML or JSON text")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -172,7 +311,8 @@ def load_config_file(path) -> dict:
 
             data = yaml.safe_load(text)
     except Exception as exc:
-        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
     return data

@@ -353,8 +353,27 @@ class ResumableBackup(keras.callbacks.Callback):
 class BestWeights(keras.callbacks.Callback):
     """Keeps ``best.weights.h5``: the weights with the best monitored value so far.
 
-    Written to a temporary file then renamed, so the file is always whole.
+    Written to a temporary file then renamed, so the file is always whole. The file
+    records its own epoch and monitored value (HDF5 attributes, written before the
+    rename), so a resumed run compares against the weights actually on disk: place
+    it before :class:`ResumableBackup` in the callbacks, and a kill between the two
+    never leaves a backed-up epoch whose better weights were not kept.
     """
+
+    @staticmethod
+    def recorded(path) -> dict | None:
+        """``{"epoch", "monitor", "value"}`` recorded in a best-weights file, None if it has none."""
+        import h5py
+
+        try:
+            with h5py.File(str(path), "r") as handle:
+                attrs = dict(handle.attrs)
+        except (OSError, ValueError):
+            return None
+        if "kerasapps_best_value" not in attrs:
+            return None
+        return {"epoch": int(attrs["kerasapps_best_epoch"]), "monitor": str(attrs["kerasapps_monitor"]),
+                "value": float(attrs["kerasapps_best_value"])}
 
     def __init__(self, path, monitor: str, mode: str = "max", best: float | None = None, write: bool = True):
         super().__init__()
@@ -374,9 +393,49 @@ class BestWeights(keras.callbacks.Callback):
             return
         self.best = float(value)
         if self.write:
+            import h5py
+
             tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
             self.model.save_weights(str(tmp))
+            with h5py.File(str(tmp), "a") as handle:
+                handle.attrs.update(kerasapps_best_epoch=epoch + 1, kerasapps_monitor=self.monitor,
+                                    kerasapps_best_value=self.best)
             os.replace(tmp, self.path)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """``training_log.csv`` rewritten whole (atomically) from a :class:`ResumableBackup`'s
+    history after each epoch and when training starts: its rows are exactly the backed-up
+    epochs, so a killed run neither loses a row nor repeats one when it resumes.
+
+    Place it after the backup in the callbacks.
+    """
+
+    def __init__(self, path, backup: "ResumableBackup"):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.backup = backup
+
+    def _write(self):
+        import csv
+        import io
+
+        columns = []
+        for record in self.backup.history:
+            columns += [key for key in record if key not in columns]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, restval="")
+        writer.writeheader()
+        writer.writerows(self.backup.history)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text.getvalue())
+        os.replace(tmp, self.path)
+
+    def on_train_begin(self, logs=None):
+        self._write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write()
 
 
 class StopOnNaN(keras.callbacks.Callback):

@@ -1,5 +1,7 @@
 """Errors that the CLI turns into one readable line and exit code 2."""
 
+import re
+
 
 class UsageError(Exception):
     """A mistake the user can fix: bad option, missing data, corrupt file.
@@ -15,3 +17,18 @@ class UsageError(Exception):
 class TrainingFailed(Exception):
     """Training could not go on (e.g. the loss diverged). The CLI prints the message, exit code 1.
     """
+
+
+def tf_error_cause(exc) -> str:
+    """The line of a TensorFlow error that says what went wrong (a graph function's message starts
+    with "Graph execution error:" and "Detected at node ...", which say nothing to a user)."""
+    for line in str(getattr(exc, "message", exc)).splitlines():
+        line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line.strip())  # where, not what
+        if line and not line.startswith(("Graph execution error", "Detected at node", "File ", "[[", "Stack trace",
+                                          "<stack traces unavailable>")):
+            if line.startswith("assertion failed: ["):  # tf.debugging.assert_*: its message, not its tensors
+                return line[len("assertion failed: ["):].split("]", 1)[0]
+            # tf.data prefixes the cause with where it happened ("Error in user-defined function ...: ").
+            return re.sub(r"^Error in user-defined function passed to .*? transformation with iterator: \S+: ", "",
+                          line)
+    return type(exc).__name__

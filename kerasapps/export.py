@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 from kerasapps.errors import UsageError
@@ -23,9 +24,43 @@ METADATA_ASSET = "kerasapps.json"
 
 
 def next_version(task_dir: pathlib.Path) -> int:
-    """1 + the highest integer folder name in ``task_dir`` (1 when there is none)."""
-    versions = [int(p.name) for p in task_dir.iterdir() if p.is_dir() and p.name.isdigit()] if task_dir.is_dir() else []
-    return max(versions, default=0) + 1
+    """1 + the highest integer name in ``task_dir`` (1 when there is none).
+
+    Every entry counts, not only folders: a file or a dangling link named ``3`` cannot
+    become version 3, so the next version goes past it instead of colliding with it.
+    """
+    names = os.listdir(task_dir) if task_dir.is_dir() else []
+    return max((int(name) for name in names if name.isdigit()), default=0) + 1
+
+
+def _remove_stale_staging(task_dir: pathlib.Path) -> None:
+    """Remove the ``.export-PID-*`` staging folders of exports whose process is gone (killed
+    mid-export); another exporter's live staging folder is left alone."""
+    for staging in task_dir.glob(".export-*"):
+        pid = staging.name.split("-")[2] if staging.name.count("-") >= 2 else ""
+        if pid.isdigit() and _process_alive(int(pid)):
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _warn_incomplete_versions(task_dir: pathlib.Path) -> None:
+    """Say so when a version-numbered entry is not a whole SavedModel (not written by an export,
+    which renames whole models into place): it is left alone, and skipped for the next number."""
+    for name in sorted(os.listdir(task_dir)):
+        if name.isdigit() and not (task_dir / name / "saved_model.pb").is_file():
+            kind = "a file or link" if not (task_dir / name).is_dir() else "a folder without saved_model.pb"
+            print(f"warning: {task_dir / name} is {kind}, not an exported model; left alone, "
+                  "and the next version number goes past it", file=sys.stderr, flush=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _writable_task_dir(export_dir, task_name) -> pathlib.Path:
@@ -49,7 +84,8 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
     import keras
 
     task_dir = _writable_task_dir(export_dir, task.name)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=task_dir))
+    _remove_stale_staging(task_dir)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=task_dir))
     try:
         meta = {"task": task.name, **(metadata or {}), **task.export_assets()}
         archive = keras.export.ExportArchive()
@@ -63,15 +99,18 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
         assets = staging / "model" / "assets"
         assets.mkdir(exist_ok=True)
         (assets / METADATA_ASSET).write_text(json.dumps(meta, indent=2, default=str))
-        while True:  # another exporter may take the same number: retry with the next
+        _warn_incomplete_versions(task_dir)
+        for _attempt in range(100):  # another exporter may take the same number: retry with the next
             final = task_dir / str(next_version(task_dir))
             try:
+                # One rename: the version appears whole or not at all. (Renaming onto an existing
+                # folder fails unless it is empty; an empty folder is no version, so that is fine.)
                 os.rename(staging / "model", final)
-                break
-            except OSError:
-                if not final.exists():
-                    raise
-        return final
+                return final
+            except OSError as exc:
+                if not os.path.lexists(final):
+                    raise UsageError(f"cannot move the exported model into {final}: {exc.strerror or exc}") from None
+        raise UsageError(f"could not find a free version number in {task_dir} after 100 tries")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import warnings
 
@@ -41,6 +42,22 @@ def _import_object(path: str):
     return obj
 
 
+def _describe_fault(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _missing_module(factory: str) -> str | None:
+    """The module of ``"package.module:object"`` when it cannot be found (without importing it)."""
+    module_name = factory.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (Exception, SystemExit):  # a parent package that is missing or fails at import
+        found = None
+    return None if found is not None else module_name
+
+
 @dataclasses.dataclass(frozen=True)
 class _LazySpec:
     name: str
@@ -49,7 +66,10 @@ class _LazySpec:
 
     def load(self):
         """Import and return the factory object (TensorFlow may load here, not before)."""
-        return _import_object(self.factory)
+        try:
+            return _import_object(self.factory)
+        except (Exception, SystemExit) as exc:  # the plugin's fault, not a crash of kerasapps
+            raise UsageError(f"{self.name!r} cannot be loaded from {self.factory}: {_describe_fault(exc)}") from None
 
 
 class TaskSpec(_LazySpec):
@@ -143,6 +163,14 @@ def parse_plugin_options(options) -> tuple[set[str], list[str]]:
     return blocked, requested
 
 
+def _broken(info: PluginInfo, error: str) -> PluginInfo:
+    """``info`` marked broken (shown by ``kerasapps list``), with a warning on stderr."""
+    error = f"{info.error}; {error}" if info.error else error
+    warnings.warn(f"kerasapps plugin {info.name!r} from {info.distribution} {info.version} is broken: {error}",
+                  stacklevel=3)
+    return dataclasses.replace(info, error=error)
+
+
 def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
     """Load plugins and collect what they register.
 
@@ -164,13 +192,8 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
     def load(name, target, distribution, version):
         try:
             plugin = _import_object(target)
-        except Exception as exc:  # a broken plugin must not take the others down
-            info = PluginInfo(name, str(target), distribution, version, f"{type(exc).__name__}: {exc}")
-            warnings.warn(
-                f"kerasapps plugin {name!r} from {distribution} {version} failed to load: {info.error}",
-                stacklevel=2,
-            )
-            plugins.append(info)
+        except (Exception, SystemExit) as exc:  # a broken plugin must not take the others down
+            plugins.append(_broken(PluginInfo(name, str(target), distribution, version), _describe_fault(exc)))
             return
         pm.register(plugin, name=name)
         plugins.append(PluginInfo(name, str(target), distribution, version))
@@ -187,6 +210,11 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
             load(name, name, "(-p option)", "")
 
     info_by_plugin = {p.name: p for p in plugins if not p.error}
+
+    def mark_broken(name, error):
+        index = next(i for i, p in enumerate(plugins) if p.name == name)
+        plugins[index] = _broken(plugins[index], error)
+
     tasks: dict[str, tuple[TaskSpec, PluginInfo]] = {}
     datasets: dict[str, tuple[DatasetSpec, PluginInfo]] = {}
     for kind, hook, table in (
@@ -195,7 +223,12 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
     ):
         for impl in hook.get_hookimpls():
             info = info_by_plugin[impl.plugin_name]
-            for spec in impl.function() or ():
+            try:
+                specs = list(impl.function() or ())
+            except (Exception, SystemExit) as exc:  # a faulty hook: that plugin is broken, the others work
+                specs = []
+                mark_broken(info.name, f"its {hook.name} hook failed: {_describe_fault(exc)}")
+            for spec in specs:
                 if spec.name in table:
                     other = table[spec.name][1]
                     raise UsageError(
@@ -205,4 +238,9 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
                         f"with `kerasapps -p no:{info.name} ...`"
                     )
                 table[spec.name] = (spec, info)
+    for name, (spec, info) in list(tasks.items()):
+        missing = _missing_module(spec.factory)
+        if missing:  # `kerasapps list` names it; `run` says the task is unknown and why
+            del tasks[name]
+            mark_broken(info.name, f"task {name!r} names module {missing!r}, which cannot be found")
     return Registry(plugins=plugins, tasks=tasks, datasets=datasets, plugin_manager=pm)

@@ -24,16 +24,18 @@ import sys
 import tempfile
 import time
 
-from kerasapps.config import apply_overrides, load_config_file
+from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
 from kerasapps.data import parse_dataset_spec
-from kerasapps.errors import UsageError
+from kerasapps.errors import UsageError, tf_error_cause
+from kerasapps.folder_links import check_folder_links
+from kerasapps.workdir_lock import check_writable_dir, hold_workdir_lock
 
 # Run options that are not task hyperparameters (saved beside them in config.json).
 RUN_KEYS = ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile", "seed", "workdir", "export_dir")
 # Task config fields that also have their own command-line option.
 COMMON_CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size")
 # Changing these does not make an old backup unusable.
-RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution"}
+RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution", "allow_links_outside_folder"}
 
 
 @dataclasses.dataclass
@@ -89,17 +91,22 @@ def weights_checksum(model) -> str:
 
 
 @contextlib.contextmanager
-def decoding_errors_as_usage_errors():
+def decoding_errors_as_usage_errors(source=None):
     """A data file that passed the header check but cannot be decoded (truncated, say)
-    surfaces inside tf.data as InvalidArgumentError: report it as the user's data problem."""
+    surfaces inside tf.data as InvalidArgumentError: report it as the user's data problem,
+    naming the file when the data is a ``folder:`` dataset."""
     import tensorflow as tf
 
     try:
         yield
     except tf.errors.InvalidArgumentError as exc:
-        message = str(exc.message).strip().splitlines()[0]
-        if any(word in message.lower() for word in ("decode", "image", "png", "jpeg")):
-            cause = message.rsplit(": ", 1)[-1]
+        cause = tf_error_cause(exc)
+        if any(word in cause.lower() for word in ("decode", "image", "png", "jpeg", "gif", "bmp", "webp")):
+            from kerasapps.images import find_undecodable_image
+
+            bad = find_undecodable_image(source.path) if getattr(source, "kind", None) == "folder" else None
+            if bad is not None:
+                raise UsageError(f"{bad} could not be decoded ({cause}); remove or replace it") from None
             raise UsageError(
                 f"a data file could not be decoded ({cause}); look for a truncated or corrupt file in the dataset"
             ) from None
@@ -151,10 +158,9 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
         if value is not None:
             params[key] = value
     params.update(options.overrides)
-    config = apply_overrides(task_class.Config(), params)
-    for name in ("epochs", "batch_size"):
-        if getattr(config, name, 1) < 1:
-            raise UsageError(f"{name} must be at least 1")
+    run = check_run_settings(run)
+    config = apply_overrides(task_class.Config(), params)  # checks every field's declared limits
+    check_memory(config)
     from kerasapps import __version__
 
     resolved = {"task": options.task, **run, "params": dataclasses.asdict(config), "kerasapps_version": __version__}
@@ -169,6 +175,8 @@ class TaskRun:
         self.options = options
         self.task_class, self.resolved, self.config = resolve_config(registry, options)
         self.source = parse_dataset_spec(self.resolved["dataset"], registry, self.resolved["data_dir"])
+        if self.source.kind == "folder":
+            check_folder_links(self.source.path, allow=self.config.allow_links_outside_folder)
         self.workdir = pathlib.Path(self.resolved["workdir"])
         self.task = None
         self.model = None
@@ -178,10 +186,9 @@ class TaskRun:
 
     # -- set-up --------------------------------------------------------------
     def _prepare_workdir(self, for_training: bool) -> None:
-        try:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create workdir {self.workdir}: {exc.strerror or exc}") from None
+        check_writable_dir(self.workdir, "workdir")
+        if for_training and self._writes_shared_files():  # a job's other workers share the chief's workdir
+            self.workdir_lock = hold_workdir_lock(self.workdir)
         saved = self.workdir / "config.json"
         backup = self.workdir / "backup"
         if for_training and self.options.fresh:
@@ -189,11 +196,12 @@ class TaskRun:
                 target = self.workdir / name
                 shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
         elif for_training and backup.is_dir() and saved.exists():
-            old = json.loads(saved.read_text())
+            old = load_config_file(saved)
             new = json.loads(json.dumps(self.resolved, default=str))  # tuples read back as lists
+            old_params = old["params"] if isinstance(old.get("params"), dict) else {}
             changed = sorted(
-                k for k in set(old.get("params", {})) | set(new["params"])
-                if old.get("params", {}).get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
+                k for k in set(old_params) | set(new["params"])
+                if old_params.get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
             )
             if old.get("dataset") != new["dataset"]:
                 changed.insert(0, "dataset")
@@ -312,30 +320,38 @@ class TaskRun:
         """Train (resuming from the workdir's backup); returns the training summary."""
         import keras
 
-        from kerasapps.engine import BestWeights, EpochLineLogger, ResumableBackup, StopOnNaN
+        from kerasapps.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
-        with decoding_errors_as_usage_errors():
+        with decoding_errors_as_usage_errors(self.source):
             self._build(need_data=True)
         config = self.config
         backup_dir = self.workdir / "backup"
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, restore_from=backup_dir)
         initial_epoch = backup.restore()
         history = backup.history
-        if initial_epoch:
+        if initial_epoch >= config.epochs:
+            print(f"{self.task.name}: all {initial_epoch} epochs are trained already in {backup_dir}", flush=True)
+        elif initial_epoch:
             print(f"resuming {self.task.name} from {backup_dir}: epoch {initial_epoch + 1}/{config.epochs}", flush=True)
-        callbacks = [StopOnNaN(), backup]
+        callbacks = [StopOnNaN()]
         if self.task.monitor is not None:  # None: the last epoch's weights are the result (GANs)
             monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
             best_value = None
             if monitored:
                 best_value = max(monitored) if self.task.monitor_mode == "max" else min(monitored)
+            # The best file's own record wins: it may hold an epoch killed after it was written
+            # and before its backup (written first, so that no backed-up epoch loses its weights).
+            recorded = BestWeights.recorded(self.scratch_dir / "best.weights.h5")
+            if recorded and recorded["monitor"] == self.task.monitor:
+                best_value = recorded["value"]
             callbacks.append(BestWeights(self.scratch_dir / "best.weights.h5", self.task.monitor,
                                          self.task.monitor_mode, best_value))
+        callbacks.append(backup)
         if self.is_chief:
             callbacks += [
-                keras.callbacks.CSVLogger(str(self.workdir / "training_log.csv"), append=True),
+                HistoryCSV(self.workdir / "training_log.csv", backup),
                 keras.callbacks.TensorBoard(str(self.workdir / "logs")),
             ]
         if config.early_stopping_patience and self.task.monitor is not None:
@@ -354,7 +370,7 @@ class TaskRun:
             callbacks.append(EpochLineLogger(config.epochs))
         started = time.perf_counter()
         if initial_epoch < config.epochs:
-            with decoding_errors_as_usage_errors():
+            with decoding_errors_as_usage_errors(self.source):
                 self.trainer.fit(
                     self.datasets["train"],
                     epochs=config.epochs,
@@ -387,7 +403,7 @@ class TaskRun:
             self._setup_runtime()
             self._build(need_data=True)
         weights = self._load_trained_weights()
-        with decoding_errors_as_usage_errors():
+        with decoding_errors_as_usage_errors(self.source):
             metrics = self.task.evaluate(self.trainer, self.datasets["test"])
         return {"weights": weights, "test": metrics}
 

@@ -18,7 +18,7 @@ import os
 import pathlib
 import sys
 
-from kerasapps.errors import UsageError
+from kerasapps.errors import UsageError, tf_error_cause
 from kerasapps.images import check_image_file, image_format
 
 
@@ -45,9 +45,12 @@ def _output_value(name, value, stem: str, out: pathlib.Path):
     if name.endswith("_bytes"):
         data = bytes(array)
         suffix = {"PNG": ".png", "JPEG": ".jpg"}.get(image_format(data[:16]) or "", ".bin")
-        out.mkdir(parents=True, exist_ok=True)
         target = out / f"{stem or 'input'}_{name[:-6]}{suffix}"
-        target.write_bytes(data)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {target} (--out {out}): {exc.strerror or exc}") from None
         return str(target)
     if isinstance(array, bytes):
         return array.decode("utf-8", "replace")
@@ -65,13 +68,20 @@ def _text_items(inputs):
     """Expand ``-`` (standard input) and ``@FILE`` into their lines; other arguments stay as they are."""
     for item in inputs:
         if item == "-":
-            yield from sys.stdin.read().splitlines()
+            try:
+                yield from sys.stdin.buffer.read().decode("utf-8").splitlines()
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"standard input is not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
         elif item.startswith("@"):
             try:
                 yield from pathlib.Path(item[1:]).read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read {item[1:]}: {getattr(exc, 'strerror', None) or exc}") from None
         else:
+            try:
+                item.encode("utf-8")  # arguments that are not UTF-8 arrive as lone surrogates
+            except UnicodeEncodeError:
+                raise UsageError(f"input {item.encode('utf-8', 'replace').decode()!r} is not valid UTF-8 text") from None
             yield item
 
 
@@ -119,6 +129,8 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
     if len(main) != 1:
         raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(specs)}")
     input_name = main[0]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the image outputs")
     extras = _extra_values({n: s for n, s in specs.items() if n != input_name}, dict(extra_values or {}))
     is_file = input_name.endswith("_bytes")
     if not is_file:
@@ -131,7 +143,7 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
         try:
             outputs = signature(**{input_name: value}, **extras)
         except tf.errors.InvalidArgumentError as exc:
-            raise UsageError(f"{item}: the model could not read it ({str(exc.message).splitlines()[0]})") from None
+            raise UsageError(f"{item}: the model could not read it ({tf_error_cause(exc)})") from None
         record = {"input": item}
         stem = pathlib.Path(item).stem if is_file else _file_stem(item)
         for name in sorted(outputs):

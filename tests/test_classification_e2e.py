@@ -113,7 +113,7 @@ def test_predict_prints_labels_and_rejects_corrupt_files(trained, tmp_path):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"this is not an image")
     bad = cli("predict", root / "saved_models/classification/1", corrupt, check=2)
-    assert f"{corrupt} is not a PNG, JPEG, GIF or BMP image" in bad.stderr
+    assert f"{corrupt} is not a PNG, JPEG, GIF, BMP or WebP image" in bad.stderr
     assert "Traceback" not in bad.stderr
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(pngs[0][0].read_bytes()[:40])

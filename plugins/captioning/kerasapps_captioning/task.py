@@ -40,38 +40,36 @@ class CaptioningConfig(TaskConfig):
     epochs: int = field(12, "training epochs")
     batch_size: int = field(64, "global batch size (images)")
     captions_per_image: int = field(
-        1, "reference captions trained per image and step (taken at random); the image is encoded once for all")
+        1, "reference captions trained per image and step (taken at random); the image is encoded once for all",
+        minimum=1)
     learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
     lr_schedule: Literal["constant", "cosine"] = field(
         "cosine", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
-    image_size: int = field(64, "input side in pixels")
+    image_size: int = field(64, "input side in pixels", minimum=16, maximum=4096)
     encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
     encoder_weights: Literal["none", "imagenet"] = field("none", "keras.applications weights (imagenet downloads)")
     freeze_encoder: bool = field(False, "keep the keras.applications encoder's weights fixed")
     cache_features: bool = field(
         False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
-    cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)")
+    cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)",
+                                           minimum=1)
     cnn_pooling: Literal["max", "flatten"] = field(
         "max", "small CNN: global max pooling of its last feature map, or the map flattened")
-    embed_dim: int = field(128, "image and word embedding size")
-    lstm_units: int = field(256, "LSTM units")
-    lstm_layers: int = field(1, "stacked LSTM layers")
-    dropout: float = field(0.2, "dropout on the LSTM output")
+    embed_dim: int = field(128, "image and word embedding size", minimum=1)
+    lstm_units: int = field(256, "LSTM units", minimum=1)
+    lstm_layers: int = field(1, "stacked LSTM layers", minimum=1)
+    dropout: float = field(0.2, "dropout on the LSTM output", minimum=0, below=1)
     forget_bias: float = field(3.0, "initial LSTM forget-gate bias (Keras's default is 1)")
-    max_caption_length: int = field(16, "words per caption (longer ones are cut)")
-    min_word_count: int = field(2, "words seen fewer times in training captions become <unk>")
-    beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)")
+    max_caption_length: int = field(16, "words per caption (longer ones are cut)", minimum=1)
+    min_word_count: int = field(2, "words seen fewer times in training captions become <unk>", minimum=1)
+    beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)", minimum=1)
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
-    train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)")
-    eval_examples: int = field(500, "shapes: validation and test images each")
+    train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)", minimum=1)
+    eval_examples: int = field(500, "shapes: validation and test images each", minimum=1)
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
 
     def validate(self):
-        if self.beam_size < 1:
-            raise UsageError("beam_size must be at least 1")
-        if self.captions_per_image < 1:
-            raise UsageError("captions_per_image must be at least 1")
         if self.cache_features and (self.encoder == "cnn" or not self.freeze_encoder):
             raise UsageError("cache_features needs a frozen keras.applications encoder: "
                              "--set encoder=mobilenet_v2 --set freeze_encoder=true (the small CNN always trains)")

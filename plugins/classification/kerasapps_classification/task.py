@@ -26,20 +26,15 @@ class ClassificationConfig(TaskConfig):
     batch_size: int = field(64, "global batch size")
     learning_rate: float = field(2e-3, "Adam learning rate")
     model: Literal["lenet5", "resnet20", "linear"] = field("lenet5", "lenet5, resnet20, or linear (raw-pixel baseline)")
-    filters: tuple[int, ...] = field((32, 64), "LeNet-5 convolution widths (the paper used 6,16)")
-    dense_units: tuple[int, ...] = field((120, 84), "LeNet-5 fully connected widths")
-    dropout: float = field(0.2, "dropout before the classifier")
-    image_size: Optional[int] = field(None, "input side in pixels; default: the dataset's own (64 for shapes)")
-    channels: Optional[int] = field(None, "1 or 3; default: the dataset's own")
-    top_k: int = field(3, "k of the top-k accuracy metric")
-    train_examples: int = field(20000, "shapes: training examples generated")
-    eval_examples: int = field(2000, "shapes: validation and test examples each")
-
-    def validate(self):
-        if self.top_k < 1:
-            raise UsageError("top_k must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise UsageError("dropout must be in [0, 1)")
+    filters: tuple[int, ...] = field((32, 64), "LeNet-5 convolution widths (the paper used 6,16)", minimum=1)
+    dense_units: tuple[int, ...] = field((120, 84), "LeNet-5 fully connected widths", minimum=1)
+    dropout: float = field(0.2, "dropout before the classifier", minimum=0, below=1)
+    image_size: Optional[int] = field(None, "input side in pixels; default: the dataset's own (64 for shapes)",
+                                      minimum=16, maximum=8192)
+    channels: Optional[int] = field(None, "1 or 3; default: the dataset's own", choices=(1, 3))
+    top_k: int = field(3, "k of the top-k accuracy metric", minimum=1)
+    train_examples: int = field(20000, "shapes: training examples generated", minimum=1)
+    eval_examples: int = field(2000, "shapes: validation and test examples each", minimum=1)
 
 
 class ClassificationTask(Task):

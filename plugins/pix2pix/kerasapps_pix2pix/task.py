@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from kerasapps.config import TaskConfig, field
 from kerasapps.errors import UsageError
-from kerasapps.images import encode_png
+from kerasapps.images import decode_checked, encode_png
 from kerasapps.task import SPLITS, Task
 from kerasapps_pix2pix.folder import read_folder
 from kerasapps_pix2pix.models import Pix2Pix, image_quality, patchgan_discriminator, unet_generator
@@ -30,35 +30,35 @@ class Pix2PixConfig(TaskConfig):
     batch_size: int = field(16, "global batch size (the paper: 1 for facades; instance norm makes "
                                 "each example's result independent of the batch)")
     learning_rate: float = field(2e-4, "Adam learning rate of both networks (the paper: 2e-4)")
-    beta_1: float = field(0.5, "Adam beta_1 of both networks (the paper: 0.5)")
-    l1_weight: float = field(100.0, "lambda: weight of the L1 term in the generator loss (the paper: 100)")
-    image_size: int = field(64, "model input and output side, a power of 2 (the paper: 256)")
-    generator_filters: int = field(32, "width of the first U-Net block, doubling to 8x (the paper: 64)")
-    discriminator_filters: int = field(32, "width of the first PatchGAN block, doubling to 8x (the paper: 64)")
+    beta_1: float = field(0.5, "Adam beta_1 of both networks (the paper: 0.5)", minimum=0, below=1)
+    l1_weight: float = field(100.0, "lambda: weight of the L1 term in the generator loss (the paper: 100)",
+                             minimum=0)
+    image_size: int = field(64, "model input and output side, a power of 2 (the paper: 256)",
+                                minimum=16, maximum=4096)
+    generator_filters: int = field(32, "width of the first U-Net block, doubling to 8x (the paper: 64)",
+                                       minimum=1)
+    discriminator_filters: int = field(32, "width of the first PatchGAN block, doubling to 8x (the paper: 64)",
+                                           minimum=1)
     discriminator_layers: int = field(3, "PatchGAN stride-2 blocks: 1 -> 16x16 patches, 2 -> 34x34, "
-                                         "3 -> 70x70 (the paper's)")
-    dropout: float = field(0.5, "dropout in the first three decoder blocks, the paper's noise (0 = deterministic)")
+                                         "3 -> 70x70 (the paper's)", minimum=1)
+    dropout: float = field(0.5, "dropout in the first three decoder blocks, the paper's noise (0 = deterministic)",
+                           minimum=0, below=1)
     normalization: Literal["instance", "batch"] = field(
         "instance", "instance (the paper's batch norm at batch size 1) or batch")
     direction: Literal["AtoB", "BtoA"] = field(
         "AtoB", "AtoB: A is the input, B the target; BtoA swaps them (the pix2pix facades release needs BtoA)")
     jitter: bool = field(True, "random jitter as in the paper: resize up by jitter_scale, random crop back, "
                                "random mirror; the same for input and target")
-    jitter_scale: float = field(286 / 256, "resize factor before the random crop (the paper: 286/256)")
-    train_examples: int = field(2000, "shapes: training scenes generated")
-    eval_examples: int = field(200, "shapes: validation and test scenes each")
-    grid_examples: int = field(4, "fixed validation examples in each epoch's progress grid")
+    jitter_scale: float = field(286 / 256, "resize factor before the random crop (the paper: 286/256)",
+                                minimum=1)
+    train_examples: int = field(2000, "shapes: training scenes generated", minimum=1)
+    eval_examples: int = field(200, "shapes: validation and test scenes each", minimum=1)
+    grid_examples: int = field(4, "fixed validation examples in each epoch's progress grid", minimum=1)
 
     def validate(self):
         if self.image_size < 16 or self.image_size & (self.image_size - 1):
             raise UsageError(f"image_size must be a power of 2 of at least 16 (the U-Net halves it down to 1 "
                              f"and SSIM needs 11x11 windows), got {self.image_size}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError("dropout must be in [0, 1)")
-        if self.jitter_scale < 1:
-            raise UsageError("jitter_scale must be at least 1")
-        if min(self.generator_filters, self.discriminator_filters, self.discriminator_layers) < 1:
-            raise UsageError("generator_filters, discriminator_filters and discriminator_layers must be at least 1")
 
 
 class Pix2PixTask(Task):
@@ -209,8 +209,7 @@ class Pix2PixTask(Task):
 
         def prepare(image_bytes):
             # channels=3: grey and RGBA inputs become RGB, palette PNGs go through their palette.
-            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
+            image = decode_checked(image_bytes, channels=3)  # refuses decompression bombs
             resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
             return resized / 127.5 - 1.0, tf.shape(image)[:2]
 

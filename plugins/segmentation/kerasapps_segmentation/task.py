@@ -17,7 +17,7 @@ import tensorflow as tf
 from kerasapps.config import TaskConfig, field
 from kerasapps.data import load_tfds
 from kerasapps.errors import UsageError
-from kerasapps.images import encode_png
+from kerasapps.images import decode_checked, encode_png
 from kerasapps.task import SPLITS, Task
 from kerasapps_segmentation import models
 from kerasapps_segmentation.folder import read_folder
@@ -37,27 +37,25 @@ class SegmentationConfig(TaskConfig):
     learning_rate: float = field(2e-3, "Adam learning rate")
     model: Literal["segnet_basic", "segnet", "unet"] = field(
         "segnet_basic", "segnet_basic (4+4 stages), segnet (VGG16-depth SegNet) or unet")
-    width: int = field(64, "channels of SegNet-Basic; first-level width of SegNet and U-Net (doubling down)")
-    kernel_size: int = field(3, "SegNet-Basic convolution size (the paper: 7)")
+    width: int = field(64, "channels of SegNet-Basic; first-level width of SegNet and U-Net (doubling down)",
+                       minimum=1, maximum=4096)
+    kernel_size: int = field(3, "SegNet-Basic convolution size (the paper: 7)", minimum=1, maximum=31)
     image_size: Optional[tuple[int, ...]] = field(
-        None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:")
+        None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:",
+        minimum=16, maximum=8192)
     class_weighting: Literal["none", "median_frequency"] = field(
         "none", "loss weights per class: none, or median_frequency (SegNet's class balancing)")
     augment: bool = field(True, "training augmentation: horizontal flip, zoom 1-max_scale and crop, image and mask together")
-    max_scale: float = field(1.25, "largest zoom factor of the augmentation")
+    max_scale: float = field(1.25, "largest zoom factor of the augmentation", minimum=1)
     void_names: tuple[str, ...] = field(
         ("void", "unlabelled", "unlabeled", "ignore"), "class names taken as the void label (in no loss or metric)")
     classes_file: Optional[str] = field(None, "folder: class list (default PATH/class_dict.csv): name,r,g,b per line")
-    train_examples: int = field(5000, "shapes: training scenes generated")
-    eval_examples: int = field(500, "shapes: validation and test scenes each")
+    train_examples: int = field(5000, "shapes: training scenes generated", minimum=1)
+    eval_examples: int = field(500, "shapes: validation and test scenes each", minimum=1)
 
     def validate(self):
-        if self.image_size is not None and (len(self.image_size) not in (1, 2) or min(self.image_size) < 8):
-            raise UsageError("image_size: expected SIDE or HEIGHT,WIDTH, each at least 8")
-        if self.max_scale < 1:
-            raise UsageError("max_scale must be at least 1")
-        if self.width < 1 or self.kernel_size < 1:
-            raise UsageError("width and kernel_size must be at least 1")
+        if self.image_size is not None and len(self.image_size) not in (1, 2):
+            raise UsageError("image_size: expected SIDE or HEIGHT,WIDTH")
 
 
 def _size(config, default) -> list[int]:
@@ -262,9 +260,7 @@ class SegmentationTask(Task):
         colours = tf.constant(self.info["colours"], tf.uint8)
 
         def decode(image_bytes):
-            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return image
+            return decode_checked(image_bytes, channels=3)  # refuses decompression bombs
 
         def prepare(image_bytes):
             image = decode(image_bytes)

@@ -39,20 +39,24 @@ class TranslationConfig(TaskConfig):
     learning_rate: float = field(2e-3, "Adam learning rate")
     source: str = field("", "source language (file suffix or TFDS feature); default: the dataset's (phrasebook: en)")
     target: str = field("", "target language; default: the dataset's (phrasebook: ja)")
-    embed_dim: int = field(128, "word embedding size")
-    units: int = field(256, "LSTM units per layer (the bidirectional layer uses half per direction)")
-    encoder_layers: int = field(2, "encoder LSTM layers (the first is bidirectional; residual from the third)")
-    decoder_layers: int = field(2, "decoder LSTM layers (residual from the third)")
+    embed_dim: int = field(128, "word embedding size", minimum=1)
+    units: int = field(256, "LSTM units per layer (the bidirectional layer uses half per direction)",
+                       minimum=2)
+    encoder_layers: int = field(2, "encoder LSTM layers (the first is bidirectional; residual from the third)",
+                                minimum=1)
+    decoder_layers: int = field(2, "decoder LSTM layers (residual from the third)", minimum=1)
     attention: Literal["luong", "bahdanau", "none"] = field(
         "luong", "attention score over encoder states: luong (multiplicative), bahdanau (additive), none")
-    dropout: float = field(0.2, "dropout on LSTM layer outputs and before the output layer")
-    label_smoothing: float = field(0.1, "label smoothing of the training targets (0 = none)")
-    beam_size: int = field(4, "beam width for evaluation and export (1 = greedy)")
+    dropout: float = field(0.2, "dropout on LSTM layer outputs and before the output layer", minimum=0, below=1)
+    label_smoothing: float = field(0.1, "label smoothing of the training targets (0 = none)", minimum=0, below=1)
+    beam_size: int = field(4, "beam width for evaluation and export (1 = greedy)", minimum=1)
     length_penalty: float = field(0.6, "GNMT length-penalty exponent alpha for beam search (0 = none)")
-    max_source_length: int = field(50, "source words kept (longer inputs are truncated, also when serving)")
-    max_target_length: int = field(60, "target words kept in training; decoding stops at 2 x source length + 10")
-    min_word_count: int = field(1, "words seen fewer times in the training split become <unk>")
-    max_vocabulary: int = field(30000, "most frequent words kept per language")
+    max_source_length: int = field(50, "source words kept (longer inputs are truncated, also when serving)",
+                                  minimum=1)
+    max_target_length: int = field(60, "target words kept in training; decoding stops at 2 x source length + 10",
+                                  minimum=1)
+    min_word_count: int = field(1, "words seen fewer times in the training split become <unk>", minimum=1)
+    max_vocabulary: int = field(30000, "most frequent words kept per language", minimum=1)
     source_lowercase: bool = field(True, "lower-case the source text")
     target_lowercase: bool = field(True, "lower-case the target text (and the BLEU references)")
     source_punctuation: Literal["split", "strip", "keep"] = field(
@@ -60,19 +64,15 @@ class TranslationConfig(TaskConfig):
     target_punctuation: Literal["split", "strip", "keep"] = field("split", "target punctuation, as above")
     target_spacing: Literal["auto", "spaces", "none"] = field(
         "auto", "join output words with spaces, or without (auto: none for ja/zh/th targets)")
-    train_examples: int = field(12000, "phrasebook: training pairs generated")
-    eval_examples: int = field(1000, "phrasebook: validation and test pairs each")
+    train_examples: int = field(12000, "phrasebook: training pairs generated", minimum=1)
+    eval_examples: int = field(1000, "phrasebook: validation and test pairs each", minimum=1)
     folder_splits: tuple[str, ...] = field(
         ("train", "val", "test"), "folder: file stems of the train, validation and test files")
     skip_bad_examples: bool = field(False, "folder/tfds: skip (and count) pairs with an empty side")
 
     def validate(self):
-        if self.beam_size < 1:
-            raise UsageError("beam_size must be at least 1")
         if self.units % 2:
             raise UsageError("units must be even (the bidirectional layer splits them)")
-        if self.encoder_layers < 1 or self.decoder_layers < 1:
-            raise UsageError("encoder_layers and decoder_layers must be at least 1")
         if len(self.folder_splits) != 3:
             raise UsageError("folder_splits needs three stems: train,validation,test (e.g. train,val,test)")
 
