@@ -5,13 +5,15 @@ group and are run by one engine under any ``tf.distribute`` strategy.
 
 Importing this package is cheap: TensorFlow is imported only when a task runs.
 
+Plugin authors import from :mod:`kerasapps.api`, the supported surface.
+
 Example::
 
-    import kerasapps
+    from kerasapps.api import TaskSpec, hookimpl
 
-    @kerasapps.hookimpl
+    @hookimpl
     def kerasapps_register_tasks():
-        return [kerasapps.TaskSpec("my-task", "mypkg.task:MyTask", "what it does")]
+        return [TaskSpec("my-task", "mypkg.task:MyTask", "what it does")]
 """
 
 import pluggy

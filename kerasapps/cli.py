@@ -79,23 +79,34 @@ def cli(ctx, plugins):
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", is_flag=True,
+              help="Also load every task class (imports TensorFlow) and name those that break the Task contract.")
 @click.pass_context
-def list_command(ctx, as_json):
-    """List tasks, datasets and plugins (broken ones too)."""
+def list_command(ctx, as_json, check):
+    """List tasks, datasets and plugins (broken and switched-off ones too)."""
     registry = _registry(ctx)
+    broken_tasks = registry.check_tasks() if check else {}
     tasks = [
         {"task": name, "summary": spec.summary, "plugin": info.name,
          "distribution": info.distribution, "version": info.version}
-        for name, (spec, info) in sorted(registry.tasks.items())
+        for name, (spec, info) in sorted(registry.tasks.items()) if name not in broken_tasks
     ]
     datasets = [
         {"dataset": name, "summary": spec.summary, "plugin": info.name, "distribution": info.distribution}
         for name, (spec, info) in sorted(registry.datasets.items())
     ]
+    plugins = [{"plugin": p.name, "module": p.value, "distribution": p.distribution, "version": p.version}
+               for p in registry.plugins if not p.error]
+    disabled = [{"plugin": info.name, "distribution": info.distribution, "version": info.version, "why": why}
+                for info, why in registry.disabled.values()]
     broken = [{"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
               for p in registry.broken]
+    broken += [{"plugin": info.name, "distribution": info.distribution, "version": info.version, "task": name,
+                "error": broken_tasks[name]}
+               for name, (_spec, info) in sorted(registry.tasks.items()) if name in broken_tasks]
     if as_json:
-        click.echo(json.dumps({"tasks": tasks, "datasets": datasets, "broken_plugins": broken}, indent=2))
+        click.echo(json.dumps({"tasks": tasks, "datasets": datasets, "plugins": plugins, "disabled_plugins": disabled,
+                               "broken_plugins": broken}, indent=2))
         return
     click.echo("tasks:")
     for t in tasks:
@@ -105,10 +116,18 @@ def list_command(ctx, as_json):
     click.echo("datasets:")
     for d in datasets:
         click.echo(f"  {d['dataset']:<18} {d['distribution']:<14} {d['summary']}")
+    click.echo("plugins:")
+    for p in plugins:
+        click.echo(f"  {p['plugin']:<18} {p['distribution']} {p['version']:<8} {p['module']}")
+    if disabled:
+        click.echo("switched off:")
+        for d in disabled:
+            click.echo(f"  {d['plugin']:<18} {d['distribution']} {d['version']}: {d['why']}")
     if broken:
         click.echo("broken plugins:")
         for b in broken:
-            click.echo(f"  {b['plugin']:<18} {b['distribution']} {b['version']}: {b['error']}")
+            what = f" task {b['task']!r}" if "task" in b else ""
+            click.echo(f"  {b['plugin']:<18} {b['distribution']} {b['version']}{what}: {b['error']}")
 
 
 @cli.command()
@@ -118,7 +137,7 @@ def list_command(ctx, as_json):
 def info(ctx, task, as_json):
     """Show a task's config fields, datasets and serving signature."""
     registry = _registry(ctx)
-    description = registry.task(task).load().describe()
+    description = registry.load_task(task).describe()
     if as_json:
         click.echo(json.dumps(description, indent=2, default=str))
         return
@@ -144,34 +163,18 @@ def info(ctx, task, as_json):
 
 
 def _run_options(func):
-    options = [
-        click.argument("task"),
-        click.option("--dataset", help="shapes (built in), tfds:NAME[/CONFIG] or folder:PATH."),
-        click.option("--data-dir", help="Where TFDS datasets are downloaded and read."),
-        click.option("--epochs", type=click.IntRange(min=1)),
-        click.option("--steps-per-epoch", type=click.IntRange(min=1)),
-        click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size."),
-        click.option("--strategy", type=click.Choice(["auto", "default", "one-device", "mirrored", "multi-worker", "tpu"])),
-        click.option("--tpu", help="TPU name or 'local' (with --strategy tpu)."),
-        click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"])),
-        click.option("--jit-compile/--no-jit-compile", default=None, help="XLA (default: on GPU/TPU, off on CPU)."),
-        click.option("--seed", type=int),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a task config field (repeatable)."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
-        click.option("--workdir", help="Checkpoints, logs and metrics.json (default runs/TASK)."),
-        click.option("--export-dir", help="SavedModel root (default saved_models)."),
-        click.option("--print-config", is_flag=True, help="Print the resolved config and exit."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    """The task argument, every run option (declared once, in ``kerasapps.options``) and --print-config."""
+    from kerasapps.options import click_options
+
+    func = click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")(func)
+    return click.argument("task")(click_options(func))
 
 
 def _make_run(ctx, kwargs, fresh=False, use_workdir_config=False):
     from kerasapps.config import parse_set_options
     from kerasapps.runner import RunOptions, TaskRun
 
-    sets = parse_set_options(kwargs.pop("sets"))
+    sets = parse_set_options(kwargs.pop("overrides"))
     print_config = kwargs.pop("print_config")
     run = TaskRun(_registry(ctx), RunOptions(overrides=sets, fresh=fresh, use_workdir_config=use_workdir_config,
                                              **kwargs))

@@ -1,7 +1,8 @@
 """The whole plugin contract of kerasapps, one hook per function.
 
-A plugin is a module (or object) with functions marked ``@kerasapps.hookimpl``
-whose names match the hooks below. It is found through the ``kerasapps``
+A plugin is a module (or object) with functions marked ``@hookimpl`` (from
+:mod:`kerasapps.api`, the plugin authors' import surface) whose names match the hooks
+below; a marked function whose name matches no hook (a typo) makes the plugin broken. It is found through the ``kerasapps``
 entry-point group::
 
     # pyproject.toml of the plugin distribution
@@ -9,7 +10,7 @@ entry-point group::
     my-task = "my_task_plugin"
 
 The plugin module must stay cheap to import: it describes its tasks with
-:class:`kerasapps.TaskSpec`, whose ``factory`` names the module holding the
+:class:`kerasapps.api.TaskSpec`, whose ``factory`` names the module holding the
 model code, imported only when the task runs. ``kerasapps list`` never
 imports TensorFlow.
 
@@ -28,7 +29,7 @@ def kerasapps_register_tasks():
 
     Called once, when the registry is built (``kerasapps list``, ``run`` ...).
 
-    :return: a list of :class:`kerasapps.TaskSpec`. Two plugins returning the
+    :return: a list of :class:`kerasapps.api.TaskSpec`. Two plugins returning the
         same task name is an error that names both distributions.
     """
 
@@ -37,10 +38,11 @@ def kerasapps_register_tasks():
 def kerasapps_register_datasets():
     """Return named datasets this plugin provides (such as the built-in ``shapes``).
 
-    A task receives ``--dataset NAME`` as a :class:`kerasapps.data.DatasetSource`
-    whose ``kind`` is ``"registered"``; ``source.load()`` imports the factory.
+    A task receives ``--dataset NAME`` as a :class:`kerasapps.api.DatasetSource`
+    whose ``kind`` is ``"registered"`` (its ``load_registered`` method reads it);
+    ``source.load()`` imports the factory.
 
-    :return: a list of :class:`kerasapps.DatasetSpec`.
+    :return: a list of :class:`kerasapps.api.DatasetSpec`.
     """
 
 
@@ -50,7 +52,7 @@ def kerasapps_training_callbacks(task, config, workdir):
 
     Called after the model is built, inside the strategy scope, for every task.
 
-    :param task: the :class:`kerasapps.task.Task` instance being trained.
+    :param task: the :class:`kerasapps.api.Task` instance being trained.
     :param config: the resolved run configuration (a dict, as saved in the workdir).
     :param workdir: the run's working directory (a ``pathlib.Path``).
     :return: a list of callbacks (may be empty).

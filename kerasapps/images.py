@@ -1,8 +1,12 @@
-"""Image codecs shared by every task: file checks, in-graph decoding, PNG encoding.
+"""Image codecs shared by every task: file checks, folders of images, in-graph decoding and PNG encoding.
 
 Example::
 
     images = decode_images(image_bytes, size=(64, 64))  # inside a serving function
+
+    # A fully convolutional model at each image's own size (stride 8: sides padded to multiples of 8):
+    image, size = pad_to_multiple(decode_image(one_image_bytes), 8)
+    png = to_png_bytes(crop_to(model(image[None])[0], size))
 """
 
 from __future__ import annotations
@@ -127,12 +131,52 @@ def check_image_files(paths) -> None:
         _read_checked(path, 16)
 
 
-def decode_image(image_bytes, size, channels: int = 3):
-    """Decode one encoded image (any size) to float32 ``[H, W, C]`` in 0..255, resized to ``size``."""
+def decode_image(image_bytes, size=None, channels: int = 3, antialias: bool = False):
+    """Decode one encoded PNG/JPEG/GIF/BMP image to float32 ``[H, W, C]`` in 0..255: at its own
+    size when ``size`` is None, else resized to ``size`` (height, width). Graph code.
+
+    ``channels=3`` turns grey and RGBA images into RGB (palette PNGs through their palette).
+    """
     import tensorflow as tf
 
-    image = decode_checked(image_bytes, channels)
-    return tf.image.resize(tf.cast(image, tf.float32), size)
+    image = tf.cast(decode_checked(image_bytes, channels), tf.float32)
+    return image if size is None else tf.image.resize(image, size, antialias=antialias)
+
+
+def pad_to_multiple(image, multiple: int):
+    """Pad ``[H, W, C]`` (or ``[N, H, W, C]``) at the bottom and right, mirroring the edge, so that
+    both sides are multiples of ``multiple`` (a network's total stride). Returns ``(padded, [H, W])``:
+    :func:`crop_to` takes the output back to the input's size. Graph code."""
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    size = tf.shape(image)[-3:-1]
+    extra = (multiple - size % multiple) % multiple
+    paddings = [[0, extra[0]], [0, extra[1]], [0, 0]]
+    if image.shape.rank == 4:
+        paddings = [[0, 0]] + paddings
+    # REFLECT needs the padding shorter than the side; SYMMETRIC allows it equal.
+    return tf.pad(image, paddings, mode="SYMMETRIC" if multiple > 1 else "CONSTANT"), size
+
+
+def crop_to(image, size):
+    """The top-left ``size`` (height, width) of ``[H, W, C]`` or ``[N, H, W, C]``: undoes :func:`pad_to_multiple`."""
+    return image[..., : size[0], : size[1], :]
+
+
+def to_png_bytes(images):
+    """Graph code: ``[H, W, C]`` -> a PNG ``tf.string`` scalar, ``[N, H, W, C]`` -> ``tf.string [N]``.
+
+    Float images are taken as 0..255, rounded and clipped; uint8 ones are encoded as they are.
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    if images.dtype != tf.uint8:
+        images = tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)), tf.uint8)
+    if images.shape.rank == 3:
+        return tf.io.encode_png(images)
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
 
 
 def decode_images(image_bytes, size, channels: int = 3):
@@ -161,6 +205,90 @@ def list_image_files(folder) -> list[pathlib.Path]:
     """Image files directly in ``folder`` (by suffix), sorted by name."""
     folder = pathlib.Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
+SPLITS = tuple(SPLIT_FOLDERS)
+
+
+def split_folders(root) -> dict[str, pathlib.Path]:
+    """The split folders directly under ``root``: ``train/``, ``val/`` (or ``validation/``,
+    ``valid/``) and ``test/``, those that exist."""
+    root = pathlib.Path(root)
+    found = {}
+    for split, names in SPLIT_FOLDERS.items():
+        folder = next((root / name for name in names if (root / name).is_dir()), None)
+        if folder is not None:
+            found[split] = folder
+    return found
+
+
+def split_by_hash(items, key, fractions=(("train", 0.8), ("validation", 0.1), ("test", 0.1))) -> dict[str, list]:
+    """``{split: items}``, each item placed by :func:`kerasapps.data.hash_split` of ``key(item)``
+    (a file name, say): the same split on every machine and run, 80/10/10 by default."""
+    from kerasapps.data import hash_split
+
+    splits = {split: [] for split, _ in fractions}
+    for item in items:
+        splits[hash_split(key(item), fractions)].append(item)
+    return splits
+
+
+def read_image_folder(root, *, labelled: bool = False, layout: str = "", test_required: bool = True) -> dict:
+    """The image files of a folder, split three ways and every file checked, before any training.
+
+    Layouts: split folders ``root/train``, ``root/val`` (or ``validation``), ``root/test``, or
+    the images directly in ``root``, split 80/10/10 by a stable hash of their relative paths.
+    With split folders and no validation folder, 10% of train (by the same hash) is validation.
+    With ``labelled=True`` the images sit in one subfolder per class inside each of those
+    (``root/train/cat/1.png``, or ``root/cat/1.png``) and the items are ``(path, class name)``.
+
+    Returns ``{"train": [...], "validation": [...], "test": [...]}``. A split without images, a
+    class folder not in train, a missing test folder (with ``test_required``) or a file that is
+    no image is a UsageError naming it; ``layout`` is quoted in the messages to say what is expected.
+
+    Example::
+
+        files = read_image_folder("data/pets", labelled=True)
+        files["train"][0]   # (PosixPath("data/pets/train/cat/1.png"), "cat")
+    """
+    root = pathlib.Path(root)
+    hint = f" (layout: {layout})" if layout else ""
+
+    def items_in(folder):
+        if not labelled:
+            return list_image_files(folder)
+        return [(f, class_dir.name) for class_dir in sorted(p for p in folder.iterdir() if p.is_dir())
+                for f in list_image_files(class_dir)]
+
+    def path_of(item):
+        return item[0] if labelled else item
+
+    folders = split_folders(root)
+    if "train" in folders:
+        files = {split: items_in(folder) for split, folder in folders.items()}
+        if "validation" not in folders:
+            files.update(split_by_hash(files["train"], lambda item: str(path_of(item).relative_to(root)),
+                                       (("train", 0.9), ("validation", 0.1))))
+        if "test" not in folders:
+            if test_required:
+                raise UsageError(f"{root} has train/ but no test/ folder{hint}")
+            files["test"] = files["validation"]
+    else:
+        files = split_by_hash(items_in(root), lambda item: str(path_of(item).relative_to(root)))
+    if not files["train"]:
+        raise UsageError(f"no images found{' in class folders' if labelled else ''} under {root}{hint}")
+    for split in SPLITS:
+        if not files[split]:
+            raise UsageError(f"{root}: the {split} split has no images{hint}")
+    if labelled:
+        classes = {c for _, c in files["train"]}
+        for split in SPLITS:
+            unknown = {c for _, c in files[split]} - classes
+            if unknown:
+                raise UsageError(f"{root}/{split} has classes not in train: {', '.join(sorted(unknown))}")
+    check_image_files(path_of(item) for split in SPLITS for item in files[split])
+    return {split: files[split] for split in SPLITS}
 
 
 def read_image(path, size, channels: int = 3):

@@ -4,7 +4,8 @@ Nothing here imports TensorFlow. Plugins are loaded from the ``kerasapps``
 entry-point group (the first-party tasks and the core's own ``shapes``
 dataset included), unless switched off:
 
-- ``-p no:NAME`` on the command line blocks the entry point ``NAME``;
+- ``-p no:NAME`` on the command line switches off the plugin whose entry point,
+  distribution or task is called ``NAME``;
 - ``KERASAPPS_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point at all except
   those named with ``-p NAME``.
 
@@ -12,8 +13,12 @@ Example::
 
     from kerasapps.registry import discover
     registry = discover()
-    spec = registry.task("classification")
-    task_class = spec.load()
+    task_class = registry.load_task("classification")   # checked against the Task contract
+
+A plugin that fails to import, implements a hook that does not exist (a misspelt
+name) or whose task class lacks a method the :class:`kerasapps.api.Task` contract
+requires is reported as broken, with its distribution and version; the others
+keep working.
 """
 
 from __future__ import annotations
@@ -106,33 +111,103 @@ class PluginInfo:
     version: str
     error: str | None = None  # why it failed to load, if it did
 
+    def describe(self) -> str:
+        return f"plugin {self.name!r} ({self.distribution} {self.version})".replace(" )", ")")
+
 
 @dataclasses.dataclass
 class Registry:
-    """Everything the loaded plugins registered."""
+    """Everything the loaded plugins registered.
+
+    ``disabled`` holds the plugins switched off (``-p no:NAME``) or not loaded because
+    autoloading is off: entry-point name -> why. ``broken_tasks`` collects the task
+    classes :meth:`load_task` refused (task name -> reason).
+    """
 
     plugins: list[PluginInfo]
     tasks: dict[str, tuple[TaskSpec, PluginInfo]]
     datasets: dict[str, tuple[DatasetSpec, PluginInfo]]
     plugin_manager: pluggy.PluginManager
+    disabled: dict[str, tuple[PluginInfo, str]] = dataclasses.field(default_factory=dict)
+    broken_tasks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
 
     def task(self, name: str) -> TaskSpec:
-        """Return the spec of task ``name`` or raise a UsageError listing the known ones."""
+        """Return the spec of task ``name`` or raise a UsageError listing the known ones
+        (and saying so when the task belongs to a plugin that is switched off)."""
         if name in self.tasks:
             return self.tasks[name][0]
+        for info, why in self.disabled.values():
+            if name in _task_names_of(info):
+                raise UsageError(f"task {name!r} is provided by {info.describe()}, which is {why}")
         known = ", ".join(sorted(self.tasks)) or "none (is any task plugin installed?)"
         hint = ""
         for info in self.broken:
-            hint += f"\nplugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error}"
+            hint += f"\n{info.describe()} failed to load: {info.error}"
         raise UsageError(f"unknown task {name!r}; known tasks: {known}{hint}")
+
+    def load_task(self, name: str):
+        """Import task ``name``'s class and check it against the Task contract.
+
+        A class that is no :class:`kerasapps.api.Task` or lacks one of its abstract methods
+        is refused with a UsageError naming the plugin and the missing methods (and
+        remembered in ``broken_tasks``), before any data is read.
+        """
+        spec = self.task(name)
+        info = self.tasks[name][1]
+        try:
+            task_class = spec.load()
+        except Exception as exc:  # the module imported by the factory path is the plugin's own
+            problem = f"{spec.factory} failed to import: {type(exc).__name__}: {exc}"
+        else:
+            problem = task_contract_problem(task_class)
+        if problem:
+            self.broken_tasks[name] = problem
+            raise UsageError(f"task {name!r} from {info.describe()} is broken: {problem}")
+        return task_class
+
+    def check_tasks(self) -> dict[str, str]:
+        """Load every task class (TensorFlow included) and return ``broken_tasks``."""
+        for name in sorted(self.tasks):
+            try:
+                self.load_task(name)
+            except UsageError:
+                pass
+        return dict(self.broken_tasks)
 
     def dataset(self, name: str) -> DatasetSpec | None:
         entry = self.datasets.get(name)
         return entry[0] if entry else None
+
+
+def task_contract_problem(task_class) -> str | None:
+    """Why ``task_class`` cannot be a task (None if it can): not a Task subclass, or
+    abstract methods left unimplemented."""
+    import inspect
+
+    from kerasapps.task import Task
+
+    if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+        return f"{task_class!r} is not a subclass of kerasapps.api.Task"
+    problem = task_class.contract_problem() if hasattr(task_class, "contract_problem") else None
+    if problem:
+        return problem
+    if inspect.isabstract(task_class):
+        missing = sorted(task_class.__abstractmethods__)
+        return f"class {task_class.__name__} lacks {', '.join(missing)} (required by kerasapps.api.Task)"
+    return None
+
+
+def _task_names_of(info: PluginInfo) -> list[str]:
+    """The task names a plugin that was not registered would provide (imports it; [] if it fails)."""
+    try:
+        plugin = _import_object(info.value)
+        return [spec.name for spec in getattr(plugin, "kerasapps_register_tasks", lambda: [])() or ()]
+    except Exception:
+        return []
 
 
 def _entry_points():
@@ -171,13 +246,30 @@ def _broken(info: PluginInfo, error: str) -> PluginInfo:
     return dataclasses.replace(info, error=error)
 
 
+def _unknown_hooks(pm: pluggy.PluginManager, plugin) -> list[str]:
+    """Hooks ``plugin`` implements that no hookspec declares (a misspelt name), as pluggy's
+    ``check_pending`` sees them (``optionalhook`` implementations are allowed)."""
+    names = []
+    for caller in pm.get_hookcallers(plugin) or ():
+        if caller.has_spec() or caller.name.startswith("_"):
+            continue
+        if any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls()):
+            names.append(caller.name)
+    return sorted(names)
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("kerasapps_"))
+
+
 def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
     """Load plugins and collect what they register.
 
     Args:
-        plugin_options: ``-p`` values: ``no:NAME`` blocks an entry point, ``NAME``
-            loads an entry point (or an importable module) even when autoloading
-            is off.
+        plugin_options: ``-p`` values: ``no:NAME`` switches off the plugin whose entry point,
+            distribution or task is ``NAME`` (a warning says so when ``NAME`` matches
+            nothing); ``NAME`` loads an entry point (or an importable module) even when
+            autoloading is off.
         autoload: load every entry point of the group; default: on unless
             ``KERASAPPS_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty value.
     """
@@ -187,33 +279,73 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
     pm = pluggy.PluginManager("kerasapps")
     pm.add_hookspecs(hookspecs)
     plugins: list[PluginInfo] = []
+    disabled: dict[str, tuple[PluginInfo, str]] = {}
     by_name = {ep.name: ep for ep in _entry_points()}
 
-    def load(name, target, distribution, version):
+    def info_of(name) -> PluginInfo:
+        ep = by_name.get(name)
+        if ep is not None:
+            return PluginInfo(name, ep.value, *_dist_of(ep))
+        return PluginInfo(name, name, "(-p option)", "")  # ``-p some.module``: not an entry point
+
+    def broken(info: PluginInfo, error: str) -> None:
+        plugins.append(_broken(info, error))
+
+    def load(info: PluginInfo) -> None:
         try:
-            plugin = _import_object(target)
+            plugin = _import_object(info.value)
+            pm.register(plugin, name=info.name)  # checks each hook's arguments against its spec
         except (Exception, SystemExit) as exc:  # a broken plugin must not take the others down
-            plugins.append(_broken(PluginInfo(name, str(target), distribution, version), _describe_fault(exc)))
+            broken(info, _describe_fault(exc))
             return
-        pm.register(plugin, name=name)
-        plugins.append(PluginInfo(name, str(target), distribution, version))
+        unknown = _unknown_hooks(pm, plugin)
+        if unknown:
+            pm.unregister(plugin)
+            broken(info, f"unknown hook {', '.join(unknown)} (misspelt? the hooks are {', '.join(_hook_names())})")
+            return
+        plugins.append(info)
 
     names = list(by_name) if autoload else []
     names += [n for n in requested if n not in names]
+    # Names of installed plugins match even when the plugin was not going to load anyway.
+    matched: set[str] = blocked & {n for ep in by_name for n in (ep, _dist_of(by_name[ep])[0])}
     for name in names:
-        if name in blocked:
+        info = info_of(name)
+        switched_off = {name, info.distribution} & blocked
+        if switched_off:
+            matched |= switched_off
+            disabled[name] = (info, f"switched off with -p no:{sorted(switched_off)[0]}")
             continue
-        ep = by_name.get(name)
-        if ep is not None:
-            load(name, ep.value, *_dist_of(ep))
-        else:  # ``-p some.module`` loads a module that is not an entry point
-            load(name, name, "(-p option)", "")
+        load(info)
+    if not autoload:
+        for name in by_name:
+            if name not in names:
+                disabled[name] = (info_of(name), f"not loaded: {AUTOLOAD_ENV} is set (add -p {name})")
+    pm.check_pending()  # every unknown hook was reported and its plugin unregistered above
 
     info_by_plugin = {p.name: p for p in plugins if not p.error}
 
     def mark_broken(name, error):
         index = next(i for i, p in enumerate(plugins) if p.name == name)
         plugins[index] = _broken(plugins[index], error)
+    # ``-p no:TASK``: switch off the plugin that registers task TASK.
+    by_task = blocked - matched
+    if by_task:
+        for impl in pm.hook.kerasapps_register_tasks.get_hookimpls():
+            try:
+                provided = {spec.name for spec in impl.function() or ()}
+            except (Exception, SystemExit):  # reported as broken below, where the tasks are registered
+                continue
+            hit = provided & by_task
+            if hit:
+                matched |= hit
+                info = info_by_plugin.pop(impl.plugin_name)
+                plugins.remove(info)
+                pm.unregister(name=impl.plugin_name)
+                disabled[info.name] = (info, f"switched off with -p no:{sorted(hit)[0]}")
+    for name in sorted(blocked - matched):
+        warnings.warn(f"-p no:{name} matches no kerasapps plugin, distribution or task "
+                      f"(plugins: {', '.join(sorted(by_name)) or 'none'})", stacklevel=2)
 
     tasks: dict[str, tuple[TaskSpec, PluginInfo]] = {}
     datasets: dict[str, tuple[DatasetSpec, PluginInfo]] = {}
@@ -232,9 +364,8 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
                 if spec.name in table:
                     other = table[spec.name][1]
                     raise UsageError(
-                        f"{kind} {spec.name!r} is registered twice: by plugin {other.name!r} "
-                        f"({other.distribution} {other.version}) and by plugin {info.name!r} "
-                        f"({info.distribution} {info.version}); uninstall one, or switch one off "
+                        f"{kind} {spec.name!r} is registered twice: by {other.describe()} "
+                        f"and by {info.describe()}; uninstall one, or switch one off "
                         f"with `kerasapps -p no:{info.name} ...`"
                     )
                 table[spec.name] = (spec, info)
@@ -243,4 +374,4 @@ def discover(plugin_options=(), autoload: bool | None = None) -> Registry:
         if missing:  # `kerasapps list` names it; `run` says the task is unknown and why
             del tasks[name]
             mark_broken(info.name, f"task {name!r} names module {missing!r}, which cannot be found")
-    return Registry(plugins=plugins, tasks=tasks, datasets=datasets, plugin_manager=pm)
+    return Registry(plugins=plugins, tasks=tasks, datasets=datasets, plugin_manager=pm, disabled=disabled)

@@ -1,7 +1,9 @@
 """From a command line to a finished run: config, strategy, data, model, engine, export.
 
-The CLI parses options into :class:`RunOptions`; :class:`TaskRun` does the rest.
-Task-agnostic: everything task-specific is behind the :class:`kerasapps.task.Task` API.
+The CLI parses options into :class:`RunOptions` (declared in ``kerasapps.options``);
+:class:`TaskRun` does the rest, with the run folder's files in a :class:`kerasapps.workdir.Workdir`
+and the strategy, precision and workers in a :class:`kerasapps.runtime.Runtime`.
+Task-agnostic: everything task-specific is behind the :class:`kerasapps.api.Task` API.
 
 Example::
 
@@ -12,72 +14,21 @@ Example::
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import hashlib
-import json
-import os
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 
 from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
 from kerasapps.data import parse_dataset_spec
 from kerasapps.errors import UsageError, tf_error_cause
 from kerasapps.folder_links import check_folder_links
+from kerasapps.options import COMMON_CONFIG_OPTIONS, RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.runtime import Runtime, writes_shared_files
+from kerasapps.workdir import RESUMABLE_CHANGES, Workdir, write_json_atomic
 from kerasapps.workdir_lock import check_writable_dir, hold_workdir_lock
-
-# Run options that are not task hyperparameters (saved beside them in config.json).
-RUN_KEYS = ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile", "seed", "workdir", "export_dir")
-# Task config fields that also have their own command-line option.
-COMMON_CONFIG_OPTIONS = ("epochs", "steps_per_epoch", "batch_size")
-# Changing these does not make an old backup unusable.
-RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "steps_per_execution", "allow_links_outside_folder"}
-
-
-@dataclasses.dataclass
-class RunOptions:
-    """What the command line said (None: not given)."""
-
-    task: str
-    dataset: str | None = None
-    data_dir: str | None = None
-    strategy: str | None = None
-    tpu: str | None = None
-    precision: str | None = None
-    jit_compile: bool | None = None
-    seed: int | None = None
-    workdir: str | None = None
-    export_dir: str | None = None
-    epochs: int | None = None
-    steps_per_epoch: int | None = None
-    batch_size: int | None = None
-    config_file: str | None = None
-    overrides: dict = dataclasses.field(default_factory=dict)
-    fresh: bool = False
-    progress_bar: bool | None = None
-    # evaluate/export: start from the config the workdir was trained with (when no --config).
-    use_workdir_config: bool = False
-
-
-def write_json_atomic(path, data) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place.
-
-    The temporary name is unique per writer, so processes that write the same file at
-    once (workers sharing a workdir) never rename each other's half-written files.
-    """
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def weights_checksum(model) -> str:
@@ -119,18 +70,8 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
     Precedence: task defaults < ``--config FILE`` (or, with ``use_workdir_config``, the
     workdir's saved ``config.json``) < command-line options < ``--set``.
     """
-    task_class = registry.task(options.task).load()
-    run = {
-        "dataset": task_class.default_dataset,
-        "data_dir": None,
-        "strategy": "auto",
-        "tpu": None,
-        "precision": "auto",
-        "jit_compile": None,
-        "seed": 0,
-        "workdir": f"runs/{options.task}",
-        "export_dir": "saved_models",
-    }
+    task_class = registry.load_task(options.task)
+    run = {o.name: o.resolve_default(task_class, options.task) for o in RUN_OPTIONS if o.kind == "run"}
     params: dict = {}
     config_file = options.config_file
     if not config_file and options.use_workdir_config:
@@ -178,6 +119,8 @@ class TaskRun:
         if self.source.kind == "folder":
             check_folder_links(self.source.path, allow=self.config.allow_links_outside_folder)
         self.workdir = pathlib.Path(self.resolved["workdir"])
+        self.folder = Workdir(self.workdir)
+        self.runtime = None
         self.task = None
         self.model = None
         self.trainer = None
@@ -187,84 +130,54 @@ class TaskRun:
     # -- set-up --------------------------------------------------------------
     def _prepare_workdir(self, for_training: bool) -> None:
         check_writable_dir(self.workdir, "workdir")
-        if for_training and self._writes_shared_files():  # a job's other workers share the chief's workdir
+        if for_training and writes_shared_files(self.resolved["strategy"]):  # other workers share the chief's
             self.workdir_lock = hold_workdir_lock(self.workdir)
-        saved = self.workdir / "config.json"
-        backup = self.workdir / "backup"
         if for_training and self.options.fresh:
-            for name in ("backup", "logs", "best.weights.h5", "task_info.json", "training_log.csv", "metrics.json"):
-                target = self.workdir / name
-                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-        elif for_training and backup.is_dir() and saved.exists():
-            old = load_config_file(saved)
-            new = json.loads(json.dumps(self.resolved, default=str))  # tuples read back as lists
-            old_params = old["params"] if isinstance(old.get("params"), dict) else {}
-            changed = sorted(
-                k for k in set(old_params) | set(new["params"])
-                if old_params.get(k) != new["params"].get(k) and k not in RESUMABLE_CHANGES
-            )
-            if old.get("dataset") != new["dataset"]:
-                changed.insert(0, "dataset")
-            if changed:
-                raise UsageError(
-                    f"workdir {self.workdir} holds a run with a different config ({', '.join(changed)} changed); "
-                    "add --fresh to start over there, or choose another --workdir"
-                )
-        if for_training and self._writes_shared_files():
-            write_json_atomic(saved, self.resolved)
-
-    def _writes_shared_files(self) -> bool:
-        """False on the non-chief workers of a multi-worker run (decided from TF_CONFIG,
-        before the strategy exists): only the chief writes the workdir's shared files."""
-        if self.resolved["strategy"] != "multi-worker":
-            return True
-        from kerasapps import distribute
-
-        return distribute.tf_config_is_chief(distribute.check_tf_config())
+            self.folder.clear_training_state()
+        elif for_training:
+            self.folder.check_resumable(self.resolved, self.task_class.data_fields)
+        if for_training and writes_shared_files(self.resolved["strategy"]):
+            write_json_atomic(self.folder.config_file, self.resolved)
 
     def _setup_runtime(self) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from kerasapps import distribute
+        self.runtime = Runtime.start(strategy=self.resolved["strategy"], tpu=self.resolved["tpu"],
+                                     precision=self.resolved["precision"], jit_compile=self.resolved["jit_compile"],
+                                     seed=int(self.resolved["seed"]), workdir=self.workdir,
+                                     cpu_bfloat16=self.task_class.cpu_bfloat16)
 
-        self.virtual_cpus = distribute.configure_virtual_cpus()
-        import keras
+    # The runtime's facts, as attributes of the run (the benchmarks and the CLI read them).
+    strategy = property(lambda self: self.runtime.strategy)
+    precision = property(lambda self: self.runtime.precision)
+    jit_compile = property(lambda self: self.runtime.jit_compile)
+    is_chief = property(lambda self: self.runtime.is_chief)
+    multi_worker = property(lambda self: self.runtime.multi_worker)
+    scratch_dir = property(lambda self: self.runtime.scratch_dir)
 
-        keras.utils.set_random_seed(int(self.resolved["seed"]))
-        self.strategy = distribute.resolve_strategy(self.resolved["strategy"], self.resolved["tpu"])
-        self.precision = distribute.resolve_precision(self.resolved["precision"], self.strategy,
-                                                      cpu_bfloat16=self.task_class.cpu_bfloat16)
-        keras.mixed_precision.set_global_policy(self.precision)
-        self.jit_compile = distribute.resolve_jit_compile(self.resolved["jit_compile"], self.strategy)
-        self.is_chief = distribute.is_chief(self.strategy)
-        self.multi_worker = distribute.is_multi_worker(self.strategy)
-        if not self.is_chief:
-            # TensorFlow's multi-worker rule: only the chief writes final files; the others
-            # write what they must (checkpoints are collective) to scratch, removed at exit.
-            resolver = self.strategy.cluster_resolver
-            # One fixed name per worker: a rerun clears what a killed worker left behind.
-            self.scratch_dir = self.workdir / f".{resolver.task_type}-{resolver.task_id}-scratch"
-            shutil.rmtree(self.scratch_dir, ignore_errors=True)
-            self.scratch_dir.mkdir(parents=True)
-            atexit.register(shutil.rmtree, self.scratch_dir, True)
-        else:
-            self.scratch_dir = self.workdir
+    def run_context(self):
+        """The runtime facts handed to the task (after ``_setup_runtime``)."""
+        from kerasapps.context import RunContext
+
+        return RunContext(
+            replicas=self.runtime.replicas,
+            global_batch_size=self.config.batch_size,
+            drop_remainder=self.runtime.needs_static_shapes,
+            precision=self.precision,
+            jit_compile=self.jit_compile,
+            is_chief=self.is_chief,
+            workdir=self.workdir,
+            seed=int(self.resolved["seed"]),
+        )
 
     def _make_task(self, info=None):
-        import tensorflow as tf
-
-        self.task = self.task_class(self.config, self.source, info=info, seed=int(self.resolved["seed"]))
-        # TPUs compile for static shapes: every batch full.
-        self.task.drop_remainder = isinstance(self.strategy, tf.distribute.TPUStrategy)
-        self.task.jit_compile = self.jit_compile
+        self.task = self.task_class(self.config, self.source, info=info, context=self.run_context())
 
     def _build(self, need_data: bool) -> None:
-        info_path = self.workdir / "task_info.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else None
+        info = self.folder.read_task_info()
         self._make_task(info)
         if need_data:
             self.datasets = self.task.build_datasets()
             if self.is_chief:
-                write_json_atomic(info_path, self.task.info)
+                write_json_atomic(self.folder.task_info_file, self.task.info)
         elif info is None:
             raise UsageError(f"{self.workdir} holds no trained {self.task.name} run (no task_info.json); train first")
         from kerasapps.engine import Trainer
@@ -289,12 +202,12 @@ class TaskRun:
         from kerasapps.engine import ResumableBackup
 
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, write=False,
-                                 restore_from=self.workdir / "backup")
-        with self._weights_must_fit(self.workdir / "backup"):
+                                 restore_from=self.folder.backup)
+        with self._weights_must_fit(self.folder.backup):
             restored = backup.restore()
         if restored == 0:
             raise UsageError(f"no trained weights in {self.workdir} (no best.weights.h5 or backup/); train first")
-        return str(self.workdir / "backup")
+        return str(self.folder.backup)
 
     @contextlib.contextmanager
     def _weights_must_fit(self, source):
@@ -304,16 +217,13 @@ class TaskRun:
         try:
             yield
         except ValueError as exc:
-            try:
-                recorded = json.loads((self.workdir / "config.json").read_text()).get("params", {})
-            except (OSError, ValueError):
-                recorded = {}
+            recorded = self.folder.recorded_params()
             absent = [f"{k}={v}" for k, v in dataclasses.asdict(self.config).items() if k not in recorded]
             hint = (f"; its config.json does not record {', '.join(absent)} (options added since, now at their "
                     "defaults): pass the values it was trained with, --set KEY=VALUE" if absent else
                     "; pass the options it was trained with (--set KEY=VALUE)")
             raise UsageError(f"the weights in {source} do not fit the {self.task.name} model built from "
-                             f"{self.workdir / 'config.json'} ({str(exc).splitlines()[0]}){hint}") from None
+                             f"{self.folder.config_file} ({str(exc).splitlines()[0]}){hint}") from None
 
     # -- steps ---------------------------------------------------------------
     def train(self) -> dict:
@@ -327,7 +237,7 @@ class TaskRun:
         with decoding_errors_as_usage_errors(self.source):
             self._build(need_data=True)
         config = self.config
-        backup_dir = self.workdir / "backup"
+        backup_dir = self.folder.backup
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, restore_from=backup_dir)
         initial_epoch = backup.restore()
         history = backup.history
@@ -351,8 +261,8 @@ class TaskRun:
         callbacks.append(backup)
         if self.is_chief:
             callbacks += [
-                HistoryCSV(self.workdir / "training_log.csv", backup),
-                keras.callbacks.TensorBoard(str(self.workdir / "logs")),
+                HistoryCSV(self.folder.training_log, backup),
+                keras.callbacks.TensorBoard(str(self.folder.logs)),
             ]
         if config.early_stopping_patience and self.task.monitor is not None:
             callbacks.append(
@@ -403,8 +313,10 @@ class TaskRun:
             self._setup_runtime()
             self._build(need_data=True)
         weights = self._load_trained_weights()
+        from kerasapps.task import evaluate_task
+
         with decoding_errors_as_usage_errors(self.source):
-            metrics = self.task.evaluate(self.trainer, self.datasets["test"])
+            metrics = evaluate_task(self.task, self.model, self.datasets["test"], self.trainer.evaluate)
         return {"weights": weights, "test": metrics}
 
     def export(self) -> pathlib.Path:
@@ -430,41 +342,18 @@ class TaskRun:
         return self.task.save_samples(self.model, self.datasets["test"], directory)
 
     def finish(self) -> None:
-        """Wait for every worker before exiting: the chief hosts the cluster's coordination
-        service, and a chief that leaves first makes the others' last calls fail."""
-        if getattr(self, "multi_worker", False):
-            import tensorflow as tf
-
-            @tf.function
-            def barrier():
-                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1.0)),
-                                            axis=None)
-
-            barrier()
+        """Wait for every worker before exiting (see :meth:`kerasapps.runtime.Runtime.barrier`)."""
+        if self.runtime is not None:
+            self.runtime.barrier()
 
     def write_metrics(self, **parts) -> pathlib.Path:
-        path = self.workdir / "metrics.json"
         if not self.is_chief:
-            return path
-        from kerasapps import distribute
-
-        previous = json.loads(path.read_text()) if path.exists() else {}
-        data = {
-            "task": self.task.name,
-            "dataset": self.resolved["dataset"],
-            "config": self.resolved,
-            # (TensorFlow's class behind MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.)
-            "strategy": "MultiWorkerMirroredStrategy" if self.multi_worker else type(self.strategy).__name__,
-            "workers": distribute.worker_count(self.strategy),
-            "replicas": self.strategy.num_replicas_in_sync,
-            "precision": self.precision,
-            "jit_compile": self.jit_compile,
-        }
-        # `evaluate` alone keeps the training record of an earlier `run`/`train`.
-        for key in ("epochs_completed", "history", "train_examples_per_second", "training_seconds_all_epochs"):
-            if key in previous:
-                data[key] = previous[key]
-        data.update({k: v for k, v in parts.items() if v is not None})
+            return self.folder.metrics_file
+        data = {"task": self.task.name, "dataset": self.resolved["dataset"], "config": self.resolved,
+                **self.runtime.describe(), **{k: v for k, v in parts.items() if v is not None}}
         data["wall_time_seconds"] = round(time.perf_counter() - self._started, 2)
-        write_json_atomic(path, data)
-        return path
+        return self.folder.write_metrics(data)
+
+
+__all__ = ["COMMON_CONFIG_OPTIONS", "RESUMABLE_CHANGES", "RUN_KEYS", "RunOptions", "TaskRun", "resolve_config",
+           "write_json_atomic"]

@@ -115,6 +115,19 @@ def _file_stem(text: str) -> str:
     return "_".join(filter(None, words.split("_")))[:60] or "input"
 
 
+def _unique_stem(path: pathlib.Path | None, text_stem: str, used: set) -> str:
+    """The stem output files of one input are named after: the file's stem (``a`` for ``a.png``),
+    its name when another input had that stem (``a_jpg`` for ``a.jpg``), then a counter."""
+    candidates = [path.stem, path.name.replace(".", "_")] if path is not None else [text_stem]
+    stem = next((c for c in candidates if c not in used), None)
+    number = 2
+    while stem is None:
+        stem = f"{candidates[-1]}_{number}" if f"{candidates[-1]}_{number}" not in used else None
+        number += 1
+    used.add(stem)
+    return stem
+
+
 def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | None = None):
     """Yield one dict of readable outputs per input (file path or string).
 
@@ -135,6 +148,7 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
     is_file = input_name.endswith("_bytes")
     if not is_file:
         inputs = _text_items(inputs)
+    stems: set[str] = set()
     for item in inputs:
         if is_file:
             value = tf.constant([check_image_file(item)])
@@ -145,7 +159,7 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
         except tf.errors.InvalidArgumentError as exc:
             raise UsageError(f"{item}: the model could not read it ({tf_error_cause(exc)})") from None
         record = {"input": item}
-        stem = pathlib.Path(item).stem if is_file else _file_stem(item)
+        stem = _unique_stem(pathlib.Path(item) if is_file else None, _file_stem(item), stems)
         for name in sorted(outputs):
             record[name] = _output_value(name, outputs[name], stem, out)
         yield record

@@ -3,7 +3,13 @@
 A task reads like a keras-io example with the boilerplate gone to the core:
 data, model, metrics, serving, in that order.
 
-Example (a complete task; see README "Writing a plugin")::
+A task class must implement ``build_model`` and ``serving_function``, and read its
+data either through ``load_registered`` / ``load_tfds`` / ``load_folder`` (the
+``--dataset`` kinds it supports are the loaders it has; the core batches what they
+return) or through its own ``build_datasets``. The registry refuses a class that
+lacks one, naming what is missing, before any data is read.
+
+Example (a complete task; see docs/plugins.md)::
 
     @dataclasses.dataclass
     class TinyConfig(TaskConfig):
@@ -14,11 +20,11 @@ Example (a complete task; see README "Writing a plugin")::
         Config = TinyConfig
         monitor = "val_accuracy"
 
-        def build_datasets(self):
+        def load_registered(self):  # --dataset shapes
             shapes = self.source.load()
-            return {s: self.batch(tf.data.Dataset.from_tensor_slices(
-                        (a := shapes.generate_arrays(s, 256))["image"], a["label"]), s)
-                    for s in ("train", "validation", "test")}
+            return {s: tf.data.Dataset.from_tensor_slices(
+                        ((a := shapes.generate_arrays(s, 256))["image"], a["label"]))
+                    for s in SPLITS}
 
         def build_model(self):
             model = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Rescaling(1 / 255),
@@ -26,17 +32,31 @@ Example (a complete task; see README "Writing a plugin")::
             model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=["accuracy"])
             return model
+
+        def serving_function(self, model):
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+            def serve(image_bytes):
+                return {"scores": model(decode_images(image_bytes, (64, 64)))}
+
+            return serve
 """
 
 from __future__ import annotations
 
+import abc
+import dataclasses
+import inspect
+import warnings
+
 from kerasapps.config import TaskConfig
+from kerasapps.context import RunContext
 from kerasapps.errors import UsageError
 
 SPLITS = ("train", "validation", "test")
+DATASET_KINDS = ("registered", "tfds", "folder")
 
 
-class Task:
+class Task(abc.ABC):
     """Base class of every task. Subclass it, set the class attributes, override the builders.
 
     Class attributes:
@@ -45,19 +65,25 @@ class Task:
             are the recommended hyperparameters.
         default_dataset: the ``--dataset`` used when none is given.
         registered_datasets: the plugin-registered datasets (``--dataset NAME``) it can read.
-        dataset_kinds: which ``--dataset`` kinds the task reads ("registered", "tfds", "folder").
+        dataset_kinds: which ``--dataset`` kinds the task reads ("registered", "tfds", "folder");
+            by default the kinds it has a ``load_KIND`` method for.
         monitor, monitor_mode: the validation metric that picks the best checkpoint;
             ``monitor = None`` keeps the last epoch's weights (GANs, whose losses do
             not say which epoch is best).
         serving_inputs, serving_outputs: name -> description, shown by ``kerasapps info``.
         folder_layout: how ``folder:PATH`` must be laid out, shown by ``kerasapps info``.
+        data_fields: config fields that choose only how much data is read (example counts,
+            say), not the model: changing them does not refuse resuming a run's backup.
         cpu_bfloat16: True once the task's accuracy has been checked under
             ``mixed_bfloat16``: then ``--precision auto`` uses it on CPUs with AMX-BF16
             units (bfloat16 matrix hardware), float32 on other CPUs.
 
-    The core calls, in order: ``build_datasets`` (outside the strategy scope),
+    The core calls, in order: ``build_datasets`` (outside the strategy scope; by default
+    ``load_KIND`` for the ``--dataset`` kind, then ``batch`` on each split),
     ``build_model`` (inside it), then trains, ``evaluate``s, ``serving_function``
     for export and ``describe_predictions`` for the samples it prints.
+    ``self.context`` (a :class:`RunContext`) holds the run's facts (replicas, batch
+    sizes, precision, XLA, seed ...), fixed before the task is built.
     ``self.info`` is a JSON-able dict the task fills while building its data
     (class names, image size, ...); the core saves it in the workdir and restores
     it, so export and evaluation need no training data to rebuild the model.
@@ -73,15 +99,26 @@ class Task:
     serving_inputs: dict = {}
     serving_outputs: dict = {}
     folder_layout: str = ""
+    data_fields: tuple = ()
     cpu_bfloat16: bool = False
 
-    def __init__(self, config=None, source=None, info: dict | None = None, seed: int = 0):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The --dataset kinds a task reads are the loaders it has, unless it says otherwise
+        # or reads its data its own way (its own build_datasets).
+        if "dataset_kinds" not in cls.__dict__ and cls.build_datasets is Task.build_datasets:
+            cls.dataset_kinds = tuple(kind for kind in DATASET_KINDS if callable(getattr(cls, f"load_{kind}", None)))
+
+    def __init__(self, config=None, source=None, info: dict | None = None, seed: int | None = None,
+                 context: RunContext | None = None):
         self.config = config if config is not None else self.Config()
         self.source = source
         self.info = dict(info or {})
-        self.seed = seed
-        self.drop_remainder = False  # set by the runner where shapes must be static (TPU)
-        self.jit_compile = False  # set by the runner: True when the model will run compiled with XLA
+        if context is None:
+            context = RunContext(global_batch_size=self.config.batch_size, seed=seed or 0)
+        elif seed is not None and seed != context.seed:
+            context = dataclasses.replace(context, seed=seed)
+        self.context = context
         if source is not None and source.kind not in self.dataset_kinds:
             raise UsageError(
                 f"task {self.name!r} cannot read {source.kind} dataset {source.spec!r} "
@@ -93,20 +130,59 @@ class Task:
                 f"{', '.join(self.registered_datasets)}, tfds:NAME or folder:PATH (see `kerasapps info {self.name}`)"
             )
 
+    # -- run facts (read-only: the runner decides them) ----------------------
+    @property
+    def seed(self) -> int:
+        return self.context.seed
+
+    @property
+    def drop_remainder(self) -> bool:
+        """Every batch full (static shapes, TPUs): pass it to any ``Dataset.batch`` of your own."""
+        return self.context.drop_remainder
+
+    @property
+    def jit_compile(self) -> bool:
+        """True when the model will run compiled with XLA."""
+        return self.context.jit_compile
+
+    @classmethod
+    def contract_problem(cls) -> str | None:
+        """What the class lacks to be a task, beyond its abstract methods (None: nothing)."""
+        if cls.build_datasets is Task.build_datasets and not any(
+                callable(getattr(cls, f"load_{kind}", None)) for kind in DATASET_KINDS):
+            return (f"class {cls.__name__} reads no data: it needs load_registered, load_tfds or load_folder "
+                    "(or its own build_datasets)")
+        return None
+
     # -- data --------------------------------------------------------------
     def build_datasets(self) -> dict:
         """Return ``{"train": ds, "validation": ds, "test": ds}``: batched, prefetched
         ``tf.data.Dataset``s of ``(inputs, targets)`` with the global batch size.
-        Fill ``self.info`` with what the model needs to be rebuilt later."""
-        raise NotImplementedError
+        Fill ``self.info`` with what the model needs to be rebuilt later.
 
-    def batch(self, dataset, split: str, shuffle_buffer: int = 10_000, map_batch=None):
-        """Shuffle (train only), batch, apply ``map_batch`` to each batch (e.g. a cast of
-        compact uint8 examples), then prefetch, always last.
+        Default: ``load_KIND()`` for the ``--dataset`` kind (``load_registered``,
+        ``load_tfds`` or ``load_folder``), which returns the three splits as datasets of
+        single examples, then :meth:`batch` on each. Override it only for a pipeline that
+        batches in its own way (and then pass ``self.drop_remainder`` to ``Dataset.batch``).
+        """
+        loader = getattr(self, f"load_{self.source.kind}", None)
+        if loader is None:  # refused by __init__ already unless dataset_kinds says otherwise
+            raise UsageError(f"task {self.name!r} cannot read {self.source.kind} datasets")
+        splits = loader()
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise TypeError(f"{type(self).__name__}.load_{self.source.kind} returned no {', '.join(missing)} split")
+        return {split: self.batch(splits[split], split) for split in SPLITS}
+
+    def batch(self, dataset, split: str, shuffle_buffer: int = 10_000, map_batch=None, map_example=None):
+        """Shuffle (train only), apply ``map_example`` to each example (e.g. teacher forcing),
+        batch, apply ``map_batch`` to each batch (e.g. a cast of compact uint8 examples), then
+        prefetch, always last.
 
         Training drops a short last batch (reshuffled each epoch, so no example is left out
         for good): with several replicas it could leave one replica an empty batch, which
-        TensorFlow 2.21's oneDNN convolution mishandles on CPU.
+        TensorFlow 2.21's oneDNN convolution mishandles on CPU. Where shapes must be static
+        (``context.drop_remainder``), every split does.
         """
         import tensorflow as tf
 
@@ -115,15 +191,17 @@ class Task:
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
             examples = int(dataset.cardinality())
             drop_remainder = drop_remainder or not 0 <= examples < self.config.batch_size  # never zero batches
+        if map_example is not None:
+            dataset = dataset.map(map_example, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(self.config.batch_size, drop_remainder=drop_remainder)
         if map_batch is not None:
             dataset = dataset.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     # -- model -------------------------------------------------------------
+    @abc.abstractmethod
     def build_model(self):
         """Return a compiled ``keras.Model`` (called inside the strategy scope)."""
-        raise NotImplementedError
 
     def build_training_state(self, model, batch) -> None:
         """Create every variable before the first distributed step (metrics, loss,
@@ -145,9 +223,17 @@ class Task:
         return []
 
     # -- evaluation --------------------------------------------------------
-    def evaluate(self, trainer, dataset) -> dict:
-        """Metrics on a held-out split. Default: the compiled metrics via the trainer."""
-        return trainer.evaluate(dataset)
+    def evaluate(self, model, dataset, metrics: dict) -> dict:
+        """Metrics on a held-out split: ``metrics`` are the model's compiled metrics, which
+        the core measured on ``dataset`` (under the run's strategy); return them with the
+        task's own added (BLEU of decoded text, a per-class table, a baseline ...).
+
+        Example::
+
+            def evaluate(self, model, dataset, metrics):
+                return {**metrics, "exact_match": exact_match(model, dataset)}
+        """
+        return metrics
 
     def describe_predictions(self, model, dataset, count: int = 5) -> list[str]:
         """Human-readable lines for a few examples of ``dataset`` (printed by ``run``)."""
@@ -159,11 +245,11 @@ class Task:
         return []
 
     # -- serving -----------------------------------------------------------
+    @abc.abstractmethod
     def serving_function(self, model):
         """Return a ``tf.function`` with a named input signature taking raw inputs
         (``*_bytes`` for encoded binaries, ``text`` for strings) and returning a
         dict of readable outputs. It becomes the SavedModel's ``serving_default``."""
-        raise NotImplementedError
 
     def serving_resources(self) -> list:
         """Objects the serving function uses besides the model (e.g. a
@@ -198,4 +284,24 @@ class Task:
         }
 
 
-__all__ = ["SPLITS", "Task", "TaskConfig"]
+def evaluate_task(task, model, dataset, compiled_metrics):
+    """Call the task's ``evaluate`` hook; ``compiled_metrics(dataset)`` measures the model's
+    compiled metrics. A plugin written for the older ``evaluate(self, trainer, dataset)``
+    still works (with a DeprecationWarning): it gets an object whose ``evaluate`` and
+    ``model`` are what it used."""
+    parameters = list(inspect.signature(task.evaluate).parameters)
+    if len(parameters) == 2 and parameters[0] == "trainer":
+        warnings.warn(f"{type(task).__name__}.evaluate(self, trainer, dataset) is deprecated: implement "
+                      "evaluate(self, model, dataset, metrics) (see kerasapps.api.Task.evaluate)",
+                      DeprecationWarning, stacklevel=2)
+        return task.evaluate(_LegacyTrainer(model, compiled_metrics), dataset)
+    return task.evaluate(model, dataset, compiled_metrics(dataset))
+
+
+@dataclasses.dataclass
+class _LegacyTrainer:
+    model: object
+    evaluate: object
+
+
+__all__ = ["DATASET_KINDS", "SPLITS", "RunContext", "Task", "TaskConfig"]

@@ -4,11 +4,15 @@ import os
 import pathlib
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
+# The fake task plugin of the core's tests (tests/plugins/kerasapps_fake.py): `cli(*FAKE, "run", "fake", env=FAKE_ENV)`.
+FAKE = ["-p", "kerasapps_fake"]
+FAKE_ENV = {"PYTHONPATH": str(ROOT / "tests" / "plugins")}
 TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
         "--set", "image_size=32"]
 
@@ -25,6 +29,15 @@ def cli(*args, cwd=None, env=None, timeout=600, check=None):
             f"exit {result.returncode} (expected {check}) for {args}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+def make_distribution(site, dist, module, body, entry_name=None):
+    """A minimal installed distribution (dist-info + module) on a folder put on PYTHONPATH."""
+    info = site / f"{dist}-1.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(f"[kerasapps]\n{entry_name or module} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(body))
 
 
 @pytest.fixture

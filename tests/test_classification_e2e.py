@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, cli
+from kerasapps.testing import check_export
 
 pytestmark = pytest.mark.slow
 
@@ -63,25 +64,16 @@ def test_run_twice_exports_versions_1_and_2(trained):
 def test_saved_model_serves_png_in_a_process_with_only_tensorflow(trained, tmp_path):
     root, _, _ = trained
     (png, _label), = write_shape_pngs(tmp_path, count=1)
-    code = f"""
-import sys
-import tensorflow as tf
-model = tf.saved_model.load({str(root / 'saved_models/classification/2')!r})
-serve = model.signatures["serving_default"]
-out = serve(image_bytes=tf.constant([open({str(png)!r}, "rb").read()] * 2))
-assert out["scores"].shape == (2, 24), out["scores"].shape
-assert abs(float(tf.reduce_sum(out["scores"][0])) - 1.0) < 1e-4
-print("LABEL", out["label"].numpy()[0].decode(), int(out["class_id"][0]))
-print("KERASAPPS", "kerasapps" in sys.modules)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=True)
-    label_line = next(line for line in result.stdout.splitlines() if line.startswith("LABEL"))
-    _, colour, shape, class_id = label_line.split()
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    served = check_export(root / "saved_models/classification/2", [png, png], out=tmp_path / "preds")
+    scores = served.serving["scores"]
+    assert scores["shape"] == [2, 24], scores["shape"]
+    assert abs(sum(scores["values"][0]) - 1.0) < 1e-4
     from kerasapps.datasets import shapes
 
-    assert f"{colour} {shape}" == shapes.CLASS_NAMES[int(class_id)]
-    assert "KERASAPPS False" in result.stdout
+    label, class_id = served.serving["label"]["values"][0], served.serving["class_id"]["values"][0]
+    assert label == shapes.CLASS_NAMES[int(class_id)]
+    assert [p["label"] for p in served.predictions] == [label, label]
 
 
 def test_saved_model_cli_run_prints_a_label(trained, tmp_path):

@@ -2,9 +2,6 @@
 export; the SavedModel turns a PNG into a PNG in a process that imports only TensorFlow."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,9 +10,9 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_pix2pix")
 
 from conftest import cli  # noqa: E402
+from kerasapps.testing import check_export  # noqa: E402
 
 pytestmark = pytest.mark.slow
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 TINY = ["--epochs", "1", "--batch-size", "16", "--set", "train_examples=64", "--set", "eval_examples=32",
         "--set", "image_size=32", "--set", "generator_filters=8", "--set", "discriminator_filters=8"]
 
@@ -53,19 +50,10 @@ def test_saved_model_turns_pngs_into_pngs_of_the_inputs_size_with_only_tensorflo
     root, _ = trained
     rgb, grey, rgba = (write_png(tmp_path / f"{name}.png", h, w, c)
                        for name, h, w, c in (("rgb", 28, 40, 3), ("grey", 50, 20, 1), ("rgba", 32, 32, 4)))
-    code = f"""
-import sys
-import tensorflow as tf
-serve = tf.saved_model.load({str(root / 'saved_models/pix2pix/1')!r}).signatures["serving_default"]
-files = [open(p, "rb").read() for p in ({str(rgb)!r}, {str(grey)!r}, {str(rgba)!r})]
-out = serve(image_bytes=tf.constant(files))["png_bytes"]
-shapes = [tuple(tf.io.decode_png(png).shape) for png in out.numpy()]
-assert shapes == [(28, 40, 3), (50, 20, 3), (32, 32, 3)], shapes
-print("KERASAPPS", "kerasapps" in sys.modules)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "KERASAPPS False" in result.stdout
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    served = check_export(root / "saved_models/pix2pix/1", [rgb, grey, rgba], out=tmp_path / "preds")
+    shapes = [png["image_shape"] for png in served.serving["png_bytes"]["values"]]
+    assert shapes == [[28, 40, 3], [50, 20, 3], [32, 32, 3]], shapes
 
 
 def test_predict_writes_the_generated_png(trained, tmp_path):

@@ -3,20 +3,10 @@
 import json
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from conftest import cli
-
-
-def make_distribution(site, dist, module, body, entry_name=None):
-    """A minimal installed distribution (dist-info + module) on a folder put on PYTHONPATH."""
-    info = site / f"{dist}-1.2.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
-    (info / "entry_points.txt").write_text(f"[kerasapps]\n{entry_name or module} = {module}\n")
-    (site / f"{module}.py").write_text(textwrap.dedent(body))
+from conftest import cli, make_distribution
 
 
 CLASH = """

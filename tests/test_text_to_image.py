@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
+from kerasapps.testing import check_export
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -136,19 +137,9 @@ def test_one_gan_step_on_two_replicas_equals_one_step_on_one_device():
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-5)
 
 
-SERVE_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    texts = ["a large red circle left of a small blue square", "", "zzz qqq unknown words",
-             " ".join(["a big green cross"] * 40)]
-    out = {}
-    for name, seed in (("default", []), ("seed3", [3]), ("seed3_again", [3]), ("seed4", [4])):
-        png = serve(text=tf.constant(texts), seed=tf.constant(seed, tf.int64))["png_bytes"].numpy()
-        out[name] = [p.hex() for p in png]
-    shapes = [list(tf.io.decode_png(bytes.fromhex(p)).shape) for p in out["default"]]
-    print(json.dumps({"out": out, "shapes": shapes, "kerasapps": "kerasapps" in sys.modules}))
-""")
+SERVED_TEXTS = ["a large red circle left of a small blue square", "", "zzz qqq unknown words",
+                " ".join(["a big green cross"] * 40)]
+SEEDS = (("default", []), ("seed3", [3]), ("seed3_again", [3]), ("seed4", [4]))
 
 
 def test_tiny_run_writes_grids_and_serves_in_a_fresh_process(tmp_path):
@@ -166,13 +157,13 @@ def test_tiny_run_writes_grids_and_serves_in_a_fresh_process(tmp_path):
     assert "a large red circle to the left of a small blue square" in rows
     assert "judge sees:" in result.stdout
 
-    served = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(exports / "text-to-image" / "1")],
-                            capture_output=True, text=True, env=dict(os.environ, **ENV), timeout=300)
-    assert served.returncode == 0, served.stderr[-3000:]
-    data = json.loads(served.stdout.strip().splitlines()[-1])
-    out = data["out"]
-    assert not data["kerasapps"]  # the script imports only tensorflow
-    assert data["shapes"] == [[16, 16, 3]] * 4  # empty, unknown-word and over-long captions give an image
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    served = check_export(exports / "text-to-image" / "1", SERVED_TEXTS, out=tmp_path / "p0",
+                          calls=[{"seed": seeds} for _, seeds in SEEDS], predict_args=["--with", "seed=3"])
+    out = {name: [png["sha256"] for png in call["png_bytes"]["values"]]
+           for (name, _), call in zip(SEEDS, served.serving_calls)}
+    shapes = [png["image_shape"] for png in served.serving["png_bytes"]["values"]]
+    assert shapes == [[16, 16, 3]] * 4  # empty, unknown-word and over-long captions give an image
     assert out["seed3"] == out["seed3_again"]  # same text and seed: the same bytes
     assert out["seed3"] != out["seed4"] and out["default"] != out["seed3"]
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
+from kerasapps.testing import check_export
 
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_translation")
@@ -274,23 +275,13 @@ def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(traine
     root, _ = trained
     export = root / "saved_models/translation/1"
     long_text = " ".join(["my sister buys three apples at the store today ."] * 50)  # 500 words
-    code = f"""
-import sys
-import tensorflow as tf
-serve = tf.saved_model.load({str(export)!r}).signatures["serving_default"]
-out = serve(text=tf.constant(["this is a pen .", "", {long_text!r}, "xyzzy plugh"]))["translation"].numpy()
-for line in out:
-    print("OUT", repr(line.decode()))
-print("KERASAPPS", "kerasapps" in sys.modules)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    outputs = [eval(line[4:]) for line in result.stdout.splitlines() if line.startswith("OUT ")]
-    assert len(outputs) == 4 and "KERASAPPS False" in result.stdout
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    served = check_export(export, ["this is a pen .", "", long_text, "xyzzy plugh"], out=root / "preds")
+    outputs = served.serving["translation"]["values"]
+    assert len(outputs) == 4
     assert outputs[0] and " " not in outputs[0], outputs  # Japanese, joined without spaces
     assert isinstance(outputs[1], str) and len(outputs[2]) < 500
-    predicted = cli("predict", export, "this is a pen .", check=0).stdout
-    assert f"translation={outputs[0]}" in predicted
+    assert [p["translation"] for p in served.predictions] == outputs
     lines = root / "sentences.txt"
     lines.write_text("this is a pen .\nxyzzy plugh\n", encoding="utf-8")
     from_file = [json.loads(r) for r in cli("predict", export, f"@{lines}", "--json", check=0).stdout.splitlines()]

@@ -3,13 +3,13 @@
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
+from kerasapps.api import TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "captioning",
             "kerasapps_captioning.task:CaptioningTask",
             "image captioning: CNN encoder + LSTM decoder (Show and Tell), beam search, BLEU",

@@ -3,7 +3,8 @@ vector fed to an LSTM as its first input; the LSTM then reads the caption so far
 (teacher forcing in training) and predicts the next word. Decoding is greedy or
 beam search, as graph code inside the SavedModel.
 
-Data, model, metrics, serving, in that order.
+The task: config, data, model, metrics, serving, in that order; the data readers and
+teacher forcing are in ``data.py``, the networks and decoding in ``model.py``.
 """
 
 from __future__ import annotations
@@ -12,27 +13,12 @@ import dataclasses
 from typing import Literal
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from kerasapps.bleu import corpus_bleu, exact_match_rate
-from kerasapps.captions import LAYOUT as CAPTIONS_FOLDER_LAYOUT
-from kerasapps.captions import read_captions_folder
-from kerasapps.config import TaskConfig, field
-from kerasapps.data import load_tfds
-from kerasapps.decoding import decode
-from kerasapps.errors import UsageError
-from kerasapps.images import decode_images
-from kerasapps.layers import ForgetGateBias, FusedBatchNormalization
-from kerasapps.task import SPLITS, Task
-from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary, standardize_texts
-
-# keras.applications encoders: constructor and the preprocessing its weights expect.
-APPLICATIONS = {
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2"),
-    "inception_v3": ("InceptionV3", "inception_v3"),
-    "efficientnet_b0": ("EfficientNetB0", "efficientnet"),
-}
+from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, UsageError, Vocabulary, build_vocabulary,
+                           corpus_bleu, decode_images, exact_match_rate, field)
+from kerasapps_captioning import data
+from kerasapps_captioning import model as model_code
 
 
 @dataclasses.dataclass
@@ -90,13 +76,7 @@ class CaptioningTask(Task):
 
     # -- data ------------------------------------------------------------------
     def build_datasets(self):
-        kind = self.source.kind
-        if kind == "registered":
-            images, captions = self._shapes()
-        elif kind == "tfds":
-            images, captions = self._tfds()
-        else:
-            images, captions = self._folder()
+        images, captions = self._read()
         words = build_vocabulary(
             (c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count
         )
@@ -104,7 +84,7 @@ class CaptioningTask(Task):
                          train_images=len(captions["train"]))
         vocab = self.vocabulary
         # References for BLEU, tokenised as the model sees them (standardised words).
-        self.references = {split: _tokenized_references(captions[split]) for split in ("validation", "test")}
+        self.references = {split: data.tokenized_references(captions[split]) for split in ("validation", "test")}
         self.image_datasets = {split: images[split].batch(self.config.batch_size) for split in SPLITS}
         # The model reads images, or with a cached frozen encoder the features it computes from them.
         inputs = self._cached_features(self.image_datasets) if self.config.cache_features else images
@@ -113,14 +93,19 @@ class CaptioningTask(Task):
             refs = max(len(c) for c in captions[split])
             padded = tf.constant([list(c) + [""] * (refs - len(c)) for c in captions[split]])
             ds = tf.data.Dataset.zip((inputs[split], tf.data.Dataset.from_tensor_slices(padded)))
-            if split == "train":
-                ds = ds.shuffle(10_000, seed=self.seed, reshuffle_each_iteration=True)
-            ds = ds.map(
-                lambda image, caps, train=(split == "train"): self._teacher_forcing(vocab, image, caps, train),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
-            out[split] = ds.batch(self.config.batch_size, drop_remainder=self.drop_remainder).prefetch(tf.data.AUTOTUNE)
+            out[split] = self.batch(ds, split, map_example=(
+                lambda image, caps, train=(split == "train"): data.teacher_forcing(
+                    vocab, image, caps, self.config.captions_per_image, train, self.seed,
+                    "features" if self.config.cache_features else "image")))
         return out
+
+    def _read(self):
+        kind = self.source.kind
+        if kind == "registered":
+            return data.read_shapes(self.source.load(), self.config, self.seed)
+        if kind == "tfds":
+            return data.read_tfds(self.source, self.config.image_size)
+        return data.read_folder(self.source.path, self.config)
 
     def _cached_features(self, image_batches):
         """Per split, each image's frozen-encoder features: computed by the model's own
@@ -128,62 +113,6 @@ class CaptioningTask(Task):
         extractor = self._image_features()
         return {split: ds.map(lambda im: extractor(tf.cast(im, tf.float32), training=False)).unbatch().cache()
                 for split, ds in image_batches.items()}
-
-    def _teacher_forcing(self, vocab, image, captions, random_references):
-        """An image (or its cached features) and its references [R] -> captions_per_image (K) of them, each as
-        inputs <start> w1..wn, targets w1..wn <end> and weights on the real steps, [K, T + 1].
-
-        Training takes K distinct references at random, evaluation the first K. Slots beyond an
-        image's references (K > R) are empty captions with zero weight.
-        """
-        k = self.config.captions_per_image
-        captions = tf.pad(captions, [[0, max(0, k - captions.shape[0])]])  # references first, then ""
-        count = tf.reduce_sum(tf.cast(tf.strings.length(captions) > 0, tf.int32))
-        order = tf.random.shuffle(tf.range(count), seed=self.seed) if random_references else tf.range(count)
-        chosen = tf.gather(captions, tf.concat([order[:k], tf.range(tf.minimum(count, k), k)], axis=0))
-        words = tf.cast(vocab.encode(chosen), tf.int32)  # [K, T]
-        length = tf.reduce_sum(tf.cast(words > 0, tf.int32), axis=1, keepdims=True)
-        inputs = tf.concat([tf.fill([k, 1], START_ID), words], axis=1)
-        shifted = tf.pad(words, [[0, 0], [0, 1]])
-        positions = tf.range(tf.shape(shifted)[1])[tf.newaxis]
-        targets = tf.where(positions == length, END_ID, shifted)
-        real = (tf.strings.length(chosen) > 0)[:, tf.newaxis]
-        weights = tf.cast((positions <= length) & real, tf.float32)
-        key = "features" if self.config.cache_features else "image"
-        return {key: tf.cast(image, tf.float32), "tokens": inputs}, targets, weights
-
-    def _shapes(self):
-        shapes = self.source.load()
-        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
-                  "test": self.config.eval_examples}
-        images, captions = {}, {}
-        for split in SPLITS:
-            arrays = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=self.config.image_size)
-            images[split] = tf.data.Dataset.from_tensor_slices(arrays["image"])
-            captions[split] = arrays["captions"]
-        return images, captions
-
-    def _tfds(self):
-        datasets, info = load_tfds(self.source)
-        if "image" not in info.features or "captions" not in info.features:
-            raise UsageError(f"TFDS dataset {self.source.name!r} has no image and captions features")
-        size = (self.config.image_size, self.config.image_size)
-        images, captions = {}, {}
-        for split, ds in datasets.items():
-            texts = [[t.decode("utf-8") for t in ex["captions"]["text"]] for ex in ds.map(lambda e: {"captions": e["captions"]}).as_numpy_iterator()]
-            keep = [i for i, caps in enumerate(texts) if any(c.strip() for c in caps)]
-            captions[split] = [[c for c in texts[i] if c.strip()] for i in keep]
-            resized = ds.map(lambda e: tf.cast(tf.round(tf.image.resize(tf.cast(e["image"], tf.float32), size)), tf.uint8),
-                             num_parallel_calls=tf.data.AUTOTUNE)
-            keep_set = tf.constant(np.isin(np.arange(len(texts)), keep))
-            images[split] = (resized.enumerate().filter(lambda i, _: tf.gather(keep_set, i)).map(lambda _, im: im)
-                             .cache())
-        return images, captions
-
-    def _folder(self):
-        folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
-        images = {split: folder.image_dataset(split, self.config.image_size) for split in SPLITS}
-        return images, folder.captions
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -193,88 +122,16 @@ class CaptioningTask(Task):
 
     # -- model -----------------------------------------------------------------
     def _encoder(self):
-        cfg = self.config
-        size = cfg.image_size
-        image = keras.Input((size, size, 3), name="image")
-        if cfg.encoder == "cnn":
-            x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
-            for i, filters in enumerate(cfg.cnn_filters, start=1):
-                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-                x = FusedBatchNormalization(name=f"bn{i}")(x)
-                x = keras.layers.ReLU(name=f"relu{i}")(x)
-                x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-            if cfg.cnn_pooling == "max":
-                # One set of weights for what is seen wherever it is. Flattened, each position
-                # has its own, and the small objects' shapes were never learnt (the positions
-                # the captions need survive pooling: zero padding lets the filters see them).
-                x = keras.layers.GlobalMaxPooling2D(name="global_max")(x)
-            else:
-                x = keras.layers.Flatten(name="flatten")(x)
-        else:
-            x = self._image_features()(image)
-        x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
-        return keras.Model(image, x, name="encoder")
+        return model_code.build_encoder(self.config, None if self.config.encoder == "cnn" else self._image_features())
 
     def _image_features(self):
-        """The keras.applications backbone with its preprocessing: images (0..255) -> pooled
-        features. Built once per task, so cached features and the model share its weights."""
-        if getattr(self, "_image_features_model", None) is not None:
-            return self._image_features_model
-        cfg = self.config
-        size = cfg.image_size
-        class_name, module = APPLICATIONS[cfg.encoder]
-        weights = None if cfg.encoder_weights == "none" else cfg.encoder_weights
-        try:
-            backbone = getattr(keras.applications, class_name)(
-                include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
-        except Exception as exc:  # offline: a plain Exception wrapping the URL error
-            raise UsageError(
-                f"could not load {cfg.encoder} weights {cfg.encoder_weights!r} (no network?): "
-                f"{str(exc).splitlines()[0]}. Offline: --set encoder_weights=none, or put the weights file "
-                "in ~/.keras/models/"
-            ) from None
-        backbone.trainable = not cfg.freeze_encoder
-        preprocess = getattr(keras.applications, module).preprocess_input
-        image = keras.Input((size, size, 3), name="image")
-        features = backbone(preprocess(image), training=False if cfg.freeze_encoder else None)
-        self._image_features_model = keras.Model(image, features, name="image_features")
+        """The keras.applications backbone, built once per task (cached features and the model share it)."""
+        if getattr(self, "_image_features_model", None) is None:
+            self._image_features_model = model_code.build_image_features(self.config)
         return self._image_features_model
 
     def build_model(self):
-        cfg = self.config
-        vocab_size = self.vocabulary.size
-        image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-        steps, k = cfg.max_caption_length + 1, cfg.captions_per_image
-        tokens = keras.Input((k, steps), dtype="int32", name="tokens")
-        encoder = self._encoder()
-        image_step = keras.layers.Reshape((1, cfg.embed_dim), name="image_step")
-        embedding = keras.layers.Embedding(vocab_size, cfg.embed_dim, mask_zero=True, name="embedding")
-        concatenate = keras.layers.Concatenate(axis=1, name="image_then_words")
-        lstms = [keras.layers.LSTM(cfg.lstm_units, return_sequences=True, return_state=True, name=f"lstm{i}",
-                                   unit_forget_bias=False, bias_initializer=ForgetGateBias(cfg.forget_bias))
-                 for i in range(1, cfg.lstm_layers + 1)]
-        dropout = keras.layers.Dropout(cfg.dropout, name="dropout")
-        to_logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
-
-        def next_word_logits(image_vectors):
-            # Each image is encoded once and its vector reused for its K captions (rows b*K .. b*K+K-1).
-            x = image_step(keras.ops.repeat(image_vectors, k, axis=0))
-            words = embedding(keras.ops.reshape(tokens, (-1, steps)))
-            # Show and Tell: the image is the LSTM's input at step -1, then the words.
-            x = concatenate([x, words])
-            for lstm in lstms:
-                x = lstm(x)[0]
-            x = dropout(x[:, 1:])  # the output at the image step predicts nothing
-            return keras.ops.reshape(to_logits(x), (-1, k, steps, vocab_size))
-
-        features_head = None
-        if cfg.cache_features:  # the same layers from the frozen backbone's features on
-            features = keras.Input(encoder.get_layer("image_features").output.shape[1:], name="features")
-            features_head = keras.Model({"features": features, "tokens": tokens},
-                                        next_word_logits(encoder.get_layer("image_embedding")(features)),
-                                        name="features_head")
-        model = ShowAndTell({"image": image, "tokens": tokens}, next_word_logits(encoder(image)),
-                            features_head=features_head, name="show_and_tell")
+        model = model_code.build_show_and_tell(self.config, self.vocabulary.size, self._encoder())
         model.compile(
             optimizer=keras.optimizers.Adam(self._learning_rate(), clipnorm=5.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -295,39 +152,9 @@ class CaptioningTask(Task):
     # -- decoding --------------------------------------------------------------
     def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,
                          use_beam: bool | None = None):
-        """A graph function: float32 images [N, S, S, 3] (0..255) -> (token ids [N, T], log-prob [N]).
-
-        Beam search when ``beam_size`` > 1 (or ``use_beam``), else greedy decoding.
-        """
-        cfg = self.config
-        beam_size = cfg.beam_size if beam_size is None else beam_size
-        alpha = cfg.length_alpha if alpha is None else alpha
-        encoder = model.get_layer("encoder")
-        embedding = model.get_layer("embedding")
-        lstms = [model.get_layer(f"lstm{i}") for i in range(1, cfg.lstm_layers + 1)]
-        logits_layer = model.get_layer("logits")
-        max_length = cfg.max_caption_length + 1
-
-        def run_lstms(x, states):
-            new_states = []
-            for layer, (h, c) in zip(lstms, states):
-                x, h, c = layer(x, initial_state=[h, c], training=False)
-                new_states.append((h, c))
-            return x, tuple(new_states)
-
-        def step(tokens, states):
-            x, states = run_lstms(embedding(tokens)[:, tf.newaxis, :], states)
-            return tf.nn.log_softmax(tf.cast(logits_layer(x[:, 0]), tf.float32)), states
-
-        def captions(images):
-            features = encoder(images, training=False)
-            batch = tf.shape(features)[0]
-            zeros = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
-            _, states = run_lstms(features[:, tf.newaxis, :], zeros)
-            start = tf.fill([batch], START_ID)
-            return decode(step, states, start, END_ID, max_length, beam_size, alpha, use_beam)
-
-        return captions
+        """A graph function: float32 images [N, S, S, 3] (0..255) -> (token ids [N, T], log-prob [N]);
+        see :func:`kerasapps_captioning.model.caption_function`."""
+        return model_code.caption_function(model, self.config, beam_size, alpha, use_beam)
 
     def _captions_for(self, model, split):
         decode = tf.function(self.caption_function(model))
@@ -338,9 +165,8 @@ class CaptioningTask(Task):
         return texts
 
     # -- evaluation --------------------------------------------------------------
-    def evaluate(self, trainer, dataset):
-        metrics = trainer.evaluate(dataset)
-        hypotheses = [t.split() for t in self._captions_for(trainer.model, "test")]
+    def evaluate(self, model, dataset, metrics):
+        hypotheses = [t.split() for t in self._captions_for(model, "test")]
         references = self.references["test"]
         metrics.update(corpus_bleu(hypotheses, references))
         metrics["exact_match"] = exact_match_rate(hypotheses, references)
@@ -368,35 +194,3 @@ class CaptioningTask(Task):
         return serve
 
 
-class ShowAndTell(keras.Model):
-    """The captioning model: ``{"image", "tokens"}`` -> next-word logits ``[N, K, T + 1, vocab]``.
-
-    With a cached frozen encoder (``features_head``) it also takes ``{"features", "tokens"}``,
-    the backbone's pooled features in place of the image, so training skips the backbone;
-    ``fit``, ``train_step`` and the checkpoints (which hold the backbone too) stay Keras's own.
-
-        model({"image": images, "tokens": tokens})      # always
-        model({"features": features, "tokens": tokens})  # with features_head
-    """
-
-    def __init__(self, inputs, outputs, features_head=None, **kwargs):
-        super().__init__(inputs, outputs, **kwargs)
-        self.features_head = features_head
-        if features_head is not None:
-            self.input_spec = None  # two input structures: each path checks its own in call()
-
-    def call(self, inputs, training=None, mask=None):
-        if "features" in inputs:
-            if self.features_head is None:
-                raise ValueError("this model was built without cache_features: it takes images")
-            return self.features_head(inputs, training=training)
-        return super().call(inputs, training=training, mask=mask)
-
-
-def _tokenized_references(captions) -> list[list[list[str]]]:
-    flat = standardize_texts(c for caps in captions for c in caps)
-    out, i = [], 0
-    for caps in captions:
-        out.append([flat[j].split() for j in range(i, i + len(caps))])
-        i += len(caps)
-    return out

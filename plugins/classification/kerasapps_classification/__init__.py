@@ -3,13 +3,13 @@
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
+from kerasapps.api import TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "classification",
             "kerasapps_classification.task:ClassificationTask",
             "image classification: LeNet-5 (default), ResNet-20, linear baseline",

@@ -6,18 +6,14 @@ Data, model, metrics, serving, in that order.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Literal, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.config import TaskConfig, field
-from kerasapps.data import hash_split, load_tfds
-from kerasapps.errors import UsageError
-from kerasapps.images import check_image_files, decode_images, list_image_files, probe_image, read_image
-from kerasapps.task import SPLITS, Task
+from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_images, field, load_tfds, probe_image,
+                           read_image, read_image_folder)
 
 
 @dataclasses.dataclass
@@ -56,18 +52,8 @@ class ClassificationTask(Task):
         "else 10% of train); or PATH/<class>/* alone, split 80/10/10 by file name"
     )
 
-    # -- data ----------------------------------------------------------------
-    def build_datasets(self):
-        kind = self.source.kind
-        if kind == "registered":
-            splits = self._shapes()
-        elif kind == "tfds":
-            splits = self._tfds()
-        else:
-            splits = self._folder()
-        return {name: self.batch(ds, name) for name, ds in splits.items()}
-
-    def _shapes(self):
+    # -- data (the core batches each split with ``batch`` below) -------------
+    def load_registered(self):
         shapes = self.source.load()
         size = self.config.image_size or 64
         counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
@@ -83,7 +69,7 @@ class ClassificationTask(Task):
             out[split] = tf.data.Dataset.from_tensor_slices((images, arrays["label"]))
         return out
 
-    def _tfds(self):
+    def load_tfds(self):
         datasets, info = load_tfds(self.source, as_supervised=True)
         if "label" not in info.features or "image" not in info.features:
             raise UsageError(f"TFDS dataset {self.source.name!r} has no image and label features")
@@ -100,35 +86,10 @@ class ClassificationTask(Task):
 
         return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
 
-    def _folder(self):
+    def load_folder(self):
         root = self.source.path
-        split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
-        files: dict[str, list[tuple[pathlib.Path, str]]] = {s: [] for s in SPLITS}
-        if "train" in split_dirs:
-            for split, folder in split_dirs.items():
-                for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-                    files[split] += [(f, class_dir.name) for f in list_image_files(class_dir)]
-            if "validation" not in split_dirs:
-                carve = (("train", 0.9), ("validation", 0.1))
-                train, files["train"] = files["train"], []
-                for item in train:
-                    files[hash_split(str(item[0].relative_to(root)), carve)].append(item)
-            if "test" not in split_dirs:
-                raise UsageError(f"{root} has train/ but no test/ folder (see `kerasapps info classification`)")
-        else:
-            for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-                for f in list_image_files(class_dir):
-                    files[hash_split(str(f.relative_to(root)))].append((f, class_dir.name))
-        class_names = sorted({c for c in (name for _, name in files["train"])})
-        if not class_names:
-            raise UsageError(f"no images found in class folders under {root} (layout: {self.folder_layout})")
-        for split in SPLITS:
-            if not files[split]:
-                raise UsageError(f"{root}: the {split} split has no images (layout: {self.folder_layout})")
-            unknown = {c for _, c in files[split]} - set(class_names)
-            if unknown:
-                raise UsageError(f"{root}/{split} has classes not in train: {', '.join(sorted(unknown))}")
-        check_image_files(f for split in SPLITS for f, _ in files[split])
+        files = read_image_folder(root, labelled=True, layout=self.folder_layout)
+        class_names = sorted({c for _, c in files["train"]})
         height, _, found_channels = probe_image(files["train"][0][0])
         size = self.config.image_size or height
         channels = self.config.channels or (1 if found_channels == 1 else 3)
@@ -149,7 +110,7 @@ class ClassificationTask(Task):
             out[split] = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
         return out
 
-    def batch(self, dataset, split, shuffle_buffer=20_000, map_batch=None):
+    def batch(self, dataset, split, shuffle_buffer=20_000, map_batch=None, map_example=None):
         # uint8 in the pipeline (4x less memory for the cache); the model rescales.
         return super().batch(dataset, split, shuffle_buffer, map_batch=lambda x, y: (tf.cast(x, tf.float32), y))
 

@@ -3,13 +3,13 @@
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
+from kerasapps.api import TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "pix2pix",
             "kerasapps_pix2pix.task:Pix2PixTask",
             "image-to-image translation: U-Net generator + PatchGAN, GAN + 100 x L1; L1, PSNR, SSIM",

@@ -33,30 +33,16 @@ import pathlib
 
 import numpy as np
 
-from kerasapps.data import hash_split
-from kerasapps.errors import UsageError
-from kerasapps.images import check_image_file, list_image_files
+from kerasapps.api import SPLITS, UsageError, check_image_file, hash_split, list_image_files, split_by_hash, split_folders
 
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
 LAYOUT_HELP = "see `kerasapps info pix2pix` for the folder layouts"
 
 
-def _split_folders(root: pathlib.Path) -> dict[str, pathlib.Path]:
-    return {split: root / name for split, names in SPLIT_FOLDERS.items() for name in names if (root / name).is_dir()}
-
-
-def _by_hash(items, key) -> dict[str, list]:
-    splits = {split: [] for split in SPLIT_FOLDERS}
-    for item in items:
-        splits[hash_split(key(item))].append(item)
-    return splits
-
-
 def _side_by_side_files(root: pathlib.Path) -> dict[str, list]:
-    folders = _split_folders(root)
+    folders = split_folders(root)
     if folders:
         return {split: [(path, None) for path in list_image_files(folder)] for split, folder in folders.items()}
-    return _by_hash([(path, None) for path in list_image_files(root)], lambda pair: pair[0].name)
+    return split_by_hash([(path, None) for path in list_image_files(root)], lambda pair: pair[0].name)
 
 
 def _match_by_stem(a_dir: pathlib.Path, b_dir: pathlib.Path) -> list[tuple[pathlib.Path, pathlib.Path]]:
@@ -71,14 +57,14 @@ def _match_by_stem(a_dir: pathlib.Path, b_dir: pathlib.Path) -> list[tuple[pathl
 
 
 def _a_b_folder_pairs(root: pathlib.Path) -> dict[str, list]:
-    a_splits, b_splits = _split_folders(root / "A"), _split_folders(root / "B")
+    a_splits, b_splits = split_folders(root / "A"), split_folders(root / "B")
     if a_splits or b_splits:
         if set(a_splits) != set(b_splits):
             raise UsageError(f"{root}/A and {root}/B must hold the same split folders "
                              f"(A: {', '.join(p.name for p in a_splits.values()) or 'none'}; "
                              f"B: {', '.join(p.name for p in b_splits.values()) or 'none'})")
         return {split: _match_by_stem(a_splits[split], b_splits[split]) for split in a_splits}
-    return _by_hash(_match_by_stem(root / "A", root / "B"), lambda pair: pair[0].name)
+    return split_by_hash(_match_by_stem(root / "A", root / "B"), lambda pair: pair[0].name)
 
 
 def _cmp_facade_pairs(folder: pathlib.Path) -> dict[str, list]:
@@ -92,7 +78,7 @@ def _cmp_facade_pairs(folder: pathlib.Path) -> dict[str, list]:
     photos = {p.stem for p in folder.glob("cmp_*.jpg")} - {p.stem for p in labels}
     if photos:
         raise UsageError(f"{folder / (sorted(photos)[0] + '.jpg')}: no label map of the same name (NAME.png)")
-    return _by_hash(pairs, lambda pair: pair[0].stem)
+    return split_by_hash(pairs, lambda pair: pair[0].stem)
 
 
 def find_pairs(root: pathlib.Path) -> tuple[str, dict[str, list]]:
@@ -115,7 +101,7 @@ def find_pairs(root: pathlib.Path) -> tuple[str, dict[str, list]]:
     if not pairs.get("test"):
         print(f"note: {root} has no test split; the validation split is used as the test split")
         pairs["test"] = pairs["validation"]
-    for split in SPLIT_FOLDERS:
+    for split in SPLITS:
         if not pairs[split]:
             raise UsageError(f"{root}: the {split} split has no images (add more pairs; {LAYOUT_HELP})")
     return layout, pairs
@@ -155,11 +141,11 @@ def read_pair(a_path, b_path, size: int) -> tuple[np.ndarray, np.ndarray]:
 def read_folder(root: pathlib.Path, image_size: int) -> dict:
     """``{split: (A uint8 [N, S, S, 3], B uint8 [N, S, S, 3])}`` plus ``"layout"``: see the module doc."""
     layout, pairs = find_pairs(root)
-    unique = sorted({pair for split in SPLIT_FOLDERS for pair in pairs[split]}, key=str)
+    unique = sorted({pair for split in SPLITS for pair in pairs[split]}, key=str)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         decoded = dict(zip(unique, pool.map(lambda pair: read_pair(*pair, image_size), unique)))
     out: dict = {"layout": layout}
-    for split in SPLIT_FOLDERS:
+    for split in SPLITS:
         images = [decoded[pair] for pair in pairs[split]]
         out[split] = (np.stack([a for a, _ in images]), np.stack([b for _, b in images]))
     return out

@@ -29,6 +29,8 @@ import math
 import keras
 import tensorflow as tf
 
+from kerasapps.api import image_quality
+
 # The paper's weights initialisation: N(0, 0.02).
 INIT = keras.initializers.RandomNormal(0.0, 0.02)
 
@@ -100,16 +102,7 @@ def patchgan_discriminator(image_size: int, filters: int = 64, layers: int = 3,
     return keras.Model([input_image, candidate], logits, name="patchgan_discriminator")
 
 
-def to_unit_range(images):
-    """[-1, 1] model images -> [0, 1], clipped: the range every metric is computed in."""
-    return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def image_quality(predicted, target):
-    """Per-example L1, PSNR (dB) and SSIM of two [-1, 1] image batches, measured in [0, 1]."""
-    predicted, target = to_unit_range(predicted), to_unit_range(target)
-    l1 = tf.reduce_mean(tf.abs(predicted - target), axis=[1, 2, 3])
-    return l1, tf.image.psnr(predicted, target, max_val=1.0), tf.image.ssim(predicted, target, max_val=1.0)
+MODEL_RANGE = (-1.0, 1.0)  # the generator's tanh range; every metric is measured in [0, 1]
 
 
 class Pix2Pix(keras.Model):
@@ -204,6 +197,6 @@ class Pix2Pix(keras.Model):
     def test_step(self, data):
         inputs, targets = data
         generated = self.generator(inputs, training=False)
-        for name, value in zip(("l1", "psnr", "ssim"), image_quality(generated, targets)):
+        for name, value in zip(("l1", "psnr", "ssim"), image_quality(generated, targets, MODEL_RANGE)):
             self.quality[name].update_state(value)
         return {name: metric.result() for name, metric in self.quality.items()}

@@ -16,12 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.config import TaskConfig, field
-from kerasapps.errors import UsageError
-from kerasapps.images import decode_checked, encode_png
-from kerasapps.task import SPLITS, Task
+from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field,
+                           image_quality, mean_image_quality, to_png_bytes)
 from kerasapps_pix2pix.folder import read_folder
-from kerasapps_pix2pix.models import Pix2Pix, image_quality, patchgan_discriminator, unet_generator
+from kerasapps_pix2pix.models import MODEL_RANGE, Pix2Pix, patchgan_discriminator, unet_generator
 
 
 @dataclasses.dataclass
@@ -128,12 +126,12 @@ class Pix2PixTask(Task):
         both = tf.cast(tf.round(both), tf.uint8)
         return both[..., :3], both[..., 3:]
 
-    def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None):
+    def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None, map_example=None):
         # uint8 until here (4x less memory in shuffle buffers), then [-1, 1] floats.
         def to_model_range(inputs, targets):
             return tf.cast(inputs, tf.float32) / 127.5 - 1.0, tf.cast(targets, tf.float32) / 127.5 - 1.0
 
-        return super().batch(dataset, split, shuffle_buffer, map_batch=to_model_range)
+        return super().batch(dataset, split, shuffle_buffer, map_batch=to_model_range, map_example=map_example)
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
@@ -158,20 +156,21 @@ class Pix2PixTask(Task):
         return [ProgressGrid(datasets["validation"], pathlib.Path(workdir) / "progress", self.config.grid_examples)]
 
     # -- metrics -------------------------------------------------------------
-    def evaluate(self, trainer, dataset):
+    def evaluate(self, model, dataset, metrics):
         """L1, PSNR, SSIM of the trained generator, beside two baselines on the same images:
         ``identity_*`` (the input itself as the output) and ``untrained_*`` (the generator
         as initialised, before its first step)."""
-        metrics = trainer.evaluate(dataset)
-        metrics.update({f"identity_{k}": v for k, v in identity_quality(dataset).items()})
+        metrics.update({f"identity_{k}": v for k, v in mean_image_quality(dataset, value_range=MODEL_RANGE).items()})
         initial = getattr(self, "initial_generator_weights", None)
         if initial is not None:
-            trained = trainer.model.generator.get_weights()
-            trainer.model.generator.set_weights(initial)
+            trained = model.generator.get_weights()
+            model.generator.set_weights(initial)
             try:
-                metrics.update({f"untrained_{k}": v for k, v in trainer.evaluate(dataset).items()})
+                untrained = mean_image_quality(dataset, lambda inputs: model.generator(inputs, training=False),
+                                               MODEL_RANGE)
+                metrics.update({f"untrained_{k}": v for k, v in untrained.items()})
             finally:
-                trainer.model.generator.set_weights(trained)
+                model.generator.set_weights(trained)
         print("held-out image quality (L1 lower is better; PSNR, SSIM higher):")
         for row in ("", "identity_", "untrained_"):
             if f"{row}l1" in metrics:
@@ -187,8 +186,8 @@ class Pix2PixTask(Task):
 
     def describe_predictions(self, model, dataset, count=5):
         inputs, targets, generated = self._examples(model, dataset, count)
-        ours = [np.asarray(m) for m in image_quality(generated, targets)]
-        identity = [np.asarray(m) for m in image_quality(inputs, targets)]
+        ours = [np.asarray(m) for m in image_quality(generated, targets, MODEL_RANGE)]
+        identity = [np.asarray(m) for m in image_quality(inputs, targets, MODEL_RANGE)]
         return [f"L1 {ours[0][i]:.4f} (identity {identity[0][i]:.4f})  PSNR {ours[1][i]:.2f} dB  "
                 f"SSIM {ours[2][i]:.4f}" for i in range(len(ours[0]))]
 
@@ -209,14 +208,13 @@ class Pix2PixTask(Task):
 
         def prepare(image_bytes):
             # channels=3: grey and RGBA inputs become RGB, palette PNGs go through their palette.
-            image = decode_checked(image_bytes, channels=3)  # refuses decompression bombs
-            resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+            image = decode_image(image_bytes)
+            resized = tf.image.resize(image, (size, size), antialias=True)
             return resized / 127.5 - 1.0, tf.shape(image)[:2]
 
         def encode(args):
             generated, own_size = args
-            image = tf.image.resize(to_pixels(generated[None]), own_size)[0]
-            return tf.io.encode_png(tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8))
+            return to_png_bytes(tf.image.resize(to_pixels(generated[None]), own_size)[0])
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(image_bytes):
@@ -232,16 +230,6 @@ class Pix2PixTask(Task):
 def to_pixels(images):
     """[-1, 1] float images -> float 0..255."""
     return (tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0) + 1.0) * 127.5
-
-
-def identity_quality(dataset) -> dict:
-    """Mean L1, PSNR, SSIM of the inputs themselves against the targets: the do-nothing baseline."""
-    totals, count = np.zeros(3), 0
-    for inputs, targets in dataset:
-        values = image_quality(inputs, targets)
-        totals += [float(tf.reduce_sum(v)) for v in values]
-        count += int(inputs.shape[0])
-    return dict(zip(("l1", "psnr", "ssim"), (totals / max(count, 1)).tolist()))
 
 
 def grid_rows(inputs, targets, generated) -> list[np.ndarray]:
@@ -276,4 +264,4 @@ class ProgressGrid(keras.callbacks.Callback):
         (self.directory / f"epoch_{epoch + 1:03d}.png").write_bytes(encode_png(grid))
 
 
-__all__ = ["Pix2PixConfig", "Pix2PixTask", "ProgressGrid", "identity_quality"]
+__all__ = ["Pix2PixConfig", "Pix2PixTask", "ProgressGrid"]

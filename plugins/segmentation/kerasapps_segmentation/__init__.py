@@ -3,13 +3,13 @@
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
+from kerasapps.api import TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "segmentation",
             "kerasapps_segmentation.task:SegmentationTask",
             "semantic segmentation: SegNet-Basic (default), SegNet (VGG16 depth), U-Net; mIoU",

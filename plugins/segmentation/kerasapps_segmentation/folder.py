@@ -19,11 +19,9 @@ import pathlib
 
 import numpy as np
 
-from kerasapps.data import hash_split
-from kerasapps.errors import UsageError
-from kerasapps.images import check_image_file, list_image_files
+from kerasapps.api import SPLITS, UsageError, check_image_file, list_image_files, split_by_hash, split_folders
 
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
+SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}  # and .txt lists
 LABEL_FOLDER_SUFFIXES = ("annot", "_labels", "_masks", "_annot", "_label")
 LABEL_STEM_SUFFIXES = ("", "_L", "_label", "_mask")
 # Colours of classes when no class list gives them (CamVid's first ones, then more).
@@ -69,7 +67,7 @@ def find_pairs(root: pathlib.Path) -> dict[str, list[tuple[pathlib.Path, pathlib
     pairs: dict[str, list] = {}
     lists = {split: next((root / f"{n}.txt" for n in names if (root / f"{n}.txt").is_file()), None)
              for split, names in SPLIT_FOLDERS.items()}
-    folders = {split: next((n for n in names if (root / n).is_dir()), None) for split, names in SPLIT_FOLDERS.items()}
+    folders = split_folders(root)
     if lists["train"]:
         for split, list_file in lists.items():
             if list_file is None:
@@ -82,29 +80,25 @@ def find_pairs(root: pathlib.Path) -> dict[str, list[tuple[pathlib.Path, pathlib
                 if len(fields) != 2:
                     raise UsageError(f"{list_file}:{number}: expected 'image label', got {line!r}")
                 pairs[split].append((_resolve(root, fields[0], list_file), _resolve(root, fields[1], list_file)))
-    elif folders["train"]:
-        for split, name in folders.items():
-            if name is not None:
-                labels = _label_folder(root, name)
-                pairs[split] = [(image, _label_for(image, labels)) for image in list_image_files(root / name)]
+    elif "train" in folders:
+        for split, folder in folders.items():
+            labels = _label_folder(root, folder.name)
+            pairs[split] = [(image, _label_for(image, labels)) for image in list_image_files(folder)]
     elif (root / "images").is_dir():
         labels = next((root / n for n in ("labels", "masks", "annotations") if (root / n).is_dir()), None)
         if labels is None:
             raise UsageError(f"{root}/images has no sibling labels/ (or masks/, annotations/) folder")
-        pairs = {s: [] for s in SPLIT_FOLDERS}
-        for image in list_image_files(root / "images"):
-            pairs[hash_split(image.name)].append((image, _label_for(image, labels)))
+        pairs = split_by_hash([(image, _label_for(image, labels)) for image in list_image_files(root / "images")],
+                              lambda pair: pair[0].name)
     else:
         raise UsageError(f"{root}: no train/ folder, train.txt list or images/ folder "
                          "(see `kerasapps info segmentation` for the layout)")
     if "validation" not in pairs:  # carve 10% of train, stably by file name
-        train, pairs["train"], pairs["validation"] = pairs["train"], [], []
-        for pair in train:
-            pairs[hash_split(pair[0].name, (("train", 0.9), ("validation", 0.1)))].append(pair)
+        pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0].name, (("train", 0.9), ("validation", 0.1))))
     if "test" not in pairs:
         print(f"note: {root} has no test split; the validation split is used as the test split")
         pairs["test"] = pairs["validation"]
-    for split in SPLIT_FOLDERS:
+    for split in SPLITS:
         if not pairs.get(split):
             raise UsageError(f"{root}: the {split} split has no images")
     return pairs
@@ -179,7 +173,7 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
         raise UsageError(f"classes_file {classes_file} not found")
     names, colours = read_class_list(classes_file) if classes_file.is_file() else (None, None)
     colour_keys = [(r << 16) | (g << 8) | b for r, g, b in colours] if colours else None
-    unique = {pair for split in SPLIT_FOLDERS for pair in pairs[split]}
+    unique = {pair for split in SPLITS for pair in pairs[split]}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         decoded = dict(zip(unique, pool.map(lambda p: _read_pair(*p, colour_keys), unique)))
     first_image = decoded[pairs["train"][0]][0]
@@ -204,7 +198,7 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
         return np.round(np.clip(image.numpy(), 0, 255)).astype(np.uint8), mask.numpy()
 
     out = {}
-    for split in SPLIT_FOLDERS:
+    for split in SPLITS:
         resized = [resize(pair) for pair in pairs[split]]
         out[split] = (np.stack([r[0] for r in resized]), np.stack([r[1] for r in resized]))
     out["info"] = {"class_names": [names[i] for i in kept], "colours": [list(colours[i]) for i in kept],

@@ -14,11 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.config import TaskConfig, field
-from kerasapps.data import load_tfds
-from kerasapps.errors import UsageError
-from kerasapps.images import decode_checked, encode_png
-from kerasapps.task import SPLITS, Task
+from kerasapps.api import SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, load_tfds, to_png_bytes
 from kerasapps_segmentation import models
 from kerasapps_segmentation.folder import read_folder
 from kerasapps_segmentation.metrics import MeanClassAccuracy, MeanIoU, PixelAccuracy, per_class_iou
@@ -178,9 +174,9 @@ class SegmentationTask(Task):
         image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
         return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(mask, [height, width])
 
-    def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None):
+    def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None, map_example=None):
         # uint8 until here (4x less memory in caches and shuffle buffers); the model rescales.
-        return super().batch(dataset, split, shuffle_buffer,
+        return super().batch(dataset, split, shuffle_buffer, map_example=map_example,
                              map_batch=lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
 
     # -- model ---------------------------------------------------------------
@@ -207,9 +203,8 @@ class SegmentationTask(Task):
         return model
 
     # -- evaluation ----------------------------------------------------------
-    def evaluate(self, trainer, dataset):
+    def evaluate(self, model, dataset, metrics):
         """The compiled metrics, plus the per-class IoU table and the confusion matrix."""
-        metrics = trainer.evaluate(dataset)
         confusion = np.asarray(self.iou_metric.confusion.numpy())
         names = self.info["class_names"]
         table = dict(zip(names, per_class_iou(confusion)))
@@ -259,20 +254,17 @@ class SegmentationTask(Task):
         size = self.info["image_size"]
         colours = tf.constant(self.info["colours"], tf.uint8)
 
-        def decode(image_bytes):
-            return decode_checked(image_bytes, channels=3)  # refuses decompression bombs
-
         def prepare(image_bytes):
-            image = decode(image_bytes)
-            return tf.image.resize(tf.cast(image, tf.float32), size), tf.shape(image)[:2]
+            image = decode_image(image_bytes)
+            return tf.image.resize(image, size), tf.shape(image)[:2]
 
         def restore(args):
             # Probabilities back to the input's own size, then the class per pixel.
             probabilities, own_size, image_bytes = args
             mask = tf.argmax(tf.image.resize(probabilities, own_size), axis=-1, output_type=tf.int32)
             colour = tf.gather(colours, mask)
-            panel = tf.concat([decode(image_bytes), colour], axis=1)
-            return tf.RaggedTensor.from_tensor(mask), tf.io.encode_png(colour), tf.io.encode_png(panel)
+            panel = tf.concat([tf.cast(decode_image(image_bytes), tf.uint8), colour], axis=1)
+            return tf.RaggedTensor.from_tensor(mask), to_png_bytes(colour), to_png_bytes(panel)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(image_bytes):

@@ -3,13 +3,13 @@
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
+from kerasapps.api import TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "text-to-image",
             "kerasapps_text_to_image.task:TextToImageTask",
             "text to image: BiLSTM text encoder + StackGAN stage I conditional GAN, judged semantic accuracy",

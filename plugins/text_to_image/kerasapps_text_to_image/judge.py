@@ -27,7 +27,7 @@ import re
 
 import keras
 import numpy as np
-from kerasapps.datasets import shapes
+from kerasapps.api import shapes
 
 COLOURS = tuple(shapes.COLOURS)
 SHAPES = shapes.SHAPES

@@ -14,12 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.captions import LAYOUT as CAPTIONS_FOLDER_LAYOUT
-from kerasapps.captions import read_captions_folder
-from kerasapps.config import TaskConfig, field
-from kerasapps.errors import UsageError
-from kerasapps.task import SPLITS, Task
-from kerasapps.text import Vocabulary, build_vocabulary
+from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, UsageError, Vocabulary, build_vocabulary,
+                           field, read_captions_folder)
 from kerasapps_text_to_image import judge as judging
 from kerasapps_text_to_image.model import build_gan
 
@@ -115,8 +111,6 @@ class TextToImageTask(Task):
         counts = tf.constant([len(c) for c in captions], tf.int32)
         ds = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(images),
                                   tf.data.Dataset.from_tensor_slices((padded, counts)))).enumerate()
-        if train:
-            ds = ds.shuffle(10_000, seed=self.seed, reshuffle_each_iteration=True)
 
         def example(index, image_and_captions):
             image, (caps, count) = image_and_captions
@@ -138,10 +132,8 @@ class TextToImageTask(Task):
                 out["z"], out["eps"] = indexed_noise(batch["index"], self.seed, cfg.z_dim, cfg.cond_dim)
             return out
 
-        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        # Whole batches in training: BatchNorm and the mismatched pairs want them.
-        ds = ds.batch(cfg.batch_size, drop_remainder=train and len(captions) >= cfg.batch_size)
-        return ds.map(add_noise_and_mismatch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        # Whole batches in training (Task.batch's policy): BatchNorm and the mismatched pairs want them.
+        return self.batch(ds, split, map_example=example, map_batch=add_noise_and_mismatch)
 
     def _shapes(self):
         shapes = self.source.load()
@@ -215,7 +207,7 @@ class TextToImageTask(Task):
         return self._generator_fn[1]
 
     # -- evaluation --------------------------------------------------------------
-    def evaluate(self, trainer, dataset):
+    def evaluate(self, model, dataset, metrics):
         """Losses on the test split, then (on shapes) what the judge reads in generated images.
 
         - ``semantic_accuracy``: the main object's colour and shape are the caption's
@@ -230,8 +222,6 @@ class TextToImageTask(Task):
           to published FIDs); ``frechet_judge_distance_real`` is real validation vs real
           test images, the floor.
         """
-        metrics = trainer.evaluate(dataset)
-        model = trainer.model
         captions = self.captions["test"]
         seeds = [self.seed * 1_000_003 + i for i in range(len(captions))]
         generated = self.generate(model, captions, seeds)

@@ -4,14 +4,13 @@ built-in ``phrasebook`` English-to-Japanese dataset.
 Cheap to import: the model code in ``task.py`` loads only when the task runs.
 """
 
-import kerasapps
-from kerasapps.registry import DatasetSpec
+from kerasapps.api import DatasetSpec, TaskSpec, hookimpl
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_tasks():
     return [
-        kerasapps.TaskSpec(
+        TaskSpec(
             "translation",
             "kerasapps_translation.task:TranslationTask",
             "translation: LSTM encoder-decoder with attention (GNMT's core), beam search, BLEU",
@@ -19,7 +18,7 @@ def kerasapps_register_tasks():
     ]
 
 
-@kerasapps.hookimpl
+@hookimpl
 def kerasapps_register_datasets():
     return [
         DatasetSpec(

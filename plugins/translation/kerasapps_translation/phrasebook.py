@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 
-from kerasapps.data import hash_split
+from kerasapps.api import hash_split
 
 LANGUAGES = ("en", "ja")
 SPLIT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))

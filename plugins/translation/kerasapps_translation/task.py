@@ -19,13 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.bleu import corpus_bleu, exact_match_rate
-from kerasapps.config import TaskConfig, field
-from kerasapps.data import load_tfds
-from kerasapps.decoding import decode
-from kerasapps.errors import UsageError
-from kerasapps.task import SPLITS, Task
-from kerasapps.text import END, END_ID, PAD, START, START_ID, UNK_ID, Vocabulary
+from kerasapps.api import (END, END_ID, PAD, SPLITS, START, START_ID, UNK_ID, Task, TaskConfig, UsageError, Vocabulary,
+                           corpus_bleu, decode, exact_match_rate, field, load_tfds)
 
 # Languages written without spaces between words: output tokens are joined without them.
 UNSPACED_LANGUAGES = {"ja", "zh", "th"}
@@ -219,9 +214,7 @@ class TranslationTask(Task):
             self.source_ids[split] = sources
             target_in, target_out, weights = teacher_forcing(targets)
             ds = tf.data.Dataset.from_tensor_slices(({"source": sources, "target_in": target_in}, target_out, weights))
-            if split == "train":
-                ds = ds.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
-            out[split] = ds.batch(cfg.batch_size, drop_remainder=self.drop_remainder).map(trim_batch).prefetch(tf.data.AUTOTUNE)
+            out[split] = self.batch(ds, split, shuffle_buffer=len(sources), map_batch=trim_batch)
         return out
 
     @staticmethod
@@ -383,12 +376,11 @@ class TranslationTask(Task):
         return "".join(text.split()) if self.join_without_spaces else text
 
     # -- evaluation ------------------------------------------------------------
-    def evaluate(self, trainer, dataset):
+    def evaluate(self, model, dataset, metrics):
         """Compiled metrics, plus corpus BLEU (sacreBLEU's figure, 0-100, on the standardised
         tokens, one reference) and the exact-match rate (0-1) of the decoded test split."""
-        metrics = trainer.evaluate(dataset)
         references = [" ".join(r) for r in self.references["test"]]
-        metrics.update(translation_scores(self.translate_split(trainer.model, "test"), references))
+        metrics.update(translation_scores(self.translate_split(model, "test"), references))
         return metrics
 
     def describe_predictions(self, model, dataset, count=5):

@@ -1,0 +1,92 @@
+"""A small fake task plugin for the core's tests: which colour is the large shape? (16x16 images).
+
+Written against ``kerasapps.api`` only, like any third-party plugin. Load it with
+``PYTHONPATH=tests/plugins kerasapps -p kerasapps_fake ...`` (see ``conftest.FAKE``).
+It trains in a second, so the core's behaviour (resume, evaluate, export, predict) is
+tested without the first-party tasks.
+"""
+
+import dataclasses
+
+from kerasapps.api import SPLITS, Task, TaskConfig, TaskSpec, field, hookimpl
+
+
+@hookimpl
+def kerasapps_register_tasks():
+    return [TaskSpec("fake", "kerasapps_fake:FakeTask", "colour of the large shape (tests only)")]
+
+
+@dataclasses.dataclass
+class FakeConfig(TaskConfig):
+    epochs: int = field(1, "training epochs")
+    batch_size: int = field(16, "global batch size")
+    learning_rate: float = field(0.01, "Adam learning rate")
+    units: int = field(8, "hidden units")
+    train_examples: int = field(128, "shapes: training scenes")
+    eval_examples: int = field(32, "shapes: validation and test scenes each")
+    image_size: int = field(16, "image side")
+
+
+class FakeTask(Task):
+    """The colour of the large shape, from 16x16 scenes."""
+
+    name = "fake"
+    Config = FakeConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+    serving_inputs = {"image_bytes": "tf.string [N]: PNG or JPEG images"}
+    serving_outputs = {"colour": "tf.string [N]: colour name", "scores": "tf.float32 [N, colours]",
+                       "preview_bytes": "tf.string [N]: the model's input (the image resized) as PNG"}
+    # Changing how much data is generated does not change the model: a backup stays usable.
+    data_fields = ("train_examples", "eval_examples")
+
+    def load_registered(self):
+        import tensorflow as tf
+
+        shapes = self.source.load()
+        self.info["colours"] = list(shapes.COLOURS)
+        size = self.config.image_size
+        splits = {}
+        for split in SPLITS:
+            count = self.config.train_examples if split == "train" else self.config.eval_examples
+            data = shapes.generate_arrays(split, count, seed=self.seed, image_size=size)
+            colour = data["label"] // len(shapes.SHAPES)
+            splits[split] = tf.data.Dataset.from_tensor_slices((data["image"].astype("float32"), colour))
+        return splits
+
+    def build_model(self):
+        import keras
+
+        size = self.config.image_size
+        model = keras.Sequential([
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(self.config.units, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(self.info["colours"]), activation="softmax"),
+        ])
+        model.compile(keras.optimizers.Adam(self.config.learning_rate), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    def evaluate(self, model, dataset, metrics):
+        # A task metric beside the compiled ones: how many test examples were scored.
+        return {**metrics, "examples": sum(int(x.shape[0]) for x, _ in dataset)}
+
+    def serving_function(self, model):
+        import tensorflow as tf
+
+        from kerasapps.api import decode_images
+
+        colours = tf.constant(self.info["colours"])
+        size = self.config.image_size
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(image_bytes):
+            images = decode_images(image_bytes, (size, size))
+            scores = model(images)
+            previews = tf.map_fn(lambda image: tf.io.encode_png(tf.cast(tf.round(image), tf.uint8)), images,
+                                 fn_output_signature=tf.TensorSpec([], tf.string))
+            return {"colour": tf.gather(colours, tf.argmax(scores, axis=-1)), "scores": scores,
+                    "preview_bytes": previews}
+
+        return serve

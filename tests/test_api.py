@@ -1,0 +1,155 @@
+"""The plugin contract as authors meet it: one import surface, checked when a task is loaded."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from conftest import FAKE, FAKE_ENV, ROOT, cli, make_distribution
+
+LAZY_TASK = """
+from kerasapps.api import Task, TaskSpec, hookimpl
+
+
+@hookimpl
+def kerasapps_register_tasks():
+    return [TaskSpec("lazy", "lazy_plugin:LazyTask", "forgot its serving function")]
+
+
+class LazyTask(Task):
+    name = "lazy"
+
+    def load_registered(self):
+        return {}
+
+    def build_model(self):
+        return None
+"""
+
+MISSPELT_HOOK = """
+from kerasapps.api import TaskSpec, hookimpl
+
+
+@hookimpl
+def kerasapps_register_task():  # one letter short of kerasapps_register_tasks
+    return [TaskSpec("typo", "nowhere:Nothing", "never registered")]
+"""
+
+
+def test_api_is_cheap_to_import_and_every_name_resolves():
+    code = ("import sys, kerasapps.api as api\n"
+            "cheap = 'tensorflow' not in sys.modules\n"
+            "missing = [n for n in api.__all__ if getattr(api, n, None) is None]\n"
+            "print(cheap, missing)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True []"
+
+
+def test_first_party_plugins_import_only_the_api():
+    offenders = []
+    for path in [*ROOT.glob("plugins/*/kerasapps_*/*.py"), *ROOT.glob("examples/*/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            stripped = line.strip()
+            if (stripped.startswith(("from kerasapps.", "import kerasapps.")) and
+                    not stripped.startswith(("from kerasapps.api import", "import kerasapps.api"))) or \
+                    stripped in ("import kerasapps", "from kerasapps import"):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {stripped}")
+    assert offenders == []
+
+
+def test_task_lacking_a_method_is_named_broken_and_others_keep_working(tmp_path):
+    make_distribution(tmp_path, "lazyplug", "lazy_plugin", LAZY_TASK)
+    env = {"PYTHONPATH": str(tmp_path)}
+    data = json.loads(cli("list", "--check", "--json", env=env, check=0).stdout)
+    assert "classification" in {t["task"] for t in data["tasks"]}
+    assert "lazy" not in {t["task"] for t in data["tasks"]}
+    (broken,) = [b for b in data["broken_plugins"] if b.get("task") == "lazy"]
+    assert broken["distribution"] == "lazyplug" and "lacks serving_function" in broken["error"]
+    text = cli("list", "--check", env=env, check=0).stdout
+    assert "broken plugins:" in text and "lazyplug 1.2 task 'lazy'" in text
+    result = cli("run", "lazy", "--print-config", env=env, check=2)
+    assert "task 'lazy' from plugin 'lazy_plugin' (lazyplug 1.2) is broken" in result.stderr
+    assert "LazyTask lacks serving_function" in result.stderr and "Traceback" not in result.stderr
+    cli("info", "classification", env=env, check=0)
+
+
+def test_misspelt_hook_is_a_broken_plugin_naming_the_hook(tmp_path):
+    make_distribution(tmp_path, "typoplug", "typo_plugin", MISSPELT_HOOK)
+    result = cli("list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    data = json.loads(result.stdout)
+    (broken,) = data["broken_plugins"]
+    assert broken["plugin"] == "typo_plugin" and broken["distribution"] == "typoplug"
+    assert "unknown hook kerasapps_register_task " in broken["error"]
+    assert "kerasapps_register_tasks" in broken["error"]  # the hooks that exist, to compare
+    assert "classification" in {t["task"] for t in data["tasks"]}
+    assert "Traceback" not in result.stderr
+
+
+def test_fake_plugin_passes_the_contract_check():
+    data = json.loads(cli(*FAKE, "list", "--check", "--json", env=FAKE_ENV, check=0).stdout)
+    assert "fake" in {t["task"] for t in data["tasks"]}
+    assert data["broken_plugins"] == []
+
+
+def test_dataset_kinds_are_the_loaders_a_task_has():
+    sys.path.insert(0, str(ROOT / "tests" / "plugins"))
+    try:
+        from kerasapps_fake import FakeTask
+    finally:
+        sys.path.pop(0)
+    assert FakeTask.dataset_kinds == ("registered",)
+    assert FakeTask.contract_problem() is None
+
+    class NoData(minimal_task_class()):
+        load_registered = None
+
+    assert NoData.dataset_kinds == ()
+    assert "reads no data" in NoData.contract_problem()
+
+
+def minimal_task_class():
+    """A task class with every method the contract requires, each doing nothing."""
+    from kerasapps.api import Task
+
+    class Minimal(Task):
+        def load_registered(self):
+            return {}
+
+        def build_model(self):
+            return None
+
+        def serving_function(self, model):
+            return None
+
+    return Minimal
+
+
+def test_run_context_is_given_not_set():
+    from kerasapps.api import RunContext
+
+    Tiny = minimal_task_class()
+    context = RunContext(replicas=2, global_batch_size=64, drop_remainder=True, jit_compile=True, seed=3,
+                         workdir="runs/x")
+    task = Tiny(context=context)
+    assert (task.seed, task.drop_remainder, task.jit_compile) == (3, True, True)
+    assert task.context.per_replica_batch_size == 32 and task.context.workdir == pathlib.Path("runs/x")
+    with pytest.raises(AttributeError):
+        task.drop_remainder = False
+    assert Tiny(seed=5).context.global_batch_size == Tiny.Config().batch_size and Tiny(seed=5).seed == 5
+
+
+def test_plugin_with_the_old_evaluate_signature_still_works():
+    from kerasapps.task import evaluate_task
+
+    class Old(minimal_task_class()):
+        def evaluate(self, trainer, dataset):
+            return {**trainer.evaluate(dataset), "model": trainer.model}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = evaluate_task(Old(), "the model", "the data", lambda data: {"loss": len(data)})
+    assert metrics == {"loss": 8, "model": "the model"}
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)

@@ -1,0 +1,45 @@
+"""The run's seams, without TensorFlow: options declared once, the workdir's resume rule."""
+
+import dataclasses
+import json
+
+import pytest
+
+from kerasapps.errors import UsageError
+from kerasapps.options import RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.workdir import Workdir
+
+
+def test_one_table_makes_the_cli_options_the_dataclass_and_the_saved_keys():
+    from kerasapps.cli import run
+
+    cli_names = {p.name for p in run.params} - {"task", "print_config", "fresh", "samples"}
+    assert cli_names == {o.name for o in RUN_OPTIONS}
+    fields = {f.name for f in dataclasses.fields(RunOptions)}
+    assert {o.name for o in RUN_OPTIONS} <= fields
+    assert RUN_KEYS == ("dataset", "data_dir", "strategy", "tpu", "precision", "jit_compile", "seed", "workdir",
+                        "export_dir")
+
+
+def resolved(**params):
+    return {"dataset": "shapes", "params": {"epochs": 1, "units": 8, "train_examples": 64, **params}}
+
+
+def test_resume_refuses_model_changes_but_not_data_fields(tmp_path):
+    folder = Workdir(tmp_path)
+    folder.backup.mkdir()
+    folder.config_file.write_text(json.dumps(resolved()))
+    folder.check_resumable(resolved(epochs=5))  # epochs may change
+    folder.check_resumable(resolved(train_examples=128), data_fields=("train_examples",))
+    with pytest.raises(UsageError, match=r"\(train_examples changed\)"):
+        folder.check_resumable(resolved(train_examples=128))
+    with pytest.raises(UsageError, match=r"\(units changed\)"):
+        folder.check_resumable(resolved(units=4), data_fields=("train_examples",))
+
+
+def test_metrics_keep_the_training_record_of_an_earlier_run(tmp_path):
+    folder = Workdir(tmp_path)
+    folder.write_metrics({"history": [1], "epochs_completed": 1, "metrics": {"a": 1}})
+    folder.write_metrics({"metrics": {"a": 2}})
+    data = json.loads(folder.metrics_file.read_text())
+    assert data == {"metrics": {"a": 2}, "history": [1], "epochs_completed": 1}
