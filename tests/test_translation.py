@@ -59,17 +59,25 @@ def test_phrasebook_is_deterministic_disjoint_and_reorders_to_sov():
 
 # -- text rules ------------------------------------------------------------------
 def test_standardize_per_language_rules_keep_japanese_words():
-    from kerasapps_translation.task import make_standardize, standardize_all
+    from kerasapps.text import standardize_texts
+    from kerasapps_translation.data import detokenize_spaced, make_standardize
 
     split = make_standardize(True, "split")
-    assert standardize_all(split, ["This is a pen.", "Don't go!", "これ は ペン です 。", "猫は、小さい。"]) == [
+    assert standardize_texts(["This is a pen.", "Don't go!", "これ は ペン です 。", "猫は、小さい。"], split) == [
         "this is a pen .", "don't go !", "これ は ペン です 。", "猫は 、 小さい 。"]
-    assert standardize_all(make_standardize(False, "strip"), ["Hello, World!"]) == ["Hello World"]
-    assert standardize_all(make_standardize(True, "keep"), ["A  b,c"]) == ["a b,c"]
+    assert standardize_texts(["Hello, World!"], make_standardize(False, "strip")) == ["Hello World"]
+    assert standardize_texts(["A  b,c"], make_standardize(True, "keep")) == ["a b,c"]
+    # Marks inside words and numbers stay (as sacreBLEU's 13a tokeniser leaves them); the rest split
+    # off, and detokenising joins them back to the original text.
+    cased = ["A man in a t-shirt-like top, 1.5 m (about 10,000 mm) says \"hi there\" and doesn't stop."]
+    tokens = standardize_texts(cased, make_standardize(False, "split"))
+    assert tokens == ['A man in a t-shirt-like top , 1.5 m ( about 10,000 mm ) says " hi there " and '
+                      "doesn't stop ."]
+    assert [t.decode() for t in detokenize_spaced(tf.constant(tokens)).numpy()] == cased
 
 
 def test_teacher_forcing_and_batch_trimming():
-    from kerasapps_translation.task import teacher_forcing, trim_batch
+    from kerasapps_translation.data import teacher_forcing, trim_batch
 
     words = np.array([[5, 6, 0, 0], [7, 0, 0, 0]], np.int32)
     target_in, target_out, weights = teacher_forcing(words)
@@ -252,7 +260,7 @@ def beam_scores(task, model, sources, width, alpha):
     """Tokens, length-penalised score and log-prob of beam search, through the task's own step function."""
     from kerasapps.decoding import beam_search
     from kerasapps.text import END_ID, START_ID
-    from kerasapps_translation.task import ModelLayers
+    from kerasapps_translation.model import ModelLayers
 
     layers = ModelLayers.from_model(task.config, model)
     memory, keys, mask, decoder = layers.encode(sources, training=False)
