@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -308,3 +309,30 @@ print("KERASAPPS", "kerasapps" in sys.modules)
                            input="this is a pen .\n", capture_output=True, text=True, check=True,
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert json.loads(piped.stdout.splitlines()[0])["translation"] == outputs[0]
+
+
+def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
+    from benchmarks.multi30k_translation import CPU_RECIPE, main, recipe_command
+
+    main(["--data", str(tmp_path / "absent")])
+    assert capsys.readouterr().out.startswith("skipped: ")
+    args = __import__("argparse").Namespace(steps_per_epoch=None, **CPU_RECIPE)
+    command = recipe_command(args, tmp_path, tmp_path / "work")
+    assert "length_buckets=2" in command and "target_lowercase=false" in command and "train_minutes=52.0" in command
+
+
+@pytest.mark.slow
+def test_validation_bleu_curve_is_logged_and_the_time_budget_stops_training(tmp_path):
+    tiny = ["--set", "train_examples=300", "--set", "eval_examples=16", "--set", "units=32", "--set", "embed_dim=16",
+            "--set", "beam_size=1", "--set", "length_buckets=2", "--set", "validation_bleu=true"]
+    result = cli("run", "translation", "--epochs", "2", "--workdir", tmp_path / "run", "--export-dir",
+                 tmp_path / "models", *tiny, check=0)
+    rows = (tmp_path / "run" / "validation_bleu.csv").read_text().splitlines()
+    assert rows[0] == "epoch,seconds,val_bleu" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    printed = re.findall(r"val_bleu (\d+\.\d+)", result.stdout)
+    assert [round(float(v), 2) for v in printed] == [float(r.split(",")[2]) for r in rows[1:]]
+
+    stopped = cli("run", "translation", "--epochs", "3", "--workdir", tmp_path / "budget", "--export-dir",
+                  tmp_path / "models2", *tiny, "--set", "train_minutes=0.001", check=0)
+    assert "stopping after epoch 1" in stopped.stderr
+    assert json.loads((tmp_path / "budget" / "metrics.json").read_text())["epochs_completed"] == 1

@@ -268,7 +268,9 @@ class TranslationTask(Task):
         return out
 
     def detokenize_graph(self, texts):
-        """Graph code: space-separated output tokens -> the text a user reads."""
+        """Graph code: space-separated output tokens -> the text a user reads (words the
+        target vocabulary lacks, ``<unk>``, are left out)."""
+        texts = tf.strings.strip(tf.strings.regex_replace(tf.strings.regex_replace(texts, "<unk>", ""), " +", " "))
         if self.join_without_spaces:
             return tf.strings.regex_replace(texts, " ", "")
         return detokenize_spaced(texts) if self.config.target_punctuation == "split" else texts
@@ -333,7 +335,8 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
 
 class ValidationBleu(keras.callbacks.Callback):
     """Greedy-decodes the validation split after each epoch: ``val_bleu`` in the epoch's
-    logs and a row ``epoch,seconds,val_bleu`` (seconds since training began) in ``path``."""
+    logs (seen by the callbacks after this one: the epoch line, the run's history) and a
+    row ``epoch,seconds,val_bleu`` (seconds since training began) in ``path``."""
 
     def __init__(self, task, path: pathlib.Path):
         super().__init__()
