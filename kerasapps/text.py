@@ -3,7 +3,8 @@
 Ids: 0 is padding, 1 is ``[UNK]`` (``TextVectorization``'s reserved entries), then
 ``<start>``, ``<end>`` and the words by falling frequency. The vocabulary is adapted
 on training text only, by the task, and travels in ``task.info``, so export and
-prediction need no training data.
+prediction need no training data. A task with its own text rules (case, punctuation,
+a language's script) passes its own graph-code ``standardize`` to every function here.
 
 Example::
 
@@ -32,8 +33,8 @@ def standardize(texts):
     return tf.strings.strip(tf.strings.regex_replace(spaced, r"\s+", " "))
 
 
-def standardize_texts(texts) -> list[str]:
-    """:func:`standardize` for a Python list of strings (batched, eager)."""
+def standardize_texts(texts, standardize=standardize) -> list[str]:
+    """``standardize`` (default :func:`standardize`) for a Python list of strings (batched, eager)."""
     texts = list(texts)
     out = []
     for start in range(0, len(texts), 4096):
@@ -41,10 +42,11 @@ def standardize_texts(texts) -> list[str]:
     return out
 
 
-def build_vocabulary(texts, min_count: int = 1, max_size: int | None = None) -> list[str]:
-    """``[<start>, <end>, words...]``: words seen at least ``min_count`` times, most frequent first."""
+def build_vocabulary(texts, min_count: int = 1, max_size: int | None = None, standardize=standardize) -> list[str]:
+    """``[<start>, <end>, words...]``: words seen at least ``min_count`` times, most frequent first,
+    after ``standardize`` (default :func:`standardize`)."""
     counts: collections.Counter = collections.Counter()
-    for line in standardize_texts(texts):
+    for line in standardize_texts(texts, standardize):
         counts.update(line.split())
     words = [w for w, c in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0])) if c >= min_count]
     return [START, END] + words[:max_size]
@@ -53,12 +55,15 @@ def build_vocabulary(texts, min_count: int = 1, max_size: int | None = None) -> 
 class Vocabulary:
     """Tokenise (``encode``) and detokenise (``decode``) with one word list.
 
-    ``words`` comes from :func:`build_vocabulary`; ``max_length`` pads/truncates encodings.
+    ``words`` comes from :func:`build_vocabulary` (with the same ``standardize``);
+    ``max_length`` pads/truncates encodings. An export that calls ``encode`` must track
+    ``vectorizer`` (its lookup table), e.g. through ``Task.serving_resources``.
     """
 
-    def __init__(self, words, max_length: int):
+    def __init__(self, words, max_length: int, standardize=standardize):
         self.words = list(words)
         self.max_length = max_length
+        self.standardize = standardize
         self.vectorizer = keras.layers.TextVectorization(
             standardize=standardize, split="whitespace", vocabulary=self.words, output_sequence_length=max_length
         )

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,17 +61,25 @@ def test_phrasebook_is_deterministic_disjoint_and_reorders_to_sov():
 
 # -- text rules ------------------------------------------------------------------
 def test_standardize_per_language_rules_keep_japanese_words():
-    from kerasapps_translation.task import make_standardize, standardize_all
+    from kerasapps.text import standardize_texts
+    from kerasapps_translation.data import detokenize_spaced, make_standardize
 
     split = make_standardize(True, "split")
-    assert standardize_all(split, ["This is a pen.", "Don't go!", "これ は ペン です 。", "猫は、小さい。"]) == [
+    assert standardize_texts(["This is a pen.", "Don't go!", "これ は ペン です 。", "猫は、小さい。"], split) == [
         "this is a pen .", "don't go !", "これ は ペン です 。", "猫は 、 小さい 。"]
-    assert standardize_all(make_standardize(False, "strip"), ["Hello, World!"]) == ["Hello World"]
-    assert standardize_all(make_standardize(True, "keep"), ["A  b,c"]) == ["a b,c"]
+    assert standardize_texts(["Hello, World!"], make_standardize(False, "strip")) == ["Hello World"]
+    assert standardize_texts(["A  b,c"], make_standardize(True, "keep")) == ["a b,c"]
+    # Marks inside words and numbers stay (as sacreBLEU's 13a tokeniser leaves them); the rest split
+    # off, and detokenising joins them back to the original text.
+    cased = ["A man in a t-shirt-like top, 1.5 m (about 10,000 mm) says \"hi there\" and doesn't stop."]
+    tokens = standardize_texts(cased, make_standardize(False, "split"))
+    assert tokens == ['A man in a t-shirt-like top , 1.5 m ( about 10,000 mm ) says " hi there " and '
+                      "doesn't stop ."]
+    assert [t.decode() for t in detokenize_spaced(tf.constant(tokens)).numpy()] == cased
 
 
 def test_teacher_forcing_and_batch_trimming():
-    from kerasapps_translation.task import teacher_forcing, trim_batch
+    from kerasapps_translation.data import teacher_forcing, trim_batch
 
     words = np.array([[5, 6, 0, 0], [7, 0, 0, 0]], np.int32)
     target_in, target_out, weights = teacher_forcing(words)
@@ -253,7 +262,7 @@ def beam_scores(task, model, sources, width, alpha):
     """Tokens, length-penalised score and log-prob of beam search, through the task's own step function."""
     from kerasapps.decoding import beam_search
     from kerasapps.text import END_ID, START_ID
-    from kerasapps_translation.task import ModelLayers
+    from kerasapps_translation.model import ModelLayers
 
     layers = ModelLayers.from_model(task.config, model)
     memory, keys, mask, decoder = layers.encode(sources, training=False)
@@ -291,3 +300,30 @@ def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(traine
                            input="this is a pen .\n", capture_output=True, text=True, check=True,
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert json.loads(piped.stdout.splitlines()[0])["translation"] == outputs[0]
+
+
+def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
+    from benchmarks.multi30k_translation import CPU_RECIPE, main, recipe_command
+
+    main(["--data", str(tmp_path / "absent")])
+    assert capsys.readouterr().out.startswith("skipped: ")
+    args = __import__("argparse").Namespace(steps_per_epoch=None, **CPU_RECIPE)
+    command = recipe_command(args, tmp_path, tmp_path / "work")
+    assert "length_buckets=2" in command and "target_lowercase=false" in command and "train_minutes=52.0" in command
+
+
+@pytest.mark.slow
+def test_validation_bleu_curve_is_logged_and_the_time_budget_stops_training(tmp_path):
+    tiny = ["--set", "train_examples=300", "--set", "eval_examples=16", "--set", "units=32", "--set", "embed_dim=16",
+            "--set", "beam_size=1", "--set", "length_buckets=2", "--set", "validation_bleu=true"]
+    result = cli("run", "translation", "--epochs", "2", "--workdir", tmp_path / "run", "--export-dir",
+                 tmp_path / "models", *tiny, check=0)
+    rows = (tmp_path / "run" / "validation_bleu.csv").read_text().splitlines()
+    assert rows[0] == "epoch,seconds,val_bleu" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    printed = re.findall(r"val_bleu (\d+\.\d+)", result.stdout)
+    assert [round(float(v), 2) for v in printed] == [float(r.split(",")[2]) for r in rows[1:]]
+
+    stopped = cli("run", "translation", "--epochs", "3", "--workdir", tmp_path / "budget", "--export-dir",
+                  tmp_path / "models2", *tiny, "--set", "train_minutes=0.001", check=0)
+    assert "stopping after epoch 1" in stopped.stderr
+    assert json.loads((tmp_path / "budget" / "metrics.json").read_text())["epochs_completed"] == 1

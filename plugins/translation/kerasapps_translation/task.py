@@ -4,27 +4,31 @@ third layer up, and an LSTM decoder that attends over the encoder states. Traine
 teacher forcing (optionally label smoothing); decoded greedily or by beam search with
 GNMT's length penalty, as graph code inside the SavedModel.
 
-Data, model, metrics, serving, in that order.
+The task wires the pieces together: text rules, files and batching live in ``data``,
+the network and its decoder in ``model``; vocabularies are kerasapps' own
+(:mod:`kerasapps.text`) with each language's standardisation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import pathlib
 import sys
+import time
 from typing import Literal
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import (END, END_ID, PAD, SPLITS, START, START_ID, UNK_ID, Task, TaskConfig, UsageError, Vocabulary,
-                           corpus_bleu, decode, exact_match_rate, field, load_tfds)
+from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, Vocabulary,
+                           build_vocabulary, corpus_bleu, exact_match_rate, field, load_tfds, standardize_texts)
+from kerasapps_translation.data import (batch_by_length, detokenize_spaced, make_standardize, read_parallel,
+                                        teacher_forcing, trim_batch, trim_ids)
+from kerasapps_translation.model import SmoothedSparseCrossentropy, build_model, translator
 
 # Languages written without spaces between words: output tokens are joined without them.
 UNSPACED_LANGUAGES = {"ja", "zh", "th"}
-APOSTROPHE_PLACEHOLDER = "\ue000"  # a private-use character: not punctuation to RE2
 
 
 @dataclasses.dataclass
@@ -64,107 +68,20 @@ class TranslationConfig(TaskConfig):
     folder_splits: tuple[str, ...] = field(
         ("train", "val", "test"), "folder: file stems of the train, validation and test files")
     skip_bad_examples: bool = field(False, "folder/tfds: skip (and count) pairs with an empty side")
+    length_buckets: int = field(
+        0, "training batches drawn from sentences of similar length, buckets this many words wide "
+        "(fewer padded steps; 0 = batches of random lengths)")
+    validation_bleu: bool = field(
+        False, "after each epoch, decode the validation split greedily and log its BLEU as val_bleu "
+        "(also to validation_bleu.csv in the workdir, with the wall time: a learning curve)")
+    train_minutes: float = field(
+        0.0, "stop after the epoch that would otherwise overrun this many minutes of training (0 = no limit)")
 
     def validate(self):
         if self.units % 2:
             raise UsageError("units must be even (the bidirectional layer splits them)")
         if len(self.folder_splits) != 3:
             raise UsageError("folder_splits needs three stems: train,validation,test (e.g. train,val,test)")
-
-
-# -- text ----------------------------------------------------------------------
-def make_standardize(lowercase: bool, punctuation: str):
-    """A graph function ``tf.string -> tf.string``: optional lower-casing, then Unicode
-    punctuation and symbols split off as tokens (apostrophes inside words kept),
-    stripped, or kept; single spaces."""
-
-    def standardize(texts):
-        if lowercase:
-            texts = tf.strings.lower(texts, encoding="utf-8")
-        if punctuation != "keep":
-            texts = tf.strings.regex_replace(texts, r"(\w)'(\w)", r"\1" + APOSTROPHE_PLACEHOLDER + r"\2")
-            texts = tf.strings.regex_replace(texts, r"([\pP\pS])", r" \1 " if punctuation == "split" else " ")
-            texts = tf.strings.regex_replace(texts, APOSTROPHE_PLACEHOLDER, "'")
-        return tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
-
-    return standardize
-
-
-def standardize_all(standardize, texts) -> list[str]:
-    texts = list(texts)
-    out = []
-    for start in range(0, len(texts), 8192):
-        out += [t.decode("utf-8") for t in standardize(tf.constant(texts[start:start + 8192])).numpy()]
-    return out
-
-
-class LanguageVocabulary(Vocabulary):
-    """:class:`kerasapps.text.Vocabulary` with a language's own standardisation.
-
-    Words are looked up by their 64-bit fingerprint in sorted constant tensors rather
-    than a ``TextVectorization`` hash table: the serving graph then holds no lookup
-    resource that the export would have to track, and needs no extra file.
-    """
-
-    def __init__(self, words, max_length: int, standardize):
-        self.words = list(words)
-        self.max_length = max_length
-        self.standardize = standardize
-        ids = np.arange(len(self.words), dtype=np.int64) + 2  # after padding and <unk>
-        hashes = tf.strings.to_hash_bucket_fast(tf.constant(self.words or [""]), 2**63 - 1).numpy()[:len(self.words)]
-        order = np.argsort(hashes, kind="stable")
-        self._hashes = tf.constant(hashes[order], tf.int64)
-        self._words = tf.constant([self.words[i] for i in order] or [""])
-        self._ids = tf.constant(ids[order], tf.int64)
-        self.table = tf.constant([PAD, "<unk>"] + self.words)
-
-    def encode(self, texts):
-        """``tf.string [N]`` -> ``int64 [N, max_length]`` word ids (0 pads, 1 is <unk>; longer texts are cut)."""
-        words = tf.strings.split(self.standardize(tf.convert_to_tensor(texts)))
-        flat = words.flat_values
-        if not self.words:
-            ids = tf.fill(tf.shape(flat), tf.constant(UNK_ID, tf.int64))
-        else:
-            hashes = tf.strings.to_hash_bucket_fast(flat, 2**63 - 1)
-            position = tf.minimum(tf.searchsorted(self._hashes, hashes), tf.size(self._hashes) - 1)
-            found = tf.equal(tf.gather(self._words, position), flat)
-            ids = tf.where(found, tf.gather(self._ids, position), tf.constant(UNK_ID, tf.int64))
-        return words.with_flat_values(ids).to_tensor(0, shape=[None, self.max_length])
-
-
-def count_words(lines, min_count: int, max_size: int) -> list[str]:
-    counts: dict = {}
-    for line in lines:
-        for word in line.split():
-            counts[word] = counts.get(word, 0) + 1
-    words = [w for w, c in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0])) if c >= min_count]
-    return [START, END] + words[:max_size]
-
-
-# -- data ----------------------------------------------------------------------
-def read_lines(path: pathlib.Path) -> list[str]:
-    """Lines of a plain or gzipped UTF-8 text file; UsageError naming the file and line."""
-    try:
-        data = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines = []
-    for number, line in enumerate(raw, start=1):
-        try:
-            lines.append(line.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{path}, line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    return lines
-
-
-def _find_file(root: pathlib.Path, stem: str, language: str) -> pathlib.Path:
-    for name in (f"{stem}.{language}", f"{stem}.{language}.gz"):
-        if (root / name).is_file():
-            return root / name
-    raise UsageError(f"{root}: missing {stem}.{language} (or {stem}.{language}.gz)")
 
 
 class TranslationTask(Task):
@@ -195,16 +112,15 @@ class TranslationTask(Task):
         else:
             texts = self._folder()
         source_std, target_std = self.standardizers
-        tokenized = {split: (standardize_all(source_std, texts[split][0]), standardize_all(target_std, texts[split][1]))
-                     for split in SPLITS}
         self.info.update(
-            source_vocabulary=count_words(tokenized["train"][0], cfg.min_word_count, cfg.max_vocabulary),
-            target_vocabulary=count_words(tokenized["train"][1], cfg.min_word_count, cfg.max_vocabulary),
+            source_vocabulary=build_vocabulary(texts["train"][0], cfg.min_word_count, cfg.max_vocabulary, source_std),
+            target_vocabulary=build_vocabulary(texts["train"][1], cfg.min_word_count, cfg.max_vocabulary, target_std),
         )
         self._vocabularies = None
         self.texts = texts
         # BLEU references: the target as the model sees it (standardised tokens).
-        self.references = {split: [line.split() for line in tokenized[split][1]] for split in SPLITS}
+        self.references = {split: [line.split() for line in standardize_texts(texts[split][1], target_std)]
+                           for split in SPLITS}
         source_vocab, target_vocab = self.vocabularies
         self.source_ids = {}
         out = {}
@@ -214,7 +130,13 @@ class TranslationTask(Task):
             self.source_ids[split] = sources
             target_in, target_out, weights = teacher_forcing(targets)
             ds = tf.data.Dataset.from_tensor_slices(({"source": sources, "target_in": target_in}, target_out, weights))
-            out[split] = self.batch(ds, split, shuffle_buffer=len(sources), map_batch=trim_batch)
+            if split == "train" and cfg.length_buckets:  # the core's batching, but by sentence length
+                ds = ds.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
+                ds = batch_by_length(ds, cfg.batch_size, cfg.length_buckets, cfg.max_target_length + 1,
+                                     self.drop_remainder)
+                out[split] = ds.map(trim_batch).prefetch(tf.data.AUTOTUNE)
+            else:
+                out[split] = self.batch(ds, split, shuffle_buffer=len(sources), map_batch=trim_batch)
         return out
 
     @staticmethod
@@ -269,13 +191,7 @@ class TranslationTask(Task):
         source, target = self._languages("", "", available or None)
         texts = {}
         for split, stem in zip(SPLITS, self.config.folder_splits):
-            source_file, target_file = _find_file(root, stem, source), _find_file(root, stem, target)
-            source_lines, target_lines = read_lines(source_file), read_lines(target_file)
-            if len(source_lines) != len(target_lines):
-                raise UsageError(f"{source_file} has {len(source_lines)} lines but {target_file} has "
-                                 f"{len(target_lines)}: the files must be line-aligned")
-            pairs = list(zip(source_lines, target_lines))
-            texts[split] = self._drop_empty(pairs, f"{source_file} / {target_file}")
+            texts[split] = self._drop_empty(*read_parallel(root, stem, source, target))
         return texts
 
     def _drop_empty(self, pairs, where):
@@ -297,12 +213,12 @@ class TranslationTask(Task):
                 make_standardize(cfg.target_lowercase, cfg.target_punctuation))
 
     @property
-    def vocabularies(self) -> tuple[LanguageVocabulary, LanguageVocabulary]:
+    def vocabularies(self) -> tuple[Vocabulary, Vocabulary]:
         if getattr(self, "_vocabularies", None) is None:
             source_std, target_std = self.standardizers
             self._vocabularies = (
-                LanguageVocabulary(self.info["source_vocabulary"], self.config.max_source_length, source_std),
-                LanguageVocabulary(self.info["target_vocabulary"], self.config.max_target_length, target_std),
+                Vocabulary(self.info["source_vocabulary"], self.config.max_source_length, source_std),
+                Vocabulary(self.info["target_vocabulary"], self.config.max_target_length, target_std),
             )
         return self._vocabularies
 
@@ -317,14 +233,7 @@ class TranslationTask(Task):
     def build_model(self):
         cfg = self.config
         source_vocab, target_vocab = self.vocabularies
-        source = keras.Input((None,), dtype="int32", name="source")
-        target_in = keras.Input((None,), dtype="int32", name="target_in")
-        layers = ModelLayers(cfg, source_vocab.size, target_vocab.size)
-        memory, keys, mask, state = layers.encode(source, training=None)
-        x = layers.target_embedding(target_in)
-        x, _ = layers.decode_layers(x, state, training=None)
-        logits = layers.output_logits(x, memory, keys, mask, training=None)
-        model = keras.Model({"source": source, "target_in": target_in}, logits, name="gnmt")
+        model = build_model(cfg, source_vocab.size, target_vocab.size)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate, clipnorm=5.0),
             loss=SmoothedSparseCrossentropy(target_vocab.size, cfg.label_smoothing),
@@ -335,34 +244,15 @@ class TranslationTask(Task):
     # -- decoding --------------------------------------------------------------
     def translate_function(self, model, beam_size: int | None = None, alpha: float | None = None,
                            use_beam: bool | None = None):
-        """A graph function: source ids int32 [N, S] -> (target ids int32 [N, 2S+10], log-prob [N]).
-
-        Beam search when ``beam_size`` > 1 (or ``use_beam``), else greedy decoding.
-        """
+        """:func:`kerasapps_translation.model.translator` with the config's beam size and
+        length penalty unless given."""
         cfg = self.config
-        beam_size = cfg.beam_size if beam_size is None else beam_size
-        alpha = cfg.length_penalty if alpha is None else alpha
-        layers = ModelLayers.from_model(cfg, model)
+        return translator(cfg, model, cfg.beam_size if beam_size is None else beam_size,
+                          cfg.length_penalty if alpha is None else alpha, use_beam)
 
-        def step(tokens, state):
-            x = layers.target_embedding(tokens[:, tf.newaxis])
-            x, decoder = layers.decode_layers(x, state["decoder"], training=False)
-            logits = layers.output_logits(x, state["memory"], state["keys"], state["mask"], training=False)
-            return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)), dict(state, decoder=decoder)
-
-        def translate(source_ids):
-            memory, keys, mask, decoder = layers.encode(source_ids, training=False)
-            state = {"memory": memory, "keys": keys, "mask": mask, "decoder": decoder}
-            batch = tf.shape(source_ids)[0]
-            max_length = 2 * tf.shape(source_ids)[1] + 10
-            start = tf.fill([batch], START_ID)
-            return decode(step, state, start, END_ID, max_length, beam_size, alpha, use_beam)
-
-        return translate
-
-    def translate_split(self, model, split: str, limit: int | None = None) -> list[str]:
+    def translate_split(self, model, split: str, limit: int | None = None, beam_size: int | None = None) -> list[str]:
         """Tokenised translations (space-separated, as BLEU sees them) of a split's sources."""
-        translate = tf.function(self.translate_function(model), reduce_retracing=True)
+        translate = tf.function(self.translate_function(model, beam_size=beam_size), reduce_retracing=True)
         ids = self.source_ids[split][:limit]
         _, target_vocab = self.vocabularies
         out = []
@@ -372,8 +262,25 @@ class TranslationTask(Task):
             out += [t.decode("utf-8") for t in target_vocab.decode(tokens).numpy()]
         return out
 
+    def detokenize_graph(self, texts):
+        """Graph code: space-separated output tokens -> the text a user reads (words the
+        target vocabulary lacks, ``<unk>``, are left out)."""
+        texts = tf.strings.strip(tf.strings.regex_replace(tf.strings.regex_replace(texts, "<unk>", ""), " +", " "))
+        if self.join_without_spaces:
+            return tf.strings.regex_replace(texts, " ", "")
+        return detokenize_spaced(texts) if self.config.target_punctuation == "split" else texts
+
     def detokenize(self, text: str) -> str:
-        return "".join(text.split()) if self.join_without_spaces else text
+        return self.detokenize_graph(tf.constant([text]))[0].numpy().decode("utf-8")
+
+    # -- training ----------------------------------------------------------------
+    def training_callbacks(self, model, datasets, workdir):
+        callbacks = []
+        if self.config.validation_bleu:
+            callbacks.append(ValidationBleu(self, pathlib.Path(workdir) / "validation_bleu.csv"))
+        if self.config.train_minutes:
+            callbacks.append(TrainingTimeBudget(60 * self.config.train_minutes))
+        return callbacks
 
     # -- evaluation ------------------------------------------------------------
     def evaluate(self, model, dataset, metrics):
@@ -393,17 +300,19 @@ class TranslationTask(Task):
         return lines
 
     # -- serving ---------------------------------------------------------------
+    def serving_resources(self):
+        return [vocabulary.vectorizer for vocabulary in self.vocabularies]
+
     def serving_function(self, model):
         translate = self.translate_function(model)
         source_vocab, target_vocab = self.vocabularies
-        join = self.join_without_spaces
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
             ids = trim_ids(tf.cast(source_vocab.encode(text), tf.int32))
             tokens, _ = translate(ids)
             words = target_vocab.decode(tokens)
-            return {"translation": tf.strings.regex_replace(words, " ", "") if join else words}
+            return {"translation": self.detokenize_graph(words)}
 
         return serve
 
@@ -418,125 +327,50 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
     return {"bleu": 100 * scores["bleu4"], "bleu1": 100 * scores["bleu1"], "exact_match": exact_match_rate(hyps, refs)}
 
 
-# -- model pieces ----------------------------------------------------------------
-class ModelLayers:
-    """The GNMT-style layers, created once and called both by the functional training
-    model (teacher forcing) and by the one-step decoder (greedy and beam search)."""
+class ValidationBleu(keras.callbacks.Callback):
+    """Greedy-decodes the validation split after each epoch: ``val_bleu`` in the epoch's
+    logs (seen by the callbacks after this one: the epoch line, the run's history) and a
+    row ``epoch,seconds,val_bleu`` (seconds since training began) in ``path``."""
 
-    def __init__(self, cfg, source_vocab_size=None, target_vocab_size=None, get=None):
-        self.cfg = cfg
-        attention = cfg.attention
-        make = get or (lambda name, build: build())
-        self.source_embedding = make("source_embedding", lambda: keras.layers.Embedding(
-            source_vocab_size, cfg.embed_dim, name="source_embedding"))
-        self.target_embedding = make("target_embedding", lambda: keras.layers.Embedding(
-            target_vocab_size, cfg.embed_dim, name="target_embedding"))
-        half = cfg.units // 2
-        self.encoder = [make("encoder1", lambda: keras.layers.Bidirectional(
-            keras.layers.LSTM(half, return_sequences=True, return_state=True), name="encoder1"))]
-        for i in range(2, cfg.encoder_layers + 1):
-            self.encoder.append(make(f"encoder{i}", lambda i=i: keras.layers.LSTM(
-                cfg.units, return_sequences=True, return_state=True, name=f"encoder{i}")))
-        self.decoder = [make(f"decoder{i}", lambda i=i: keras.layers.LSTM(
-            cfg.units, return_sequences=True, return_state=True, name=f"decoder{i}"))
-            for i in range(1, cfg.decoder_layers + 1)]
-        self.dropouts = [make(f"dropout{i}", lambda i=i: keras.layers.Dropout(cfg.dropout, name=f"dropout{i}"))
-                         for i in range(cfg.encoder_layers + cfg.decoder_layers + 1)]
-        self.attention = self.keys = None
-        if attention != "none":
-            self.query = make("attention_query", lambda: keras.layers.Dense(
-                cfg.units, use_bias=False, name="attention_query"))
-            if attention == "bahdanau":
-                self.keys = make("attention_keys", lambda: keras.layers.Dense(
-                    cfg.units, use_bias=False, name="attention_keys"))
-                self.attention = make("attention", lambda: keras.layers.AdditiveAttention(name="attention"))
-            else:
-                self.attention = make("attention", lambda: keras.layers.Attention(name="attention"))
-            self.combine = make("attention_output", lambda: keras.layers.Dense(
-                cfg.units, activation="tanh", name="attention_output"))
-        self.logits = make("logits", lambda: keras.layers.Dense(target_vocab_size, name="logits", dtype="float32"))
+    def __init__(self, task, path: pathlib.Path):
+        super().__init__()
+        self.task, self.path = task, path
 
-    @classmethod
-    def from_model(cls, cfg, model):
-        names = {layer.name for layer in model.layers}
-        # A dropout whose output the model never uses (encoder1's, without attention) is not in it.
-        return cls(cfg, get=lambda name, build: model.get_layer(name) if name in names else build())
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+        if not self.path.exists():
+            self.path.write_text("epoch,seconds,val_bleu\n")
 
-    def encode(self, source, training):
-        """-> (memory [N, S, U], attention keys, padding mask [N, S] bool, per-decoder-layer (h, c))."""
-        mask = keras.ops.not_equal(source, 0)
-        x = self.source_embedding(source)
-        x, forward_h, forward_c, backward_h, backward_c = self.encoder[0](x, mask=mask, training=training)
-        h = keras.ops.concatenate([forward_h, backward_h], axis=-1)
-        c = keras.ops.concatenate([forward_c, backward_c], axis=-1)
-        x = self.dropouts[0](x, training=training)
-        for i, layer in enumerate(self.encoder[1:], start=2):
-            y, h, c = layer(x, mask=mask, training=training)
-            y = self.dropouts[i - 1](y, training=training)
-            x = x + y if i >= 3 else y  # GNMT: residual connections from the third layer up
-        # The decoder starts from the encoder's final state (all layers), so that even
-        # without attention it sees the whole sentence.
-        state = tuple((h, c) for _ in self.decoder)
-        keys = self.keys(x) if self.keys is not None else x
-        return x, keys, mask, state
-
-    def decode_layers(self, x, state, training):
-        new_state = []
-        for i, (layer, (h, c)) in enumerate(zip(self.decoder, state), start=1):
-            y, h, c = layer(x, initial_state=[h, c], training=training)
-            y = self.dropouts[self.cfg.encoder_layers + i - 1](y, training=training)
-            x = x + y if i >= 3 else y
-            new_state.append((h, c))
-        return x, tuple(new_state)
-
-    def output_logits(self, x, memory, keys, mask, training):
-        if self.attention is not None:
-            context = self.attention([self.query(x), memory, keys], mask=[None, mask])
-            x = self.combine(keras.ops.concatenate([x, context], axis=-1))
-        x = self.dropouts[-1](x, training=training)
-        return self.logits(x)
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        references = [" ".join(r) for r in self.task.references["validation"]]
+        hypotheses = self.task.translate_split(self.model, "validation", beam_size=1)
+        bleu = translation_scores(hypotheses, references)["bleu"]
+        if logs is not None:
+            logs["val_bleu"] = bleu
+        with self.path.open("a") as out:
+            out.write(f"{epoch + 1},{seconds:.0f},{bleu:.2f}\n")
 
 
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy on logits with optional label smoothing."""
+class TrainingTimeBudget(keras.callbacks.Callback):
+    """Stops training at an epoch's end when one more epoch (as long as the longest so
+    far) would end past ``seconds`` since training began."""
 
-    def __init__(self, vocab_size: int, label_smoothing: float = 0.0, name="smoothed_crossentropy"):
-        super().__init__(name=name)
-        self.vocab_size = vocab_size
-        self.label_smoothing = label_smoothing
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
 
-    def call(self, y_true, y_pred):
-        if not self.label_smoothing:
-            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
-        one_hot = keras.ops.one_hot(keras.ops.cast(y_true, "int32"), self.vocab_size)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
-                                                     label_smoothing=self.label_smoothing)
+    def on_train_begin(self, logs=None):
+        self.started = self.epoch_started = time.perf_counter()
+        self.longest = 0.0
 
-    def get_config(self):
-        return {"vocab_size": self.vocab_size, "label_smoothing": self.label_smoothing, "name": self.name}
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
 
-
-def teacher_forcing(words: np.ndarray):
-    """Word ids [N, T] -> decoder inputs ``<start> w1..wn``, targets ``w1..wn <end>`` and
-    weights on the real steps, each [N, T + 1]."""
-    n, t = words.shape
-    lengths = (words > 0).sum(axis=1)
-    target_in = np.concatenate([np.full((n, 1), START_ID, np.int32), words], axis=1)
-    target_out = np.concatenate([words, np.zeros((n, 1), np.int32)], axis=1)
-    positions = np.arange(t + 1)[np.newaxis, :]
-    target_out = np.where(positions == lengths[:, np.newaxis], END_ID, target_out).astype(np.int32)
-    weights = (positions <= lengths[:, np.newaxis]).astype(np.float32)
-    return target_in, target_out, weights
-
-
-def trim_ids(ids):
-    """Drop the padding columns every row has (at least one column is kept)."""
-    length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)), 1)
-    return ids[:, :length]
-
-
-def trim_batch(inputs, targets, weights):
-    """Cut a batch to its longest source and target: LSTMs then run no padding-only steps."""
-    target_length = tf.cast(tf.reduce_max(tf.reduce_sum(weights, axis=1)), tf.int32)
-    return ({"source": trim_ids(inputs["source"]), "target_in": inputs["target_in"][:, :target_length]},
-            targets[:, :target_length], weights[:, :target_length])
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self.epoch_started)
+        if now - self.started + self.longest > self.seconds:
+            print(f"translation: stopping after epoch {epoch + 1}: another would overrun "
+                  f"train_minutes={self.seconds / 60:g}", file=sys.stderr)
+            self.model.stop_training = True
