@@ -10,8 +10,8 @@ Example::
 
     words = build_vocabulary(["A red circle.", "a blue square"], min_count=1)
     vocab = Vocabulary(words, max_length=8)
-    vocab.encode(tf.constant(["a red square"]))   # [[4, 5, 7, 0, ...]] (ids of a, red, square)
-    vocab.decode(tf.constant([[2, 4, 5, 3, 0]]))  # [b"a red"]
+    vocab.encode(tf.constant(["a red square"]))   # [[4, 7, 8, 0, ...]] (ids of a, red, square)
+    vocab.decode(tf.constant([[2, 4, 7, 3, 0]]))  # [b"a red"]
 """
 
 from __future__ import annotations
