@@ -19,7 +19,9 @@ def test_denoising_example_beats_the_noisy_input_and_serves_pngs_at_their_own_si
     assert metrics["psnr"] > metrics["noisy_psnr"] + 1.0, metrics  # the model removes noise
     assert metrics["psnr_gain_db"] == pytest.approx(metrics["psnr"] - metrics["noisy_psnr"])
     assert 0.0 < metrics["noisy_ssim"] < metrics["ssim"] <= 1.0
-    assert result.serving["png_bytes"] == {"shape": [2], "dtype": "string"}
+    served = result.serving["png_bytes"]
+    assert (served["shape"], served["dtype"]) == ([2], "string")
+    assert [png["image_shape"] for png in served["values"]] == [[40, 40, 3]] * 2
     import tensorflow as tf
 
     for record, image in zip(result.predictions, images):
