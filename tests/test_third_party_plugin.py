@@ -30,7 +30,7 @@ def pip(*args):
 
 def test_readme_plugin_installs_lists_runs_exports_and_uninstalls(tmp_path):
     files = readme_files()
-    assert set(files) == {"pyproject.toml", "colour_task.py"}
+    assert set(files) == {"pyproject.toml", "colour_task.py", "test_colour_task.py"}
     source = tmp_path / "kerasapps-colour"
     source.mkdir()
     for name, body in files.items():
