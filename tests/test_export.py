@@ -18,6 +18,10 @@ class _VocabularyTask(Task):
         super().__init__()
         self.vocabulary = vocabulary
 
+    def build_model(self):
+        return keras.Sequential([keras.Input((5,), dtype="int64"), keras.layers.Embedding(8, 2),
+                                 keras.layers.Flatten(), keras.layers.Dense(1)])
+
     def serving_resources(self):
         return [self.vocabulary.vectorizer]
 
@@ -32,9 +36,8 @@ class _VocabularyTask(Task):
 
 def test_text_vectorization_table_is_exported_and_serves_in_a_fresh_process(tmp_path):
     vocabulary = Vocabulary(["a", "red", "circle"], max_length=5)
-    model = keras.Sequential([keras.Input((5,), dtype="int64"), keras.layers.Embedding(8, 2),
-                              keras.layers.Flatten(), keras.layers.Dense(1)])
-    path = export_saved_model(_VocabularyTask(vocabulary), model, tmp_path)
+    task = _VocabularyTask(vocabulary)
+    path = export_saved_model(task, task.build_model(), tmp_path)
     assert path == tmp_path / "vocabulary-probe" / "1"
     code = (
         "import tensorflow as tf, sys\n"
