@@ -251,6 +251,9 @@ def test_export_goes_past_files_links_and_partial_folders_and_cleans_stale_stagi
     class Probe(Task):
         name = "probe"
 
+        def build_model(self):
+            return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
         def serving_function(self, model):
             @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
             def serve(x):
@@ -265,8 +268,8 @@ def test_export_goes_past_files_links_and_partial_folders_and_cleans_stale_stagi
     (task_dir / "3").mkdir()  # a partial folder (no saved_model.pb)
     stale = task_dir / ".export-999999999-dead"  # a killed export's staging folder (no such process)
     (stale / "model").mkdir(parents=True)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    path = export_saved_model(Probe(), model, tmp_path)
+    probe = Probe()
+    path = export_saved_model(probe, probe.build_model(), tmp_path)
     assert path == task_dir / "4" and (path / "saved_model.pb").is_file()
     assert not stale.exists()
     assert sorted(os.listdir(task_dir)) == ["1", "2", "3", "4"]
