@@ -2,7 +2,7 @@
 
 This is for trying ``--strategy multi-worker`` locally and for tests; on a cluster
 every host runs ``kerasapps run TASK --strategy multi-worker`` with its own
-``TF_CONFIG`` (README, "Training on a cluster").
+``TF_CONFIG`` (docs/cluster.md).
 
 Each worker runs in its own process group, so that stopping it stops everything it
 started; a worker waiting for a dead peer ignores SIGTERM, so stragglers get SIGKILL.

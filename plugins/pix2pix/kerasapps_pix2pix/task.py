@@ -67,7 +67,7 @@ class Pix2PixTask(Task):
     dataset_kinds = ("registered", "folder")
     monitor = "val_l1"
     monitor_mode = "min"
-    cpu_bfloat16 = True  # default run under mixed_bfloat16: test L1 0.1321 (float32: 0.1364); README
+    cpu_bfloat16 = True  # quality checked under mixed_bfloat16: docs/tasks/pix2pix.md
     serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG input images of any size "
                                      "(grey or RGBA converted to RGB)"}
     serving_outputs = {"png_bytes": "tf.string [N]: the generated image as PNG, resized back to the "

@@ -79,7 +79,7 @@ class TextToImageTask(Task):
     # GAN losses do not say which epoch draws best: no monitored metric, so the
     # core keeps no best.weights.h5 and evaluates/exports the last epoch's weights.
     monitor = None
-    cpu_bfloat16 = True  # default run under mixed_bfloat16: semantic accuracy 0.236 (float32: 0.224-0.230); README
+    cpu_bfloat16 = True  # quality checked under mixed_bfloat16: docs/tasks/text-to-image.md
     serving_inputs = {
         "text": "tf.string [N]: captions (empty, unknown-word or over-long captions still give an image)",
         "seed": "int64 [M]: noise seeds; M=0: seed 0 for every caption, M=1: one seed for all, M=N: one each",
