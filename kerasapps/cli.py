@@ -262,10 +262,14 @@ def export(ctx, **kwargs):
               help="Worker processes to start on this machine.")
 @click.option("--command", "command", type=click.Choice(["run", "train"]), default="run", show_default=True,
               help="What each worker does.")
+@click.option("--network", type=click.Choice(["auto", "private", "host"]), default="auto", show_default=True,
+              help="private: the workers share a network namespace with loopback only, so their unauthenticated "
+                   "gRPC ports cannot be reached from outside; host: this machine's network; auto: private "
+                   "where the kernel allows it, else host with a warning.")
 @click.argument("task")
 @click.argument("run_args", nargs=-1, type=click.UNPROCESSED, metavar="[RUN OPTIONS]...")
 @click.pass_context
-def launch(ctx, workers, command, task, run_args):
+def launch(ctx, workers, command, network, task, run_args):
     """Train TASK with --strategy multi-worker on N local worker processes.
 
     Each worker gets its own TF_CONFIG (127.0.0.1, free ports; worker 0 is the chief)
@@ -280,7 +284,7 @@ def launch(ctx, workers, command, task, run_args):
     if any(arg == "--strategy" or arg.startswith("--strategy=") for arg in run_args):
         raise UsageError("launch sets --strategy multi-worker itself; leave --strategy out")
     plugin_args = [arg for name in ctx.find_root().obj.get("plugins", ()) for arg in ("-p", name)]
-    ctx.exit(launch_workers(workers, [*plugin_args, command, task, *run_args]))
+    ctx.exit(launch_workers(workers, [*plugin_args, command, task, *run_args], network=network))
 
 
 @cli.command()

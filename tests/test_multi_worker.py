@@ -1,12 +1,15 @@
 """Multi-worker training with real worker processes on 127.0.0.1, TF_CONFIG checks, TPU selection."""
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +52,48 @@ def _alive(pid) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
+def _listening_ports(net_dir) -> set:
+    """TCP ports in LISTEN state in a network namespace's socket table (/proc/.../net)."""
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (net_dir / table).read_text().splitlines()[1:]
+        except OSError:  # the process has exited
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if state == "0A":
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+class _SocketWatch:
+    """Polls the host's and the workers' socket tables for the workers' ports while a launch runs."""
+
+    def __init__(self):
+        self.ports, self.pids, self.on_host, self.in_workers = {}, {}, set(), set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def on_line(self, line, pids):
+        match = re.match(r"\[launch\] worker (\d+): pid (\d+), [\d.]+:(\d+)", line)
+        if match:
+            self.ports[int(match.group(1))] = int(match.group(3))
+            self.pids[int(match.group(1))] = int(match.group(2))
+
+    def _poll(self):
+        while not self._stop.wait(0.1):
+            ports = set(self.ports.values())
+            self.on_host |= ports & _listening_ports(Path("/proc/net"))
+            for pid in list(self.pids.values()):
+                self.in_workers |= ports & _listening_ports(Path(f"/proc/{pid}/net"))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
 def _checksums(lines):
     return {int(m.group(1)): m.group(2) for line in lines
             if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}
@@ -62,10 +107,18 @@ def _assert_clean(workspace, pids):
 
 def test_launch_two_workers_trains_identical_replicas_and_exports_once(workspace):
     # ResNet-20: its BatchNormalization statistics are per worker until the engine averages them.
-    status, lines, pids = _launch(workspace, "--workers", 2, "classification", "--epochs", 2, "--set", "model=resnet20",
-                                  *TINY_CLASSIFICATION)
+    watch = _SocketWatch()
+    try:
+        status, lines, pids = _launch(workspace, "--workers", 2, "classification", "--epochs", 2,
+                                      "--set", "model=resnet20", *TINY_CLASSIFICATION, on_line=watch.on_line)
+    finally:
+        watch.stop()
     output = "\n".join(lines)
     assert status == 0, output[-4000:]
+    # The workers' unauthenticated gRPC ports listen only inside their private network namespace.
+    assert "[launch] workers run in a private network namespace (loopback only)" in output
+    assert watch.in_workers == set(watch.ports.values()) and len(watch.ports) == 2, (watch.ports, watch.in_workers)
+    assert not watch.on_host, f"worker ports {watch.on_host} are listening in the host's network"
     assert "[launch] exit statuses: worker 0: 0, worker 1: 0" in output
     checksums = _checksums(lines)
     assert set(checksums) == {0, 1} and checksums[0] == checksums[1], checksums
@@ -127,6 +180,50 @@ def test_launch_refuses_user_mistakes_before_starting_workers(workspace):
     result = cli("launch", "classification", "--strategy", "mirrored", cwd=workspace)
     assert result.returncode == 2 and "leave --strategy out" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("network", ["private", "host"])
+def test_sigterm_to_the_launcher_stops_every_worker(workspace, network):
+    process = subprocess.Popen([sys.executable, "-m", "kerasapps", "launch", "--network", network, "--workers", "2",
+                                "classification", "--epochs", "50", *TINY_CLASSIFICATION], cwd=workspace, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids, lines = {}, []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if match := re.match(r"\[launch\] worker (\d+): pid (\d+)", line):
+                pids[int(match.group(1))] = int(match.group(2))
+            if line.startswith("[worker 0] epoch 1/50"):
+                process.send_signal(signal.SIGTERM)
+                break
+        lines += process.stdout.readlines()
+        status = process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert status != 0 and len(pids) == 2, "".join(lines[-30:])
+    assert not [pid for pid in pids.values() if _alive(pid)], "a worker outlived its launcher"
+
+
+@pytest.mark.parametrize("network", ["auto", "private"])
+def test_without_namespaces_auto_warns_and_private_refuses(monkeypatch, network):
+    from kerasapps import launch
+
+    monkeypatch.setattr(launch, "private_network_error", lambda: "the kernel refused (test)")
+    monkeypatch.setattr(launch, "_launch_here", lambda count, command, **kwargs: 0)
+    out = io.StringIO()
+    if network == "private":
+        with pytest.raises(UsageError, match=r"cannot give the workers a private network: the kernel refused \(test\)"):
+            launch.launch_workers(2, ["run", "classification"], out=out, network=network)
+    else:
+        assert launch.launch_workers(2, ["run", "classification"], out=out, network=network) == 0
+        assert "warning: the kernel refused (test); the workers' ports listen on every network interface" in out.getvalue()
+
+
+def test_private_network_is_available_on_this_linux_machine():
+    from kerasapps.launch import private_network_error
+
+    # The launch tests above rely on it; where a kernel refuses namespaces this says why.
+    assert private_network_error() is None
 
 
 def test_multi_worker_without_tf_config_is_a_usage_error(workspace):
