@@ -4,10 +4,10 @@ A task reads like a keras-io example with the boilerplate gone to the core:
 data, model, metrics, serving, in that order.
 
 A task class must implement ``build_model`` and ``serving_function``, and read its
-data either through ``load_registered`` / ``load_tfds`` / ``load_folder`` (the
-``--dataset`` kinds it supports are the loaders it has; the core batches what they
-return) or through its own ``build_datasets``. The registry refuses a class that
-lacks one, naming what is missing, before any data is read.
+data through ``load_registered`` / ``load_tfds`` / ``load_folder`` (the ``--dataset``
+kinds it supports are the loaders it has; the core calls the one the ``--dataset`` names
+and hands what it returns to ``prepare_datasets``, which batches each split). The
+registry refuses a class that lacks one, naming what is missing, before any data is read.
 
 Example (a complete task; see docs/plugins.md)::
 
@@ -79,7 +79,8 @@ class Task(abc.ABC):
             units (bfloat16 matrix hardware), float32 on other CPUs.
 
     The core calls, in order: ``build_datasets`` (outside the strategy scope; by default
-    ``load_KIND`` for the ``--dataset`` kind, then ``batch`` on each split),
+    ``load_KIND`` for the ``--dataset`` kind, then ``prepare_datasets``, which by default
+    calls ``batch`` on each split),
     ``build_model`` (inside it), then trains, ``evaluate``s, ``serving_function``
     for export and ``describe_predictions`` for the samples it prints.
     ``self.context`` (a :class:`RunContext`) holds the run's facts (replicas, batch
@@ -161,17 +162,39 @@ class Task(abc.ABC):
         Fill ``self.info`` with what the model needs to be rebuilt later.
 
         Default: ``load_KIND()`` for the ``--dataset`` kind (``load_registered``,
-        ``load_tfds`` or ``load_folder``), which returns the three splits as datasets of
-        single examples, then :meth:`batch` on each. Override it only for a pipeline that
-        batches in its own way (and then pass ``self.drop_remainder`` to ``Dataset.batch``).
+        ``load_tfds`` or ``load_folder``), then :meth:`prepare_datasets` on the three splits
+        it returns. Prefer overriding those two; overriding this one still works (then pass
+        ``self.drop_remainder`` to any ``Dataset.batch`` of your own).
         """
         loader = getattr(self, f"load_{self.source.kind}", None)
         if loader is None:  # refused by __init__ already unless dataset_kinds says otherwise
             raise UsageError(f"task {self.name!r} cannot read {self.source.kind} datasets")
         splits = loader()
-        missing = [s for s in SPLITS if s not in splits]
-        if missing:
-            raise TypeError(f"{type(self).__name__}.load_{self.source.kind} returned no {', '.join(missing)} split")
+        _check_splits(splits, f"{type(self).__name__}.load_{self.source.kind}")
+        datasets = self.prepare_datasets(splits)
+        _check_splits(datasets, f"{type(self).__name__}.prepare_datasets")
+        return datasets
+
+    def prepare_datasets(self, splits: dict) -> dict:
+        """Turn what ``load_KIND`` returned, ``{"train": ..., "validation": ..., "test": ...}``,
+        into the batched datasets the model trains and is evaluated on (same keys).
+        Called by the core after the loader, whatever the ``--dataset`` kind, so work that
+        is the same for every kind goes here: a vocabulary adapted to the training split,
+        teacher forcing, augmentation of the training split.
+
+        Default: :meth:`batch` on each split (the loaders then return datasets of single
+        examples). A task that overrides it may have its loaders return anything it reads,
+        texts or arrays say.
+
+        Example (loaders returning ``(sources, targets)`` lists of texts per split: a
+        vocabulary from the training targets, then teacher forcing)::
+
+            def prepare_datasets(self, splits):
+                self.info["vocabulary"] = build_vocabulary(splits["train"][1])
+                return {split: self.batch(tf.data.Dataset.from_tensor_slices(splits[split]), split,
+                                          map_example=self.teacher_forcing)
+                        for split in SPLITS}
+        """
         return {split: self.batch(splits[split], split) for split in SPLITS}
 
     def batch(self, dataset, split: str, shuffle_buffer: int = 10_000, map_batch=None, map_example=None):
@@ -282,6 +305,12 @@ class Task(abc.ABC):
             "serving_inputs": dict(cls.serving_inputs),
             "serving_outputs": dict(cls.serving_outputs),
         }
+
+
+def _check_splits(splits, where: str) -> None:
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise TypeError(f"{where} returned no {', '.join(missing)} split")
 
 
 def evaluate_task(task, model, dataset, compiled_metrics):

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import FAKE, FAKE_ENV, ROOT, cli, make_distribution
 
+SPLIT_ORDER = ("train", "validation", "test")
+
 LAZY_TASK = """
 from kerasapps.api import Task, TaskSpec, hookimpl
 
@@ -94,12 +96,17 @@ def test_fake_plugin_passes_the_contract_check():
     assert data["broken_plugins"] == []
 
 
-def test_dataset_kinds_are_the_loaders_a_task_has():
+def fake_task_class():
     sys.path.insert(0, str(ROOT / "tests" / "plugins"))
     try:
         from kerasapps_fake import FakeTask
     finally:
         sys.path.pop(0)
+    return FakeTask
+
+
+def test_dataset_kinds_are_the_loaders_a_task_has():
+    FakeTask = fake_task_class()
     assert FakeTask.dataset_kinds == ("registered",)
     assert FakeTask.contract_problem() is None
 
@@ -153,3 +160,91 @@ def test_plugin_with_the_old_evaluate_signature_still_works():
         metrics = evaluate_task(Old(), "the model", "the data", lambda data: {"loss": len(data)})
     assert metrics == {"loss": 8, "model": "the model"}
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+def test_core_calls_the_loader_of_the_dataset_kind_then_prepare_datasets(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasapps.data import DatasetSource
+
+    calls = []
+
+    class Recording(fake_task_class()):
+        def load_registered(self):
+            calls.append("load_registered")
+            return super().load_registered()
+
+        def load_folder(self):  # a second kind: one blank image per example, 17 / 5 / 3 of them
+            calls.append(f"load_folder {self.source.path.name}")
+            self.info["colours"] = ["red", "green"]
+            return {split: tf.data.Dataset.from_tensor_slices((np.zeros((n, 16, 16, 3), np.float32),
+                                                               np.arange(n) % 2))
+                    for split, n in (("train", 17), ("validation", 5), ("test", 3))}
+
+        def prepare_datasets(self, splits):
+            calls.append(f"prepare_datasets {sorted(splits)}")
+            return super().prepare_datasets(splits)  # the default: batch each split
+
+    assert Recording.dataset_kinds == ("registered", "folder")
+    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    config = Recording.Config(train_examples=40, eval_examples=20, batch_size=16)
+    datasets = Recording(config, shapes).build_datasets()
+    assert calls == ["load_registered", "prepare_datasets ['test', 'train', 'validation']"]
+    # Task.batch: training drops its short last batch, evaluation keeps it.
+    assert [[int(x.shape[0]) for x, _ in datasets[s]] for s in SPLIT_ORDER] == [[16, 16], [16, 4], [16, 4]]
+
+    calls.clear()
+    folder = DatasetSource(f"folder:{tmp_path}", "folder", str(tmp_path))
+    datasets = Recording(config, folder).build_datasets()
+    assert calls == [f"load_folder {tmp_path.name}", "prepare_datasets ['test', 'train', 'validation']"]
+    assert [[int(x.shape[0]) for x, _ in datasets[s]] for s in SPLIT_ORDER] == [[16], [5], [3]]
+
+
+def test_prepare_datasets_shapes_what_the_loader_read_and_must_return_every_split():
+    import tensorflow as tf
+
+    from kerasapps.api import UsageError
+    from kerasapps.data import DatasetSource
+
+    class Texts(fake_task_class()):
+        def load_registered(self):  # not datasets: words, which prepare_datasets turns into ids
+            return {"train": ["a", "b", "b"], "validation": ["b"], "test": ["a", "c"]}
+
+        def prepare_datasets(self, splits):
+            self.info["vocabulary"] = sorted(set(splits["train"]))
+            ids = {s: [self.info["vocabulary"].index(w) if w in self.info["vocabulary"] else -1 for w in words]
+                   for s, words in splits.items()}
+            return {s: self.batch(tf.data.Dataset.from_tensor_slices(ids[s]), s) for s in splits if s != self.skip}
+
+    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    task = Texts(Texts.Config(batch_size=2), shapes)
+    task.skip = None
+    datasets = task.build_datasets()
+    assert task.info["vocabulary"] == ["a", "b"]
+    assert [list(b.numpy()) for b in datasets["test"]] == [[0, -1]]
+    task.skip = "validation"
+    with pytest.raises(TypeError, match="Texts.prepare_datasets returned no validation split"):
+        task.build_datasets()
+    with pytest.raises(UsageError, match="cannot read folder dataset"):
+        Texts(Texts.Config(), DatasetSource(f"folder:{ROOT}", "folder", str(ROOT)))
+
+
+def test_a_task_with_its_own_build_datasets_still_works():
+    """Plugins written before load_KIND/prepare_datasets override build_datasets: the core
+    still calls it, and lets them be given every --dataset kind (they check it themselves)."""
+    from kerasapps.api import Task
+    from kerasapps.data import DatasetSource
+
+    class Legacy(Task):
+        def build_datasets(self):
+            return {"train": self.source.kind, "validation": None, "test": None}
+
+        def build_model(self):
+            return None
+
+        def serving_function(self, model):
+            return None
+
+    assert Legacy.dataset_kinds == ("registered", "tfds", "folder") and Legacy.contract_problem() is None
+    assert Legacy(source=DatasetSource("tfds:mnist", "tfds", "mnist")).build_datasets()["train"] == "tfds"

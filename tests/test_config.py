@@ -88,24 +88,26 @@ def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_on_amx(monkey
         distribute.resolve_precision("half", strategy)
 
 
-def test_evaluate_and_export_start_from_the_config_the_workdir_was_trained_with(tmp_path):
+def test_evaluate_and_export_start_from_the_config_the_workdir_was_trained_with(tmp_path, monkeypatch):
     import json
 
+    from conftest import FAKE_ENV
     from kerasapps.registry import discover
     from kerasapps.runner import RunOptions, resolve_config
 
     workdir = tmp_path / "run"
     workdir.mkdir()
-    saved = {"task": "classification", "seed": 7, "params": {"epochs": 3, "batch_size": 16}}
+    saved = {"task": "fake", "seed": 7, "params": {"epochs": 3, "batch_size": 64}}
     (workdir / "config.json").write_text(json.dumps(saved))
-    registry = discover()
+    monkeypatch.syspath_prepend(FAKE_ENV["PYTHONPATH"])
+    registry = discover(["kerasapps_fake"])
 
     def resolved(**options):
-        return resolve_config(registry, RunOptions(task="classification", workdir=str(workdir), **options))[1]
+        return resolve_config(registry, RunOptions(task="fake", workdir=str(workdir), **options))[1]
 
     trained = resolved(use_workdir_config=True)
-    assert (trained["seed"], trained["params"]["epochs"], trained["params"]["batch_size"]) == (7, 3, 16)
+    assert (trained["seed"], trained["params"]["epochs"], trained["params"]["batch_size"]) == (7, 3, 64)
     overridden = resolved(use_workdir_config=True, batch_size=8, overrides={"epochs": 5})
     assert (overridden["params"]["epochs"], overridden["params"]["batch_size"]) == (5, 8)
     fresh = resolved()  # train and run: the defaults and what the command line says
-    assert fresh["seed"] == 0 and fresh["params"]["batch_size"] != 16
+    assert fresh["seed"] == 0 and fresh["params"]["batch_size"] != 64

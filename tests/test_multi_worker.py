@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from conftest import FAKE, FAKE_ENV, cli
 from kerasapps.errors import UsageError
 
 TINY_CLASSIFICATION = ["--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
@@ -177,7 +177,7 @@ def test_killed_worker_then_relaunch_resumes_at_epoch_two(workspace):
 def test_launch_refuses_user_mistakes_before_starting_workers(workspace):
     result = cli("launch", "--workers", "2", "no-such-task", cwd=workspace)
     assert result.returncode == 2 and "unknown task 'no-such-task'" in result.stderr
-    result = cli("launch", "classification", "--strategy", "mirrored", cwd=workspace)
+    result = cli(*FAKE, "launch", "fake", "--strategy", "mirrored", cwd=workspace, env=FAKE_ENV)
     assert result.returncode == 2 and "leave --strategy out" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -228,8 +228,8 @@ def test_private_network_is_available_on_this_linux_machine():
 
 def test_multi_worker_without_tf_config_is_a_usage_error(workspace):
     env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
-    result = subprocess.run([sys.executable, "-m", "kerasapps", "run", "classification", "--strategy", "multi-worker"],
-                            cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "kerasapps", *FAKE, "run", "fake", "--strategy", "multi-worker"],
+                            cwd=workspace, env=dict(env, **FAKE_ENV), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "needs the TF_CONFIG environment variable" in result.stderr and "kerasapps launch" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,12 +1,13 @@
 """Plugin discovery as users meet it: `kerasapps list`, broken and clashing plugins, -p no:NAME."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import cli, make_distribution
+from conftest import FAKE, FAKE_ENV, cli, make_distribution
 
 
 CLASH = """
@@ -78,29 +79,29 @@ def test_blocked_plugin_is_not_loaded():
 
 @pytest.mark.parametrize("args,fragment", [
     (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
-    (["run", "classification", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
-    (["run", "classification", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
-    (["run", "classification", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),
-    (["run", "classification", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'"),
-    (["train", "classification", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes"),
-    (["run", "classification", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
-    (["run", "classification", "--strategy", "bogus"], "Invalid value for '--strategy'"),
+    (["run", "fake", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
+    (["run", "fake", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
+    (["run", "fake", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),
+    (["run", "fake", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'"),
+    (["train", "fake", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes"),
+    (["run", "fake", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
+    (["run", "fake", "--strategy", "bogus"], "Invalid value for '--strategy'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, fragment):
-    result = cli(*args, check=2)
+    result = cli(*FAKE, *args, env=FAKE_ENV, check=2)
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_print_config_resolves_precedence(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("epochs: 7\nbatch_size: 16\nparams:\n  dropout: 0.3\nseed: 5\n")
-    data = json.loads(cli("run", "classification", "--config", config, "--batch-size", "8", "--set", "dropout=0.1",
-                          "--print-config", check=0).stdout)
+    config.write_text("epochs: 7\nbatch_size: 32\nparams:\n  units: 3\nseed: 5\n")
+    data = json.loads(cli(*FAKE, "run", "fake", "--config", config, "--batch-size", "8", "--set", "units=4",
+                          "--print-config", env=FAKE_ENV, check=0).stdout)
     assert data["params"]["epochs"] == 7  # file
     assert data["params"]["batch_size"] == 8  # option beats file
-    assert data["params"]["dropout"] == 0.1  # --set beats file
-    assert data["seed"] == 5 and data["dataset"] == "shapes" and data["task"] == "classification"
+    assert data["params"]["units"] == 4  # --set beats file
+    assert data["seed"] == 5 and data["dataset"] == "shapes" and data["task"] == "fake"
 
 
 CALLBACK_PLUGIN = """
@@ -123,9 +124,8 @@ def kerasapps_training_callbacks(task, config, workdir):
 def test_plugin_callbacks_join_training(tmp_path):
     site = tmp_path / "site"
     make_distribution(site, "recorderplug", "recorder_plugin", CALLBACK_PLUGIN)
-    cli("train", "classification", "--epochs", "1", "--batch-size", "32", "--set", "train_examples=64",
-        "--set", "eval_examples=32", "--set", "image_size=16", "--seed", "7", "--workdir", tmp_path / "run",
-        env={"PYTHONPATH": str(site)}, check=0)
+    cli(*FAKE, "train", "fake", "--epochs", "1", "--seed", "7", "--workdir", tmp_path / "run",
+        env={"PYTHONPATH": os.pathsep.join([str(site), FAKE_ENV["PYTHONPATH"]])}, check=0)
     recorded = json.loads((tmp_path / "run" / "recorded.json").read_text())
-    assert recorded["task"] == "classification" and recorded["epoch"] == 0 and recorded["seed"] == 7
+    assert recorded["task"] == "fake" and recorded["epoch"] == 0 and recorded["seed"] == 7
     assert "val_accuracy" in recorded["keys"] and "loss" in recorded["keys"]

@@ -1,11 +1,11 @@
 """Captioning data: images with their reference captions, and teacher forcing.
 
-Each reader returns ``(images, captions)``: per split a ``tf.data.Dataset`` of uint8
+Each reader returns ``{split: (images, captions)}``: a ``tf.data.Dataset`` of uint8
 images and a list of each image's reference captions, in the same order.
 
 Example::
 
-    images, captions = read_shapes(shapes, config, seed=0)
+    images, captions = read_shapes(shapes, config, seed=0)["train"]
     inputs, targets, weights = teacher_forcing(vocab, image, references, 1, True, seed=0)
 """
 
@@ -18,14 +18,13 @@ from kerasapps.api import END_ID, SPLITS, START_ID, UsageError, load_tfds, read_
 
 
 def read_shapes(shapes, config, seed: int):
-    """Generated scenes: ``(images, captions)``, per split a dataset of uint8 images and their references."""
+    """Generated scenes: per split ``(images, captions)``, a dataset of uint8 images and their references."""
     counts = {"train": config.train_examples, "validation": config.eval_examples, "test": config.eval_examples}
-    images, captions = {}, {}
+    out = {}
     for split in SPLITS:
         arrays = shapes.generate_arrays(split, counts[split], seed=seed, image_size=config.image_size)
-        images[split] = tf.data.Dataset.from_tensor_slices(arrays["image"])
-        captions[split] = arrays["captions"]
-    return images, captions
+        out[split] = (tf.data.Dataset.from_tensor_slices(arrays["image"]), arrays["captions"])
+    return out
 
 def read_tfds(source, image_size: int):
     """A TFDS captions dataset (coco_captions): images without captions are left out."""
@@ -33,23 +32,22 @@ def read_tfds(source, image_size: int):
     if "image" not in info.features or "captions" not in info.features:
         raise UsageError(f"TFDS dataset {source.name!r} has no image and captions features")
     size = (image_size, image_size)
-    images, captions = {}, {}
+    out = {}
     for split, ds in datasets.items():
         texts = [[t.decode("utf-8") for t in ex["captions"]["text"]] for ex in ds.map(lambda e: {"captions": e["captions"]}).as_numpy_iterator()]
         keep = [i for i, caps in enumerate(texts) if any(c.strip() for c in caps)]
-        captions[split] = [[c for c in texts[i] if c.strip()] for i in keep]
+        captions = [[c for c in texts[i] if c.strip()] for i in keep]
         resized = ds.map(lambda e: tf.cast(tf.round(tf.image.resize(tf.cast(e["image"], tf.float32), size)), tf.uint8),
                          num_parallel_calls=tf.data.AUTOTUNE)
         keep_set = tf.constant(np.isin(np.arange(len(texts)), keep))
-        images[split] = (resized.enumerate().filter(lambda i, _: tf.gather(keep_set, i)).map(lambda _, im: im)
-                         .cache())
-    return images, captions
+        images = resized.enumerate().filter(lambda i, _: tf.gather(keep_set, i)).map(lambda _, im: im).cache()
+        out[split] = (images, captions)
+    return out
 
 def read_folder(path, config):
     """``folder:PATH`` in Flickr8k's layout (``kerasapps.api.read_captions_folder``)."""
     folder = read_captions_folder(path, skip_bad_examples=config.skip_bad_examples)
-    images = {split: folder.image_dataset(split, config.image_size) for split in SPLITS}
-    return images, folder.captions
+    return {split: (folder.image_dataset(split, config.image_size), folder.captions[split]) for split in SPLITS}
 
 
 def teacher_forcing(vocab, image, captions, captions_per_image: int, random_references: bool, seed: int,

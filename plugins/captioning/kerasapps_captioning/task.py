@@ -74,9 +74,20 @@ class CaptioningTask(Task):
     serving_outputs = {"caption": "tf.string [N]: the generated caption (beam size fixed at export)"}
     folder_layout = CAPTIONS_FOLDER_LAYOUT
 
-    # -- data ------------------------------------------------------------------
-    def build_datasets(self):
-        images, captions = self._read()
+    # -- data: each loader returns, per split, (images, captions) (see data.py) --------
+    def load_registered(self):  # --dataset shapes
+        return data.read_shapes(self.source.load(), self.config, self.seed)
+
+    def load_tfds(self):
+        return data.read_tfds(self.source, self.config.image_size)
+
+    def load_folder(self):
+        return data.read_folder(self.source.path, self.config)
+
+    def prepare_datasets(self, splits):
+        """The vocabulary from the training captions, then teacher forcing and batching."""
+        images = {split: splits[split][0] for split in SPLITS}
+        captions = {split: splits[split][1] for split in SPLITS}
         words = build_vocabulary(
             (c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count
         )
@@ -98,14 +109,6 @@ class CaptioningTask(Task):
                     vocab, image, caps, self.config.captions_per_image, train, self.seed,
                     "features" if self.config.cache_features else "image")))
         return out
-
-    def _read(self):
-        kind = self.source.kind
-        if kind == "registered":
-            return data.read_shapes(self.source.load(), self.config, self.seed)
-        if kind == "tfds":
-            return data.read_tfds(self.source, self.config.image_size)
-        return data.read_folder(self.source.path, self.config)
 
     def _cached_features(self, image_batches):
         """Per split, each image's frozen-encoder features: computed by the model's own

@@ -64,7 +64,6 @@ class Pix2PixTask(Task):
 
     name = "pix2pix"
     Config = Pix2PixConfig
-    dataset_kinds = ("registered", "folder")
     monitor = "val_l1"
     monitor_mode = "min"
     cpu_bfloat16 = True  # quality checked under mixed_bfloat16: docs/tasks/pix2pix.md
@@ -81,23 +80,8 @@ class Pix2PixTask(Task):
         "converted to RGB. --set direction=BtoA swaps input and target."
     )
 
-    # -- data ----------------------------------------------------------------
-    def build_datasets(self):
-        cfg = self.config
-        arrays = self._shapes() if self.source.kind == "registered" else self._folder()
-        if cfg.direction == "BtoA":
-            arrays = {split: (b, a) for split, (a, b) in arrays.items()}
-        self.info["image_size"] = cfg.image_size
-        self.info["examples"] = {split: int(len(arrays[split][0])) for split in SPLITS}
-        out = {}
-        for split in SPLITS:
-            dataset = tf.data.Dataset.from_tensor_slices(arrays[split])
-            if split == "train" and cfg.jitter:
-                dataset = dataset.map(self._jitter, num_parallel_calls=tf.data.AUTOTUNE)
-            out[split] = self.batch(dataset, split)
-        return out
-
-    def _shapes(self):
+    # -- data: each loader returns per split (A images, B images), uint8 arrays -----------
+    def load_registered(self):  # --dataset shapes
         """Input: the scene's object map in its class colours; target: the rendered scene."""
         shapes = self.source.load()
         colours = np.array(shapes.MASK_COLOURS, np.uint8)
@@ -110,10 +94,25 @@ class Pix2PixTask(Task):
             out[split] = (colours[data["mask"]], data["image"])
         return out
 
-    def _folder(self):
+    def load_folder(self):
         arrays = read_folder(self.source.path, self.config.image_size)
         self.info["layout"] = arrays.pop("layout")
         return arrays
+
+    def prepare_datasets(self, arrays):
+        """The direction (AtoB or BtoA), jitter of the training split, then batching."""
+        cfg = self.config
+        if cfg.direction == "BtoA":
+            arrays = {split: (b, a) for split, (a, b) in arrays.items()}
+        self.info["image_size"] = cfg.image_size
+        self.info["examples"] = {split: int(len(arrays[split][0])) for split in SPLITS}
+        out = {}
+        for split in SPLITS:
+            dataset = tf.data.Dataset.from_tensor_slices(arrays[split])
+            if split == "train" and cfg.jitter:
+                dataset = dataset.map(self._jitter, num_parallel_calls=tf.data.AUTOTUNE)
+            out[split] = self.batch(dataset, split)
+        return out
 
     def _jitter(self, inputs, targets):
         """Resize up, random crop, random mirror: stacked so that both sides move together."""

@@ -85,30 +85,8 @@ class SegmentationTask(Task):
         "a class named void/unlabelled is ignored."
     )
 
-    # -- data ----------------------------------------------------------------
-    def build_datasets(self):
-        kind = self.source.kind
-        if kind == "tfds":
-            splits, train_masks = self._tfds(), None
-        else:
-            arrays = self._shapes() if kind == "registered" else self._folder()
-            splits = {s: tf.data.Dataset.from_tensor_slices(arrays[s]) for s in SPLITS}
-            train_masks = arrays["train"][1]
-        self.info["class_weights"] = self._class_weights(train_masks, splits["train"])
-        out = {}
-        for split in SPLITS:
-            dataset = splits[split]
-            if split == "train" and self.config.augment:
-                dataset = dataset.map(self._augment, num_parallel_calls=tf.data.AUTOTUNE)
-            out[split] = self.batch(dataset, split)
-        return out
-
-    def _folder(self):
-        arrays = read_folder(self.source.path, self.config, _size, VOID)
-        self.info.update(arrays.pop("info"))
-        return arrays
-
-    def _shapes(self):
+    # -- data: each loader returns per split a dataset of (uint8 image, uint8 mask) ----------
+    def load_registered(self):  # --dataset shapes
         shapes = self.source.load()
         height, width = _size(self.config, (64, 64))
         if height != width:
@@ -120,10 +98,10 @@ class SegmentationTask(Task):
         out = {}
         for split in SPLITS:
             data = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=height)
-            out[split] = (data["image"], data["mask"])
+            out[split] = tf.data.Dataset.from_tensor_slices((data["image"], data["mask"]))
         return out
 
-    def _tfds(self):
+    def load_tfds(self):
         if not self.source.name.split("/")[0].startswith("oxford_iiit_pet"):
             raise UsageError(f"segmentation reads tfds:oxford_iiit_pet (trimaps), not tfds:{self.source.name}; "
                              "use folder:PATH for other data")
@@ -140,7 +118,23 @@ class SegmentationTask(Task):
 
         return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
 
-    def _class_weights(self, train_masks, train_dataset) -> list[float]:
+    def load_folder(self):
+        arrays = read_folder(self.source.path, self.config, _size, VOID)
+        self.info.update(arrays.pop("info"))
+        return {s: tf.data.Dataset.from_tensor_slices(arrays[s]) for s in SPLITS}
+
+    def prepare_datasets(self, splits):
+        """Class weights from the training masks, augmentation of the training split, then batching."""
+        self.info["class_weights"] = self._class_weights(splits["train"])
+        out = {}
+        for split in SPLITS:
+            dataset = splits[split]
+            if split == "train" and self.config.augment:
+                dataset = dataset.map(self._augment, num_parallel_calls=tf.data.AUTOTUNE)
+            out[split] = self.batch(dataset, split)
+        return out
+
+    def _class_weights(self, train_dataset) -> list[float]:
         """SegNet's median frequency balancing: weight_c = median(freq) / freq_c, with freq_c the
         pixels of class c over the pixels of the training images where c appears."""
         num_classes = len(self.info["class_names"])
@@ -148,11 +142,12 @@ class SegmentationTask(Task):
             return [1.0] * num_classes
         pixels = np.zeros(num_classes, np.float64)
         image_pixels = np.zeros(num_classes, np.float64)
-        masks = train_masks if train_masks is not None else (m for _, m in train_dataset.as_numpy_iterator())
-        for mask in masks:
-            counts = np.bincount(mask.ravel(), minlength=256)[:num_classes]
-            pixels += counts
-            image_pixels += (counts > 0) * mask.size
+        for masks in train_dataset.map(lambda image, mask: mask).batch(32).as_numpy_iterator():
+            # One bincount for the batch: image i's ids are shifted by 256 * i, so each row counts one image.
+            rows = masks.reshape(len(masks), -1).astype(np.int64) + 256 * np.arange(len(masks))[:, np.newaxis]
+            counts = np.bincount(rows.ravel(), minlength=256 * len(masks)).reshape(len(masks), 256)[:, :num_classes]
+            pixels += counts.sum(axis=0)
+            image_pixels += (counts > 0).sum(axis=0) * masks[0].size
         frequency = np.divide(pixels, image_pixels, out=np.zeros_like(pixels), where=image_pixels > 0)
         median = np.median(frequency[frequency > 0])
         return [round(float(median / f), 4) if f > 0 else 0.0 for f in frequency]

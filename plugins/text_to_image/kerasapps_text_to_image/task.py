@@ -75,7 +75,6 @@ class TextToImageTask(Task):
 
     name = "text-to-image"
     Config = TextToImageConfig
-    dataset_kinds = ("registered", "folder")
     # GAN losses do not say which epoch draws best: no monitored metric, so the
     # core keeps no best.weights.h5 and evaluates/exports the last epoch's weights.
     monitor = None
@@ -87,17 +86,31 @@ class TextToImageTask(Task):
     serving_outputs = {"png_bytes": "tf.string [N]: generated PNG images; the same text and seed give the same bytes"}
     folder_layout = CAPTIONS_FOLDER_LAYOUT + "; judge-based metrics need shapes: folder data gets losses and diversity"
 
-    # -- data ------------------------------------------------------------------
-    def build_datasets(self):
+    # -- data: each loader returns per split (uint8 images [N, S, S, 3], each image's captions) -----
+    def load_registered(self):  # --dataset shapes
+        shapes = self.source.load()
+        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
+                  "test": self.config.eval_examples}
+        out = {}
+        for split in SPLITS:
+            arrays = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=self.config.image_size)
+            out[split] = (arrays["image"], arrays["captions"])
+        return out
+
+    def load_folder(self):
+        """The captioning task's layout (``kerasapps.captions``), held as arrays like shapes."""
+        folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
+        return {split: (np.stack(list(folder.image_dataset(split, self.config.image_size).as_numpy_iterator())),
+                        folder.captions[split]) for split in SPLITS}
+
+    def prepare_datasets(self, splits):
         """Batches of ``{"image", "tokens", "wrong_tokens", "z", "eps"}`` (no targets).
 
         Training pairs each image with one of its captions at random; evaluation
         splits use caption ``i % count`` of image ``i``, so all phrasings are judged.
         """
-        if self.source.kind == "registered":
-            images, captions = self._shapes()
-        else:
-            images, captions = self._folder()
+        images = {split: splits[split][0] for split in SPLITS}
+        captions = {split: splits[split][1] for split in SPLITS}
         words = build_vocabulary((c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count)
         self.info.update(vocabulary=words, image_size=self.config.image_size, dataset_kind=self.source.kind)
         self.images = images
@@ -134,23 +147,6 @@ class TextToImageTask(Task):
 
         # Whole batches in training (Task.batch's policy): BatchNorm and the mismatched pairs want them.
         return self.batch(ds, split, map_example=example, map_batch=add_noise_and_mismatch)
-
-    def _shapes(self):
-        shapes = self.source.load()
-        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
-                  "test": self.config.eval_examples}
-        images, captions = {}, {}
-        for split in SPLITS:
-            arrays = shapes.generate_arrays(split, counts[split], seed=self.seed, image_size=self.config.image_size)
-            images[split], captions[split] = arrays["image"], arrays["captions"]
-        return images, captions
-
-    def _folder(self):
-        """The captioning task's layout (``kerasapps.captions``), held as arrays like shapes."""
-        folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
-        images = {split: np.stack(list(folder.image_dataset(split, self.config.image_size).as_numpy_iterator()))
-                  for split in SPLITS}
-        return images, folder.captions
 
     @property
     def vocabulary(self) -> Vocabulary:

@@ -101,16 +101,72 @@ class TranslationTask(Task):
         "languages with --set source=SRC target=TGT and other stems with --set folder_splits=train,val,test_2016_flickr"
     )
 
-    # -- data ------------------------------------------------------------------
-    def build_datasets(self):
+    # -- data: each loader returns (sources, targets) lists of sentences per split ---------
+    def load_registered(self):  # --dataset phrasebook
+        phrasebook = self.source.load()
+        self._languages("en", "ja", set(phrasebook.LANGUAGES))
+        if (self.info["source_language"], self.info["target_language"]) != ("en", "ja"):
+            raise UsageError("phrasebook translates English to Japanese: --set source=en target=ja")
+        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
+                  "test": self.config.eval_examples}
+        texts = {}
+        for split in SPLITS:
+            pairs = phrasebook.generate(split, counts[split], seed=self.seed)
+            texts[split] = ([e for e, _ in pairs], [j for _, j in pairs])
+        return texts
+
+    def load_tfds(self):
+        datasets, info = load_tfds(self.source)
+        text_features = [k for k, v in info.features.items() if getattr(v, "dtype", None) == tf.string]
+        default = tuple(info.supervised_keys or ()) if info.supervised_keys else ("", "")
+        source, target = self._languages(*(list(default) + ["", ""])[:2], available=set(text_features))
+        texts = {}
+        for split, ds in datasets.items():
+            pairs = [(ex[source].decode("utf-8"), ex[target].decode("utf-8"))
+                     for ex in ds.map(lambda e: {source: e[source], target: e[target]}).as_numpy_iterator()]
+            texts[split] = self._drop_empty(pairs, f"TFDS {self.source.name} {split}")
+        return texts
+
+    def load_folder(self):
+        root = self.source.path
+        train_stem = self.config.folder_splits[0]
+        available = {p.name[len(train_stem) + 1:].removesuffix(".gz") for p in root.glob(f"{train_stem}.*")}
+        source, target = self._languages("", "", available or None)
+        texts = {}
+        for split, stem in zip(SPLITS, self.config.folder_splits):
+            texts[split] = self._drop_empty(*read_parallel(root, stem, source, target))
+        return texts
+
+    def _languages(self, default_source, default_target, available=None):
+        source = self.config.source or default_source
+        target = self.config.target or default_target
+        if not source or not target:
+            found = f" (found: {', '.join(sorted(available))})" if available else ""
+            raise UsageError(f"--dataset {self.source.spec}: say which languages to translate with "
+                             f"--set source=SRC target=TGT{found}")
+        if available is not None:
+            for language in (source, target):
+                if language not in available:
+                    raise UsageError(f"--dataset {self.source.spec} has no language {language!r} "
+                                     f"(has: {', '.join(sorted(available))})")
+        self.info.update(source_language=source, target_language=target)
+        return source, target
+
+    def _drop_empty(self, pairs, where):
+        kept = [(s, t) for s, t in pairs if s.strip() and t.strip()]
+        if len(kept) != len(pairs):
+            if not self.config.skip_bad_examples:
+                line = next(i for i, (s, t) in enumerate(pairs, start=1) if not (s.strip() and t.strip()))
+                raise UsageError(f"{where}, line {line}: empty sentence (--set skip_bad_examples=true skips such pairs)")
+            print(f"translation: skipped {len(pairs) - len(kept)} pairs with an empty side in {where}",
+                  file=sys.stderr)
+        if not kept:
+            raise UsageError(f"{where}: no sentence pairs")
+        return [s for s, _ in kept], [t for _, t in kept]
+
+    def prepare_datasets(self, texts):
+        """Vocabularies from the training split, then teacher forcing and batching."""
         cfg = self.config
-        kind = self.source.kind
-        if kind == "registered":
-            texts = self._phrasebook()
-        elif kind == "tfds":
-            texts = self._tfds()
-        else:
-            texts = self._folder()
         source_std, target_std = self.standardizers
         self.info.update(
             source_vocabulary=build_vocabulary(texts["train"][0], cfg.min_word_count, cfg.max_vocabulary, source_std),
@@ -143,68 +199,6 @@ class TranslationTask(Task):
     def _encode(vocab, lines) -> np.ndarray:
         parts = [vocab.encode(tf.constant(lines[i:i + 8192])).numpy() for i in range(0, len(lines), 8192)]
         return np.concatenate(parts).astype(np.int32)
-
-    def _languages(self, default_source, default_target, available=None):
-        source = self.config.source or default_source
-        target = self.config.target or default_target
-        if not source or not target:
-            found = f" (found: {', '.join(sorted(available))})" if available else ""
-            raise UsageError(f"--dataset {self.source.spec}: say which languages to translate with "
-                             f"--set source=SRC target=TGT{found}")
-        if available is not None:
-            for language in (source, target):
-                if language not in available:
-                    raise UsageError(f"--dataset {self.source.spec} has no language {language!r} "
-                                     f"(has: {', '.join(sorted(available))})")
-        self.info.update(source_language=source, target_language=target)
-        return source, target
-
-    def _phrasebook(self):
-        phrasebook = self.source.load()
-        self._languages("en", "ja", set(phrasebook.LANGUAGES))
-        if (self.info["source_language"], self.info["target_language"]) != ("en", "ja"):
-            raise UsageError("phrasebook translates English to Japanese: --set source=en target=ja")
-        counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
-                  "test": self.config.eval_examples}
-        texts = {}
-        for split in SPLITS:
-            pairs = phrasebook.generate(split, counts[split], seed=self.seed)
-            texts[split] = ([e for e, _ in pairs], [j for _, j in pairs])
-        return texts
-
-    def _tfds(self):
-        datasets, info = load_tfds(self.source)
-        text_features = [k for k, v in info.features.items() if getattr(v, "dtype", None) == tf.string]
-        default = tuple(info.supervised_keys or ()) if info.supervised_keys else ("", "")
-        source, target = self._languages(*(list(default) + ["", ""])[:2], available=set(text_features))
-        texts = {}
-        for split, ds in datasets.items():
-            pairs = [(ex[source].decode("utf-8"), ex[target].decode("utf-8"))
-                     for ex in ds.map(lambda e: {source: e[source], target: e[target]}).as_numpy_iterator()]
-            texts[split] = self._drop_empty(pairs, f"TFDS {self.source.name} {split}")
-        return texts
-
-    def _folder(self):
-        root = self.source.path
-        train_stem = self.config.folder_splits[0]
-        available = {p.name[len(train_stem) + 1:].removesuffix(".gz") for p in root.glob(f"{train_stem}.*")}
-        source, target = self._languages("", "", available or None)
-        texts = {}
-        for split, stem in zip(SPLITS, self.config.folder_splits):
-            texts[split] = self._drop_empty(*read_parallel(root, stem, source, target))
-        return texts
-
-    def _drop_empty(self, pairs, where):
-        kept = [(s, t) for s, t in pairs if s.strip() and t.strip()]
-        if len(kept) != len(pairs):
-            if not self.config.skip_bad_examples:
-                line = next(i for i, (s, t) in enumerate(pairs, start=1) if not (s.strip() and t.strip()))
-                raise UsageError(f"{where}, line {line}: empty sentence (--set skip_bad_examples=true skips such pairs)")
-            print(f"translation: skipped {len(pairs) - len(kept)} pairs with an empty side in {where}",
-                  file=sys.stderr)
-        if not kept:
-            raise UsageError(f"{where}: no sentence pairs")
-        return [s for s, _ in kept], [t for _, t in kept]
 
     @property
     def standardizers(self):
