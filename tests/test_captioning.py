@@ -403,3 +403,24 @@ def test_flickr8k_benchmark_reports_bleu_1_to_4_on_a_flickr8k_style_folder(class
     assert all(0 <= test[f"bleu{n}"] <= 1 for n in range(1, 5))
     saved = json.loads((tmp_path / "work/run/config.json").read_text())["params"]
     assert saved["encoder"] == "classification" and saved["encoder_weights"] == str(classification_run)
+
+
+def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
+    import keras
+
+    from kerasapps.config import apply_overrides
+    from kerasapps.errors import UsageError
+    from kerasapps_captioning.model import build_image_features
+    from kerasapps_captioning.task import CaptioningConfig
+
+    saved = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    saved.save_weights(str(tmp_path / "mobilenet.weights.h5"))
+    config = apply_overrides(CaptioningConfig(), {"encoder": "mobilenet_v2", "image_size": 32,
+                                                  "encoder_weights": str(tmp_path / "mobilenet.weights.h5")})
+    features = build_image_features(config)
+    loaded = features.get_layer(saved.name)
+    assert len(loaded.weights) == len(saved.weights) > 100
+    for mine, theirs in zip(loaded.weights, saved.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    with pytest.raises(UsageError, match="no such file"):
+        build_image_features(apply_overrides(config, {"encoder_weights": str(tmp_path / "absent.weights.h5")}))
