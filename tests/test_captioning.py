@@ -294,7 +294,7 @@ def test_run_with_cached_frozen_encoder_trains_exports_and_rejects_a_trainable_o
     assert len(history) == 3  # header and two epochs
     assert (tmp_path / "saved_models/captioning/1/saved_model.pb").exists()
     err = cli("train", "captioning", "--set", "cache_features=true", cwd=tmp_path, check=2).stderr
-    assert "cache_features needs a frozen keras.applications encoder" in err and "Traceback" not in err
+    assert "cache_features needs a frozen pretrained encoder" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
