@@ -393,16 +393,23 @@ def test_flickr8k_benchmark_reports_bleu_1_to_4_on_a_flickr8k_style_folder(class
     for file, numbers in (("Flickr_8k.trainImages.txt", range(30)), ("Flickr_8k.devImages.txt", range(30, 35)),
                           ("Flickr_8k.testImages.txt", range(35, 40))):
         (data / file).write_text("".join(f"img{i}.png\n" for i in numbers))
-    test = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"),
-                 "--encoder-run", str(classification_run)])
+    encoder_run = tmp_path / "classification"
+    shutil.copytree(classification_run, encoder_run)
+    test = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"), "--encoder-run", str(encoder_run)])
     out = capsys.readouterr().out
     assert "flickr8k: 30 train / 5 validation / 5 test images; 1 epochs at 32x32" in out
-    assert f"encoder: classification run {classification_run}" in out
+    assert f"encoder: classification run {encoder_run}" in out
     printed = out.split("test BLEU-1 / 2 / 3 / 4 (beam 1, all references): ")[1].split(" (published")[0]
     assert printed == " / ".join(f"{100 * test[f'bleu{n}']:.1f}" for n in range(1, 5))
     assert all(0 <= test[f"bleu{n}"] <= 1 for n in range(1, 5))
     saved = json.loads((tmp_path / "work/run/config.json").read_text())["params"]
-    assert saved["encoder"] == "classification" and saved["encoder_weights"] == str(classification_run)
+    assert saved["encoder"] == "classification" and saved["encoder_weights"] == str(encoder_run)
+    # The captioning run records what rebuilds its encoder: it evaluates without the classification run.
+    shutil.rmtree(encoder_run)
+    result = cli("evaluate", "captioning", "--workdir", tmp_path / "work/run", check=0)
+    assert f"note: {encoder_run}/best.weights.h5 is gone" in result.stderr
+    again = json.loads((tmp_path / "work/run/metrics.json").read_text())["metrics"]
+    assert [again[f"bleu{n}"] for n in range(1, 5)] == [test[f"bleu{n}"] for n in range(1, 5)]
 
 
 def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
