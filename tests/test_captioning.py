@@ -431,3 +431,20 @@ def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     with pytest.raises(UsageError, match="no such file"):
         build_image_features(apply_overrides(config, {"encoder_weights": str(tmp_path / "absent.weights.h5")}))
+
+
+def test_a_grayscale_classification_network_sees_the_images_in_grey():
+    from kerasapps.transfer import TrainedRun
+    from kerasapps_captioning.model import build_run_features, build_run_network
+    from kerasapps_captioning.task import CaptioningConfig
+
+    run = TrainedRun("unused", "unused.weights.h5", "classification",
+                     {"filters": [4, 4], "dense_units": [8], "image_size": 32, "channels": 1},
+                     {"class_names": ["a", "b"], "image_size": 32, "channels": 1})
+    config = CaptioningConfig(encoder="classification", encoder_weights="unused", image_size=32)
+    network = build_run_network(config, run)
+    features = build_run_features(config, network)
+    images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=2)
+    grey = tf.image.rgb_to_grayscale(images)
+    below_head = __import__("keras").Model(network.input, network.get_layer("fc1").output)
+    np.testing.assert_allclose(features(images), below_head(grey), rtol=1e-5, atol=1e-5)

@@ -85,7 +85,7 @@ def build_run_network(cfg, run):
 def build_run_features(cfg, network):
     """The classification ``network`` without its classifier: images (0..255, RGB) -> the
     features its ``logits`` layer reads (before its dropout). A grayscale network (MNIST)
-    sees the image in grey, as its own serving function would."""
+    sees the image in grey (ITU-R 601 luma)."""
     names = {layer.name for layer in network.layers}
     if "logits" not in names:
         raise UsageError(f"the {network.name} network has no 'logits' layer to cut its classifier at")
