@@ -21,6 +21,8 @@ Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:
     the special tokens and ids (``PAD``, ``UNK``, ``START``, ``END``, ``*_ID``), :func:`decode`,
     :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`exact_match_rate`.
 Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
+Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
+    (``build_model()``: its task's model with its weights).
 
 Example (a plugin module: cheap to import, the task class lives in another module)::
 
@@ -91,6 +93,8 @@ _LAZY = {
     "exact_match_rate": "kerasapps.bleu:exact_match_rate",
     "ForgetGateBias": "kerasapps.layers:ForgetGateBias",
     "FusedBatchNormalization": "kerasapps.layers:FusedBatchNormalization",
+    "read_trained_run": "kerasapps.transfer:read_trained_run",
+    "TrainedRun": "kerasapps.transfer:TrainedRun",
 }
 
 

@@ -294,4 +294,157 @@ def test_run_with_cached_frozen_encoder_trains_exports_and_rejects_a_trainable_o
     assert len(history) == 3  # header and two epochs
     assert (tmp_path / "saved_models/captioning/1/saved_model.pb").exists()
     err = cli("train", "captioning", "--set", "cache_features=true", cwd=tmp_path, check=2).stderr
-    assert "cache_features needs a frozen keras.applications encoder" in err and "Traceback" not in err
+    assert "cache_features needs a frozen pretrained encoder" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def classification_run(tmp_path_factory):
+    """A tiny trained classification run (LeNet-5 on 32x32 shapes), to start captioning encoders from."""
+    workdir = tmp_path_factory.mktemp("classification") / "run"
+    cli("train", "classification", "--epochs", "1", "--batch-size", "32", "--set", "train_examples=64",
+        "--set", "eval_examples=32", "--set", "image_size=32", "--set", "filters=8,8", "--set", "dense_units=16",
+        "--workdir", workdir, check=0)
+    return workdir
+
+
+def test_encoder_starts_from_a_classification_runs_weights(classification_run):
+    from kerasapps_captioning.task import CaptioningConfig, CaptioningTask
+    from kerasapps_classification.task import ClassificationConfig, ClassificationTask
+
+    # The classification network as its own task builds it, its weights loaded by Keras.
+    params = json.loads((classification_run / "config.json").read_text())["params"]
+    info = json.loads((classification_run / "task_info.json").read_text())
+    classifier = ClassificationTask(ClassificationConfig(filters=tuple(params["filters"]),
+                                                         dense_units=tuple(params["dense_units"])),
+                                    info=info).build_model()
+    classifier.optimizer.build(classifier.trainable_variables)
+    classifier.load_weights(str(classification_run / "best.weights.h5"))
+    trained = {w.path: w.numpy() for w in classifier.weights}
+
+    config = CaptioningConfig(encoder="classification", encoder_weights=str(classification_run / "best.weights.h5"),
+                              image_size=32, lstm_units=8, embed_dim=8)
+    task = CaptioningTask(config, info={"vocabulary": ["a", "red", "circle"], "image_size": 32})
+    assert task.info["encoder_run"]["task"] == "classification"  # recorded: export needs no classification folder
+    model = task.build_model()
+    backbone = model.get_layer("encoder").get_layer("image_features")
+    assert sorted(w.path for w in backbone.weights) == sorted(
+        f"{layer}/{kind}" for layer in ("conv1", "conv2", "fc1") for kind in ("kernel", "bias"))
+    assert not all(np.array_equal(w.numpy(), trained[w.path]) for w in backbone.weights)  # fresh before training
+    steps = config.max_caption_length + 1
+    batch = ({"image": tf.zeros([2, 32, 32, 3]), "tokens": tf.zeros([2, 1, steps], tf.int32)},
+             tf.zeros([2, 1, steps], tf.int32), tf.ones([2, 1, steps]))
+    task.build_training_state(model, batch)
+    for weight in backbone.weights:
+        np.testing.assert_array_equal(weight.numpy(), trained[weight.path], err_msg=weight.path)
+    # Its features are what the classifier's head reads: the output of fc1 (dropout comes after).
+    images = tf.random.uniform([3, 32, 32, 3], 0, 255, seed=1)
+    below_head = __import__("keras").Model(classifier.input, classifier.get_layer("fc1").output)
+    np.testing.assert_allclose(backbone(images), below_head(images), rtol=1e-5, atol=1e-5)
+
+
+def test_encoder_weights_that_are_no_classification_run_are_one_error(classification_run, tmp_path):
+    from kerasapps.config import apply_overrides
+    from kerasapps.errors import UsageError
+    from kerasapps.transfer import read_trained_run
+    from kerasapps_captioning.task import CaptioningConfig
+
+    small = ["--epochs", "1", "--batch-size", "8", "--set", "train_examples=16", "--set", "eval_examples=8",
+             "--set", "lstm_units=8", "--set", "embed_dim=8", "--set", "encoder=classification",
+             "--workdir", tmp_path / "captioning"]
+    err = cli("train", "captioning", *small, "--set", f"encoder_weights={tmp_path / 'nowhere'}", check=2).stderr
+    assert f"{tmp_path / 'nowhere'} not found: expected a kerasapps classification run" in err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    # LeNet-5 flattens its last feature map: trained at 32x32, it does not fit 48x48 images.
+    err = cli("train", "captioning", *small, "--set", "image_size=48", "--set", f"encoder_weights={classification_run}",
+              check=2).stderr
+    assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in err and "--set image_size=32" in err
+    assert "Traceback" not in err and "UserWarning" not in err
+
+    other = tmp_path / "translation_run"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"task": "translation", "params": {}}))
+    (other / "task_info.json").write_text("{}")
+    (other / "best.weights.h5").write_bytes(b"")
+    (tmp_path / "loose.weights.h5").write_bytes(b"")
+    for path, message in ((other, "is a translation run, not a kerasapps classification run"),
+                          (classification_run / "config.json", "is neither a run folder nor a .weights.h5 file"),
+                          (tmp_path / "loose.weights.h5", f"{tmp_path} has no config.json"),
+                          (tmp_path, "holds no best.weights.h5")):
+        with pytest.raises(UsageError, match=message):
+            read_trained_run(path, task="classification")
+    with pytest.raises(UsageError, match="weights need --set encoder=classification"):
+        apply_overrides(CaptioningConfig(), {"encoder_weights": str(classification_run)})  # the small CNN: none
+    with pytest.raises(UsageError, match="encoder=classification starts from a kerasapps classification run"):
+        apply_overrides(CaptioningConfig(), {"encoder": "classification"})
+
+
+def test_flickr8k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
+    from benchmarks.flickr8k_captioning import main
+
+    assert main(["--data", str(tmp_path / "absent"), "--tiny"]) is None
+    assert capsys.readouterr().out.startswith(f"skipped: {tmp_path / 'absent'} not found (a Flickr8k-style folder")
+
+
+@pytest.mark.slow
+def test_flickr8k_benchmark_reports_bleu_1_to_4_on_a_flickr8k_style_folder(classification_run, tmp_path, capsys):
+    from benchmarks.flickr8k_captioning import main
+
+    data = write_flickr_folder(tmp_path / "flickr8k", images=40)
+    for file, numbers in (("Flickr_8k.trainImages.txt", range(30)), ("Flickr_8k.devImages.txt", range(30, 35)),
+                          ("Flickr_8k.testImages.txt", range(35, 40))):
+        (data / file).write_text("".join(f"img{i}.png\n" for i in numbers))
+    encoder_run = tmp_path / "classification"
+    shutil.copytree(classification_run, encoder_run)
+    test = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"), "--encoder-run", str(encoder_run)])
+    out = capsys.readouterr().out
+    assert "flickr8k: 30 train / 5 validation / 5 test images; 1 epochs at 32x32" in out
+    assert f"encoder: classification run {encoder_run}" in out
+    printed = out.split("test BLEU-1 / 2 / 3 / 4 (beam 1, all references): ")[1].split(" (published")[0]
+    assert printed == " / ".join(f"{100 * test[f'bleu{n}']:.1f}" for n in range(1, 5))
+    assert all(0 <= test[f"bleu{n}"] <= 1 for n in range(1, 5))
+    saved = json.loads((tmp_path / "work/run/config.json").read_text())["params"]
+    assert saved["encoder"] == "classification" and saved["encoder_weights"] == str(encoder_run)
+    # The captioning run records what rebuilds its encoder: it evaluates without the classification run.
+    shutil.rmtree(encoder_run)
+    result = cli("evaluate", "captioning", "--workdir", tmp_path / "work/run", check=0)
+    assert f"note: {encoder_run}/best.weights.h5 is gone" in result.stderr
+    again = json.loads((tmp_path / "work/run/metrics.json").read_text())["metrics"]
+    assert [again[f"bleu{n}"] for n in range(1, 5)] == [test[f"bleu{n}"] for n in range(1, 5)]
+
+
+def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
+    import keras
+
+    from kerasapps.config import apply_overrides
+    from kerasapps.errors import UsageError
+    from kerasapps_captioning.model import build_image_features
+    from kerasapps_captioning.task import CaptioningConfig
+
+    saved = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    saved.save_weights(str(tmp_path / "mobilenet.weights.h5"))
+    config = apply_overrides(CaptioningConfig(), {"encoder": "mobilenet_v2", "image_size": 32,
+                                                  "encoder_weights": str(tmp_path / "mobilenet.weights.h5")})
+    features = build_image_features(config)
+    loaded = features.get_layer(saved.name)
+    assert len(loaded.weights) == len(saved.weights) > 100
+    for mine, theirs in zip(loaded.weights, saved.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    with pytest.raises(UsageError, match="no such file"):
+        build_image_features(apply_overrides(config, {"encoder_weights": str(tmp_path / "absent.weights.h5")}))
+
+
+def test_a_grayscale_classification_network_sees_the_images_in_grey():
+    from kerasapps.transfer import TrainedRun
+    from kerasapps_captioning.model import build_run_features, build_run_network
+    from kerasapps_captioning.task import CaptioningConfig
+
+    run = TrainedRun("unused", "unused.weights.h5", "classification",
+                     {"filters": [4, 4], "dense_units": [8], "image_size": 32, "channels": 1},
+                     {"class_names": ["a", "b"], "image_size": 32, "channels": 1})
+    config = CaptioningConfig(encoder="classification", encoder_weights="unused", image_size=32)
+    network = build_run_network(config, run)
+    features = build_run_features(config, network)
+    images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=2)
+    grey = tf.image.rgb_to_grayscale(images)
+    below_head = __import__("keras").Model(network.input, network.get_layer("fc1").output)
+    np.testing.assert_allclose(features(images), below_head(grey), rtol=1e-5, atol=1e-5)

@@ -9,6 +9,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 import keras
 import tensorflow as tf
 
@@ -24,7 +26,8 @@ APPLICATIONS = {
 
 def build_encoder(cfg, image_features=None):
     """Images (0..255) -> an ``embed_dim`` vector: the small CNN, or ``image_features`` (a
-    keras.applications backbone from :func:`build_image_features`) and a dense layer."""
+    keras.applications backbone from :func:`build_image_features`, or a classification run's
+    network from :func:`build_run_features`) and a dense layer."""
     size = cfg.image_size
     image = keras.Input((size, size, 3), name="image")
     if cfg.encoder == "cnn":
@@ -52,10 +55,15 @@ def build_image_features(cfg):
     size = cfg.image_size
     class_name, module = APPLICATIONS[cfg.encoder]
     weights = None if cfg.encoder_weights == "none" else cfg.encoder_weights
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        raise UsageError(f"encoder_weights={weights}: no such file (none, imagenet, or a {class_name} weights file)")
     try:
         backbone = getattr(keras.applications, class_name)(
             include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
     except Exception as exc:  # offline: a plain Exception wrapping the URL error
+        if weights != "imagenet":
+            raise UsageError(f"encoder_weights={weights} do not fit {class_name} without its top at "
+                             f"{size}x{size}: {str(exc).splitlines()[0]}") from None
         raise UsageError(
             f"could not load {cfg.encoder} weights {cfg.encoder_weights!r} (no network?): "
             f"{str(exc).splitlines()[0]}. Offline: --set encoder_weights=none, or put the weights file "
@@ -66,6 +74,30 @@ def build_image_features(cfg):
     image = keras.Input((size, size, 3), name="image")
     features = backbone(preprocess(image), training=False if cfg.freeze_encoder else None)
     return keras.Model(image, features, name="image_features")
+
+
+def build_run_network(cfg, run):
+    """A kerasapps classification run's whole network (its task builds it from the run's
+    recorded config), for ``cfg.image_size`` images; the run's weights are not loaded yet."""
+    return run.build_model(load_weights=False, info_overrides={"image_size": cfg.image_size})
+
+
+def build_run_features(cfg, network):
+    """The classification ``network`` without its classifier: images (0..255, RGB) -> the
+    features its ``logits`` layer reads (before its dropout). A grayscale network (MNIST)
+    sees the image in grey (ITU-R 601 luma)."""
+    names = {layer.name for layer in network.layers}
+    if "logits" not in names:
+        raise UsageError(f"the {network.name} network has no 'logits' layer to cut its classifier at")
+    features = network.get_layer("dropout" if "dropout" in names else "logits").input
+    if not any(layer.weights for layer in network.layers if layer.name not in ("logits", "probabilities")):
+        raise UsageError(f"the {network.name} network has no trained layers below its classifier to start from "
+                         "(train the classification run with --set model=lenet5 or resnet20)")
+    backbone = keras.Model(network.input, features, name=f"{network.name}_features")
+    backbone.trainable = not cfg.freeze_encoder
+    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    x = keras.ops.image.rgb_to_grayscale(image) if network.input.shape[-1] == 1 else image
+    return keras.Model(image, backbone(x, training=False if cfg.freeze_encoder else None), name="image_features")
 
 
 def build_show_and_tell(cfg, vocab_size: int, encoder):

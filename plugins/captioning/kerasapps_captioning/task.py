@@ -10,13 +10,15 @@ teacher forcing are in ``data.py``, the networks and decoding in ``model.py``.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import sys
 from typing import Literal
 
 import keras
 import tensorflow as tf
 
-from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, UsageError, Vocabulary, build_vocabulary,
-                           corpus_bleu, decode_images, exact_match_rate, field)
+from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
+                           build_vocabulary, corpus_bleu, decode_images, exact_match_rate, field, read_trained_run)
 from kerasapps_captioning import data
 from kerasapps_captioning import model as model_code
 
@@ -32,10 +34,13 @@ class CaptioningConfig(TaskConfig):
     lr_schedule: Literal["constant", "cosine"] = field(
         "cosine", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels", minimum=16, maximum=4096)
-    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0"] = field(
-        "cnn", "image encoder: a small CNN trained from scratch, or a keras.applications model")
-    encoder_weights: Literal["none", "imagenet"] = field("none", "keras.applications weights (imagenet downloads)")
-    freeze_encoder: bool = field(False, "keep the keras.applications encoder's weights fixed")
+    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0", "classification"] = field(
+        "cnn", "image encoder: a small CNN trained from scratch, a keras.applications model, or the network of a "
+        "kerasapps classification run (encoder_weights=RUN) without its classifier")
+    encoder_weights: str = field(
+        "none", "none; imagenet (keras.applications, downloads); a keras.applications weights file; or, with "
+        "encoder=classification, a classification run: its folder or its best.weights.h5")
+    freeze_encoder: bool = field(False, "keep the pretrained encoder's weights fixed")
     cache_features: bool = field(
         False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
     cnn_filters: tuple[int, ...] = field((16, 32, 64, 128), "small CNN: filters per conv block (each halves the size)",
@@ -57,8 +62,17 @@ class CaptioningConfig(TaskConfig):
 
     def validate(self):
         if self.cache_features and (self.encoder == "cnn" or not self.freeze_encoder):
-            raise UsageError("cache_features needs a frozen keras.applications encoder: "
+            raise UsageError("cache_features needs a frozen pretrained encoder: "
                              "--set encoder=mobilenet_v2 --set freeze_encoder=true (the small CNN always trains)")
+        named = self.encoder_weights in ("none", "imagenet")
+        if self.encoder == "classification" and named:
+            raise UsageError("encoder=classification starts from a kerasapps classification run: "
+                             "--set encoder_weights=runs/classification (its folder, or the best.weights.h5 in it)")
+        if self.encoder == "cnn" and self.encoder_weights != "none":
+            hint = ("a classification run's weights need --set encoder=classification" if not named
+                    else "imagenet weights need a keras.applications encoder, e.g. --set encoder=mobilenet_v2")
+            raise UsageError(f"encoder=cnn trains from scratch and takes no encoder_weights "
+                             f"({self.encoder_weights!r}): {hint}")
         if self.encoder == "inception_v3" and self.image_size < 75:
             raise UsageError("encoder=inception_v3 needs image_size >= 75")
 
@@ -73,6 +87,15 @@ class CaptioningTask(Task):
     serving_inputs = {"image_bytes": "tf.string [N]: encoded PNG or JPEG images of any size"}
     serving_outputs = {"caption": "tf.string [N]: the generated caption (beam size fixed at export)"}
     folder_layout = CAPTIONS_FOLDER_LAYOUT
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._read_encoder_run = self.config.encoder == "classification" and "encoder_run" not in self.info
+        if self._read_encoder_run:
+            # A new run reads the classification run now (before any data) and records it in its
+            # info, so that export and evaluation rebuild the encoder without that folder.
+            run = read_trained_run(self.config.encoder_weights, task="classification")
+            self.info["encoder_run"] = run.to_json()
 
     # -- data: each loader returns, per split, (images, captions) (see data.py) --------
     def load_registered(self):  # --dataset shapes
@@ -128,9 +151,14 @@ class CaptioningTask(Task):
         return model_code.build_encoder(self.config, None if self.config.encoder == "cnn" else self._image_features())
 
     def _image_features(self):
-        """The keras.applications backbone, built once per task (cached features and the model share it)."""
+        """The pretrained backbone, built once per task (cached features and the model share it)."""
         if getattr(self, "_image_features_model", None) is None:
-            self._image_features_model = model_code.build_image_features(self.config)
+            if self.config.encoder == "classification":
+                self._encoder_network = model_code.build_run_network(
+                    self.config, TrainedRun.from_json(self.info["encoder_run"]))
+                self._image_features_model = model_code.build_run_features(self.config, self._encoder_network)
+            else:
+                self._image_features_model = model_code.build_image_features(self.config)
         return self._image_features_model
 
     def build_model(self):
@@ -141,6 +169,24 @@ class CaptioningTask(Task):
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
         return model
+
+    def build_training_state(self, model, batch) -> None:
+        super().build_training_state(model, batch)
+        if self.config.encoder == "classification":
+            # Training starts from the classification run's weights; the core then restores
+            # this run's own backup (resume) or best weights (evaluate) over them.
+            run = TrainedRun.from_json(self.info["encoder_run"])
+            if not self._read_encoder_run and not pathlib.Path(run.weights).is_file():
+                print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained",
+                      file=sys.stderr)
+                return
+            try:
+                run.load_weights(self._encoder_network)
+            except UsageError as exc:
+                trained_size = run.info.get("image_size")
+                hint = (f"; it was trained on {trained_size}x{trained_size} images: --set image_size={trained_size}"
+                        if trained_size != self.config.image_size else "")
+                raise UsageError(f"encoder_weights={self.config.encoder_weights}: {exc}{hint}") from None
 
     def _learning_rate(self):
         """The peak rate, decayed along a cosine over all training steps (the schedule reads
