@@ -8,15 +8,13 @@ import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
+import pytest
 
 from conftest import ROOT, cli
 from kerasapps.datasets import shapes
+from test_segmentation_data import CLASSES, VOID_ID, png
 
-CLASSES = "name,r,g,b\n" + "".join(
-    f"{name},{r},{g},{b}\n" for name, (r, g, b) in zip(shapes.MASK_CLASS_NAMES, shapes.MASK_COLOURS)
-) + "Void,255,255,255\n"
-VOID_ID = len(shapes.MASK_CLASS_NAMES)
+pytestmark = pytest.mark.slow  # one CLI run (about 30 s on 2 cores)
 # (split, file, height): 48x64 files, one shorter so a served batch comes padded with -1.
 FILES = [("train", f"t{i}", 48) for i in range(8)] + [("val", "v0", 48), ("val", "v1", 40), ("val", "v2", 48)]
 
@@ -27,9 +25,8 @@ def write_folder(root):
         scene = shapes.generate_scene(index, "train", seed=3, image_size=64)
         label = scene["mask"][:height].copy()
         label[0] = VOID_ID
-        for folder, array in ((split, scene["image"][:height]), (f"{split}annot", label[..., None])):
-            (root / folder).mkdir(parents=True, exist_ok=True)
-            (root / folder / f"{name}.png").write_bytes(tf.io.encode_png(np.asarray(array, np.uint8)).numpy())
+        png(root / split / f"{name}.png", scene["image"][:height])
+        png(root / f"{split}annot" / f"{name}.png", label)
     (root / "class_dict.csv").write_text(CLASSES)
     return root
 
