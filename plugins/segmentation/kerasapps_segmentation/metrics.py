@@ -11,6 +11,7 @@ Example::
     miou = MeanIoU(num_classes=5)
     miou.update_state(masks, probabilities)   # [B, H, W] ints, [B, H, W, 5] scores
     miou.result()                              # mean over classes seen in truth or prediction
+    MeanIoU.score(confusion)                   # the same from a float64 confusion matrix
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def result(self):
         return tf.cast(self.score(self.confusion), tf.float32)
 
-    def score(self, confusion):
+    @staticmethod
+    def score(confusion):
+        """The metric of a ``[classes, classes]`` float64 confusion matrix (also usable on its own)."""
         raise NotImplementedError
 
     def get_config(self):
@@ -69,7 +72,8 @@ class PixelAccuracy(ConfusionMatrixMetric):
     def __init__(self, num_classes, name="pixel_accuracy", dtype=None):
         super().__init__(num_classes, name=name, dtype=dtype)
 
-    def score(self, confusion):
+    @staticmethod
+    def score(confusion):
         return tf.math.divide_no_nan(tf.linalg.trace(confusion), tf.reduce_sum(confusion))
 
 
@@ -79,7 +83,8 @@ class MeanClassAccuracy(ConfusionMatrixMetric):
     def __init__(self, num_classes, name="class_accuracy", dtype=None):
         super().__init__(num_classes, name=name, dtype=dtype)
 
-    def score(self, confusion):
+    @staticmethod
+    def score(confusion):
         return _ratio(tf.linalg.diag_part(confusion), tf.reduce_sum(confusion, axis=1))
 
 
@@ -89,7 +94,8 @@ class MeanIoU(ConfusionMatrixMetric):
     def __init__(self, num_classes, name="mean_iou", dtype=None):
         super().__init__(num_classes, name=name, dtype=dtype)
 
-    def score(self, confusion):
+    @staticmethod
+    def score(confusion):
         diagonal = tf.linalg.diag_part(confusion)
         union = tf.reduce_sum(confusion, axis=0) + tf.reduce_sum(confusion, axis=1) - diagonal
         return _ratio(diagonal, union)

@@ -7,6 +7,7 @@ with 255 = void (ignored by the loss and every metric).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pathlib
 from typing import Literal, Optional
 
@@ -16,14 +17,16 @@ import tensorflow as tf
 
 from kerasapps.api import SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, load_tfds, to_png_bytes
 from kerasapps_segmentation import models
-from kerasapps_segmentation.folder import read_folder
-from kerasapps_segmentation.metrics import MeanClassAccuracy, MeanIoU, PixelAccuracy, per_class_iou
+from kerasapps_segmentation.folder import read_folder, read_native
+from kerasapps_segmentation.metrics import (ConfusionMatrixMetric, MeanClassAccuracy, MeanIoU, PixelAccuracy,
+                                            per_class_iou)
 
 VOID = 255  # the ignore label in every mask of the pipeline
 # tfds:oxford_iiit_pet trimaps: 1 pet, 2 background, 3 border -> 0 background, 1 pet, 2 border.
 PET_CLASSES = ("background", "pet", "border")
 PET_COLOURS = ((0, 0, 0), (220, 60, 60), (250, 220, 60))
 PET_TRIMAP = (VOID, 1, 0, 2)
+SCORES = {"pixel_accuracy": PixelAccuracy, "class_accuracy": MeanClassAccuracy, "mean_iou": MeanIoU}
 
 
 @dataclasses.dataclass
@@ -199,8 +202,15 @@ class SegmentationTask(Task):
 
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, model, dataset, metrics):
-        """The compiled metrics, plus the per-class IoU table and the confusion matrix."""
+        """The compiled metrics, plus the per-class IoU table and the confusion matrix. On
+        folder: data the figures are those of the served masks at the labels' own size (what a
+        client scores); the model-size ones stay under "at_model_size"."""
         confusion = np.asarray(self.iou_metric.confusion.numpy())
+        if self.source.kind == "folder" and "label_ids" in self.info:
+            metrics["at_model_size"] = {name: metrics[name] for name in SCORES}
+            confusion = self._served_confusion(model)
+            metrics.update({name: float(metric.score(tf.constant(confusion))) for name, metric in SCORES.items()})
+            metrics["scored_at"] = "own size, served masks"
         names = self.info["class_names"]
         table = dict(zip(names, per_class_iou(confusion)))
         print("per-class IoU (test):")
@@ -209,6 +219,17 @@ class SegmentationTask(Task):
         metrics["per_class_iou"] = table
         metrics["confusion_matrix"] = confusion.astype(np.int64).tolist()
         return metrics
+
+    def _served_confusion(self, model):
+        """Confusion matrix of the serving function's masks on the test split's own files."""
+        serve = self.serving_function(model)
+        counts = ConfusionMatrixMetric(len(self.info["class_names"]))
+        pairs = read_native(pathlib.Path(self.source.path), self.config, "test", self.info["label_ids"], VOID)
+        while chunk := list(itertools.islice(pairs, self.config.batch_size)):
+            masks = serve(tf.constant([image for image, _ in chunk]))["mask"].numpy()
+            for (_, truth), mask in zip(chunk, masks):  # a mixed-size batch is padded: crop
+                counts.update_state(truth, mask[: truth.shape[0], : truth.shape[1]])
+        return counts.confusion.numpy()
 
     def _examples(self, model, dataset, count):
         images, masks = next(iter(dataset.unbatch().batch(count)))
