@@ -40,6 +40,15 @@ def make_distribution(site, dist, module, body, entry_name=None):
     (site / f"{module}.py").write_text(textwrap.dedent(body))
 
 
+@pytest.fixture(autouse=True)
+def _float32_after_each_test():
+    """Runs in-process pick a precision (mixed_bfloat16 on CPUs with AMX) and keep it as Keras's
+    global policy, as a script would; the next test in the same process starts from float32."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture
 def workspace(tmp_path):
     """A scratch folder to run commands in (runs/ and saved_models/ land here)."""
