@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import sys
+import warnings
 
 import click
 
@@ -55,7 +56,13 @@ def _registry(ctx):
 
     obj = ctx.find_root().obj
     if "registry" not in obj:
-        obj["registry"] = discover(obj.get("plugins", ()))
+        # What discovery warns about (a broken plugin, a `-p no:NAME` that matches nothing) is
+        # the user's business: one `warning:` line each, not Python's warning format.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj["registry"] = discover(obj.get("plugins", ()))
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
     return obj["registry"]
 
 
