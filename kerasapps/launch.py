@@ -121,8 +121,8 @@ def worker_tf_configs(count: int, host: str = "127.0.0.1") -> list[dict]:
     return [{"cluster": cluster, "task": {"type": "worker", "index": index}} for index in range(count)]
 
 
-def _stream(index: int, pipe, out, lock) -> None:
-    prefix = f"[worker {index}] "
+def _stream(prefix: str, pipe, out, lock) -> None:
+    """Copy ``pipe``'s lines to ``out``, each after ``prefix``, until it closes."""
     for line in iter(pipe.readline, ""):
         with lock:
             out.write(prefix + line if line.endswith("\n") else prefix + line + "\n")
@@ -197,7 +197,7 @@ def _launch_in_private_network(count, command, *, out, env, poll_seconds) -> int
     out.flush()
     inner = subprocess.Popen([sys.executable, "-m", "kerasapps.launch", request], preexec_fn=_enter_private_network,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    forward = threading.Thread(target=lambda: [out.write(line) or out.flush() for line in inner.stdout], daemon=True)
+    forward = threading.Thread(target=_stream, args=("", inner.stdout, out, threading.Lock()), daemon=True)
     forward.start()
     previous = signal.signal(signal.SIGTERM, lambda *_: inner.send_signal(signal.SIGTERM)) \
         if threading.current_thread() is threading.main_thread() else None
@@ -233,7 +233,8 @@ def _launch_here(count, command, *, out, env, poll_seconds) -> int:
             with lock:
                 out.write(f"[launch] worker {index}: pid {process.pid}, {tf_config['cluster']['worker'][index]}\n")
                 out.flush()
-            thread = threading.Thread(target=_stream, args=(index, process.stdout, out, lock), daemon=True)
+            thread = threading.Thread(target=_stream, args=(f"[worker {index}] ", process.stdout, out, lock),
+                                      daemon=True)
             thread.start()
             threads.append(thread)
         first_failure = None
