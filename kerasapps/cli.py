@@ -212,7 +212,8 @@ def run(ctx, fresh, samples, **kwargs):
     evaluation = task_run.evaluate()
     _print_metrics("test", evaluation["test"])
     export_path = task_run.export()
-    path = task_run.write_metrics(**summary, metrics=evaluation["test"], export_path=str(export_path))
+    path = task_run.write_metrics(**summary, metrics=evaluation["test"], weights=evaluation["weights"],
+                                 export_path=str(export_path))
     if samples:
         lines = task_run.samples(samples)
         pictures = task_run.sample_pictures()
@@ -251,7 +252,7 @@ def evaluate(ctx, **kwargs):
     task_run = _make_run(ctx, kwargs, use_workdir_config=True)
     evaluation = task_run.evaluate()
     _print_metrics("test", evaluation["test"])
-    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'])}")
+    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'], weights=evaluation['weights'])}")
 
 
 @cli.command()

@@ -55,6 +55,9 @@ class TaskConfig:
     early_stopping_patience: typing.Optional[int] = field(
         None, "stop after this many epochs without improvement of the monitored metric", minimum=0
     )
+    restore_best_weights: bool = field(
+        True, "evaluate and export the weights of the epoch with the best validation score (the task's "
+        "monitored metric); false: the last epoch's, so validation only watches the run")
     steps_per_execution: int = field(1, "training steps run per call into the graph", minimum=1)
     allow_links_outside_folder: bool = field(
         False, "folder: read files through symbolic links that lead outside the dataset folder")

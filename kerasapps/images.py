@@ -1,4 +1,5 @@
-"""Image codecs shared by every task: file checks, folders of images, in-graph decoding and PNG encoding.
+"""Image codecs shared by every task: headers read without decoding, file checks, folders of images,
+in-graph decoding and PNG encoding.
 
 Example::
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import struct
 
 from kerasapps.errors import UsageError
 
@@ -38,6 +40,87 @@ def image_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return None
+
+
+# -- headers: image dimensions without decoding (the server's and the file readers' pixel check) --
+class NotAnImage(ValueError):
+    """The bytes are no PNG, JPEG, GIF, WebP or BMP image, or their header is cut short."""
+
+
+def _png(data: bytes):
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise NotAnImage("PNG without an IHDR header")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _gif(data: bytes):
+    if len(data) < 10:
+        raise NotAnImage("GIF header cut short")
+    return struct.unpack("<HH", data[6:10])
+
+
+def _bmp(data: bytes):
+    if len(data) < 26:
+        raise NotAnImage("BMP header cut short")
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)
+
+
+def _webp(data: bytes):
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    raise NotAnImage("WebP header cut short or of an unknown kind")
+
+
+# Start-of-frame markers (baseline, progressive, lossless, ...): they carry the frame's size.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(data: bytes):
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            raise NotAnImage("JPEG with a broken marker")
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            offset += 2
+            continue
+        length = struct.unpack(">H", data[offset + 2:offset + 4])[0]
+        if marker in _JPEG_SOF:
+            if offset + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[offset + 5:offset + 9])
+            return width, height
+        offset += 2 + length
+    raise NotAnImage("JPEG without a frame header")
+
+
+_HEADER_READERS = {"PNG": _png, "JPEG": _jpeg, "GIF": _gif, "WEBP": _webp, "BMP": _bmp}
+
+
+def image_dimensions(data: bytes) -> tuple[int, int, str]:
+    """(width, height, format) read from the first bytes of an encoded image, without decoding;
+    NotAnImage if it is none of the formats or its header is cut short.
+
+    Example::
+
+        image_dimensions(open("a.png", "rb").read())   # (640, 480, "PNG")
+    """
+    kind = image_format(data)
+    if kind is None:
+        raise NotAnImage("not a PNG, JPEG, GIF, WebP or BMP image")
+    return (*_HEADER_READERS[kind](data), kind)
 
 
 def max_image_pixels() -> int:
@@ -117,11 +200,20 @@ def _read_checked(path, size: int = -1) -> bytes:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     if image_format(data[:16]) is None:
         raise UsageError(f"{path} is not a PNG, JPEG, GIF, BMP or WebP image (corrupt or wrong file?)")
+    if size < 0:  # the whole file: its header is there, so its size can be checked before decoding
+        try:
+            width, height, _ = image_dimensions(data)
+        except NotAnImage as exc:
+            raise UsageError(f"{path}: {exc} (corrupt or truncated file?)") from None
+        if width * height > max_image_pixels():
+            raise UsageError(f"{path}: {width}x{height} pixels is over the limit of {max_image_pixels()} "
+                             f"(set ${MAX_PIXELS_ENV} to allow larger images)")
     return data
 
 
 def check_image_file(path) -> bytes:
-    """Read an image file and return its bytes; UsageError naming the file if it is not an image."""
+    """Read an image file and return its bytes; UsageError naming the file if it is not an image,
+    its header is broken, or it declares more pixels than :func:`max_image_pixels`."""
     return _read_checked(path)
 
 

@@ -189,13 +189,18 @@ class TaskRun:
         self.trainer = Trainer(self.model, self.strategy, jit_compile=self.jit_compile,
                                steps_per_execution=self.config.steps_per_execution, state_built=need_data)
 
+    @property
+    def _keeps_best(self) -> bool:
+        """Whether the result is the best validation epoch's weights rather than the last's."""
+        return self.task.monitor is not None and self.config.restore_best_weights
+
     def _load_trained_weights(self) -> str:
         best = self.scratch_dir / "best.weights.h5"
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:  # the file holds its variables too
             with self.strategy.scope():
                 optimizer.build(self.model.trainable_variables)
-        if best.exists() and self.task.monitor is not None:
+        if best.exists() and self._keeps_best:
             with self._weights_must_fit(best):
                 self.model.load_weights(str(best))
             return str(best)
@@ -246,7 +251,7 @@ class TaskRun:
         elif initial_epoch:
             print(f"resuming {self.task.name} from {backup_dir}: epoch {initial_epoch + 1}/{config.epochs}", flush=True)
         callbacks = [StopOnNaN()]
-        if self.task.monitor is not None:  # None: the last epoch's weights are the result (GANs)
+        if self._keeps_best:  # else the last epoch's weights are the result (GANs, restore_best_weights=false)
             monitored = [h[self.task.monitor] for h in history if self.task.monitor in h]
             best_value = None
             if monitored:

@@ -226,6 +226,27 @@ class Task(abc.ABC):
     def build_model(self):
         """Return a compiled ``keras.Model`` (called inside the strategy scope)."""
 
+    def scheduled_learning_rate(self, train_examples: int | None):
+        """The optimizer's learning rate: ``config.learning_rate``, or, where the task's config
+        has ``lr_schedule="cosine"``, a ``keras.optimizers.schedules.CosineDecay`` from it down to
+        5% over all the run's training steps. The schedule reads the optimizer's step count, so
+        a resumed run continues where it stopped. ``train_examples`` is the training split's
+        size; None (no data built: export, predict) gives the constant rate.
+
+        Example (in ``build_model``)::
+
+            rate = self.scheduled_learning_rate(self.info.get("train_examples"))
+            model.compile(optimizer=keras.optimizers.Adam(rate), ...)
+        """
+        import keras
+
+        config = self.config
+        if getattr(config, "lr_schedule", "constant") == "constant" or not train_examples:
+            return config.learning_rate
+        steps = config.steps_per_epoch or max(1, train_examples // config.batch_size)
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps,
+                                                      alpha=0.05)
+
     def build_training_state(self, model, batch) -> None:
         """Create every variable before the first distributed step (metrics, loss,
         optimizer), from one non-distributed batch. Override for models without

@@ -248,3 +248,26 @@ def test_a_task_with_its_own_build_datasets_still_works():
 
     assert Legacy.dataset_kinds == ("registered", "tfds", "folder") and Legacy.contract_problem() is None
     assert Legacy(source=DatasetSource("tfds:mnist", "tfds", "mnist")).build_datasets()["train"] == "tfds"
+
+
+def test_scheduled_learning_rate_is_the_constant_or_a_cosine_over_the_whole_run():
+    import dataclasses
+
+    from kerasapps.api import TaskConfig, field
+
+    @dataclasses.dataclass
+    class ScheduledConfig(TaskConfig):
+        lr_schedule: str = field("cosine", "constant or cosine")
+
+    class Scheduled(minimal_task_class()):
+        Config = ScheduledConfig
+
+    def task(**params):
+        return Scheduled(ScheduledConfig(epochs=3, batch_size=32, learning_rate=0.1, **params))
+
+    cosine = task().scheduled_learning_rate(400)  # 12 steps per epoch, 36 in the run
+    assert [float(cosine(step)) for step in (0, 18, 36, 50)] == pytest.approx([0.1, 0.0525, 0.005, 0.005])
+    assert float(task(steps_per_epoch=5).scheduled_learning_rate(400)(15)) == pytest.approx(0.005)
+    assert task(lr_schedule="constant").scheduled_learning_rate(400) == 0.1
+    assert task().scheduled_learning_rate(None) == 0.1  # no data built (export): nothing to schedule
+    assert minimal_task_class()(TaskConfig(learning_rate=0.3)).scheduled_learning_rate(400) == 0.3

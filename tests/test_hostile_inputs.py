@@ -54,6 +54,8 @@ def write(path, data: bytes | str):
     return path
 
 
+# A PNG header (signature and IHDR) declaring 20000 x 20000 pixels: 1.2 GB decoded from 33 bytes.
+PNG_BOMB = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (20000).to_bytes(4, "big") * 2 + bytes(9)
 # (case id, files to write {name: content}, arguments, fragment of the one error line)
 CASES = [
     ("negative image size", {}, ["run", "classification", "--set", "image_size=-5"],
@@ -121,6 +123,11 @@ CASES = [
      ["train", "captioning", "--dataset", "folder:cap", *SMALL], "captions.txt is not UTF-8 text"),
     ("empty folder dataset", {"empty/.keep": ""}, ["train", "classification", "--dataset", "folder:empty", *SMALL],
      "empty"),
+    ("segmentation pixel bomb", {f"seg/{split}/{name}.png": PNG_BOMB for split in ("images", "labels")
+                                 for name in range(40)},
+     ["train", "segmentation", "--dataset", "folder:seg", *SMALL], "20000x20000 pixels is over the limit of"),
+    ("pix2pix pixel bomb", {f"p2p/{name}.png": PNG_BOMB for name in range(40)},
+     ["train", "pix2pix", "--dataset", "folder:p2p", *SMALL], "20000x20000 pixels is over the limit of"),
 ]
 
 
@@ -413,8 +420,7 @@ def predict_inputs_for(folder):
 
 PREDICT_CASES = [
     ("truncated", ["truncated.png"], "truncated.png: the model could not read it (Invalid PNG data"),
-    ("decompression bomb", ["bomb.png"], "bomb.png: the model could not read it (image too large: its header "
-                                         "declares more than 40000000 pixels"),
+    ("decompression bomb", ["bomb.png"], "bomb.png: 20000x20000 pixels is over the limit of 40000000"),
     ("out is a file", ["ok.png", "--out", "a-file"], "--out a-file is a file"),
     ("not an image", ["a-file"], "a-file is not a PNG, JPEG, GIF, BMP or WebP image"),
     ("missing", ["nowhere.png"], "cannot read nowhere.png: No such file or directory"),

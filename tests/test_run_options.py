@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pathlib
 
 import pytest
 
@@ -43,3 +44,20 @@ def test_metrics_keep_the_training_record_of_an_earlier_run(tmp_path):
     folder.write_metrics({"metrics": {"a": 2}})
     data = json.loads(folder.metrics_file.read_text())
     assert data == {"metrics": {"a": 2}, "history": [1], "epochs_completed": 1}
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_restore_best_weights_chooses_the_weights_evaluate_reads(tmp_path, restore_best):
+    """Default: the best validation epoch's file; false: no best file is kept and evaluate reads
+    the last epoch's weights (the backup), so validation picks nothing."""
+    from conftest import FAKE, FAKE_ENV, cli
+
+    workdir = tmp_path / "run"
+    common = [*FAKE, "--workdir", workdir, "--set", f"restore_best_weights={restore_best}"]
+    trained = cli(*FAKE, "train", "fake", "--workdir", workdir, "--epochs", "2", "--set",
+                  f"restore_best_weights={restore_best}", env=FAKE_ENV, check=0)
+    assert (workdir / "best.weights.h5").exists() == restore_best, trained.stdout
+    evaluated = cli(*common[:2], "evaluate", "fake", *common[2:], env=FAKE_ENV, check=0)
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    expected = workdir / ("best.weights.h5" if restore_best else "backup")
+    assert pathlib.Path(metrics["weights"]) == expected, evaluated.stdout

@@ -225,21 +225,21 @@ def test_body_over_the_limit_is_refused_without_reading_it(server):
 
 
 @pytest.mark.parametrize("kind", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
-def test_image_size_is_read_from_the_header_of_each_format(kind):
+def test_image_dimensions_are_read_from_the_header_of_each_format(kind):
     import io
 
-    from kerasapps.server.images import NotAnImage, image_size
+    from kerasapps.images import NotAnImage, image_dimensions
 
     image = pytest.importorskip("PIL.Image", reason="Pillow writes the sample files").new("RGB", (37, 23), (200, 30, 30))
     encoded = io.BytesIO()
     image.save(encoded, kind, **({"lossless": True} if kind == "WEBP" else {}))
-    assert image_size(encoded.getvalue())[:2] == (37, 23)
+    assert image_dimensions(encoded.getvalue())[:2] == (37, 23)
     if kind == "WEBP":
         lossy = io.BytesIO()
         image.save(lossy, "WEBP", quality=50)
-        assert image_size(lossy.getvalue())[:2] == (37, 23)
+        assert image_dimensions(lossy.getvalue())[:2] == (37, 23)
     with pytest.raises(NotAnImage):
-        image_size(encoded.getvalue()[:8] if kind != "BMP" else b"BM")
+        image_dimensions(encoded.getvalue()[:8] if kind != "BMP" else b"BM")
 
 
 # -- batching: concurrent requests run together and get the same answers --------------------------

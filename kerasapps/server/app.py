@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from kerasapps.server.batching import Batcher, batch_rows
-from kerasapps.server.images import NotAnImage, image_size
+from kerasapps.images import NotAnImage, image_dimensions
 from kerasapps.server.repository import Repository
 from kerasapps.server.tensors import BadRequest, encode_predict_response, parse_predict_body
 
@@ -89,7 +89,7 @@ def _check_images(inputs: dict, max_pixels: int) -> list:
             continue
         for index, data in enumerate(array.ravel()):
             try:
-                width, height, kind = image_size(data)
+                width, height, kind = image_dimensions(data)
             except NotAnImage as exc:
                 raise BadRequest(f"input {name!r}[{index}]: {exc}") from None
             if width * height > max_pixels:

@@ -164,7 +164,7 @@ class CaptioningTask(Task):
     def build_model(self):
         model = model_code.build_show_and_tell(self.config, self.vocabulary.size, self._encoder())
         model.compile(
-            optimizer=keras.optimizers.Adam(self._learning_rate(), clipnorm=5.0),
+            optimizer=keras.optimizers.Adam(self.scheduled_learning_rate(self.info.get("train_images")), clipnorm=5.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
@@ -187,16 +187,6 @@ class CaptioningTask(Task):
                 hint = (f"; it was trained on {trained_size}x{trained_size} images: --set image_size={trained_size}"
                         if trained_size != self.config.image_size else "")
                 raise UsageError(f"encoder_weights={self.config.encoder_weights}: {exc}{hint}") from None
-
-    def _learning_rate(self):
-        """The peak rate, decayed along a cosine over all training steps (the schedule reads
-        the optimizer's step count, so a resumed run continues where it stopped)."""
-        cfg = self.config
-        images = self.info.get("train_images")
-        if cfg.lr_schedule == "constant" or not images:  # no data built (export, predict): no training
-            return cfg.learning_rate
-        steps = cfg.steps_per_epoch or max(1, images // cfg.batch_size)
-        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.05)
 
     # -- decoding --------------------------------------------------------------
     def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,

@@ -33,7 +33,9 @@ SCORES = {"pixel_accuracy": PixelAccuracy, "class_accuracy": MeanClassAccuracy, 
 class SegmentationConfig(TaskConfig):
     epochs: int = field(6, "training epochs")
     batch_size: int = field(32, "global batch size")
-    learning_rate: float = field(2e-3, "Adam learning rate")
+    learning_rate: float = field(2e-3, "Adam learning rate (the peak, with lr_schedule=cosine)")
+    lr_schedule: Literal["constant", "cosine"] = field(
+        "constant", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     model: Literal["segnet_basic", "segnet", "unet"] = field(
         "segnet_basic", "segnet_basic (4+4 stages), segnet (VGG16-depth SegNet) or unet")
     width: int = field(64, "channels of SegNet-Basic; first-level width of SegNet and U-Net (doubling down)",
@@ -129,6 +131,8 @@ class SegmentationTask(Task):
     def prepare_datasets(self, splits):
         """Class weights from the training masks, augmentation of the training split, then batching."""
         self.info["class_weights"] = self._class_weights(splits["train"])
+        examples = int(splits["train"].cardinality())
+        self.info["train_examples"] = examples if examples >= 0 else None  # unknown: a constant rate
         out = {}
         for split in SPLITS:
             dataset = splits[split]
@@ -194,7 +198,7 @@ class SegmentationTask(Task):
         model = keras.Model(inputs, outputs, name=cfg.model)
         self.iou_metric = MeanIoU(num_classes)
         model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            optimizer=keras.optimizers.Adam(self.scheduled_learning_rate(self.info.get("train_examples"))),
             loss=PixelCrossEntropy(self.info.get("class_weights") or [1.0] * num_classes),
             metrics=[PixelAccuracy(num_classes), MeanClassAccuracy(num_classes), self.iou_metric],
         )
@@ -272,7 +276,8 @@ class SegmentationTask(Task):
 
         def prepare(image_bytes):
             image = decode_image(image_bytes)
-            return tf.image.resize(image, size), tf.shape(image)[:2]
+            # Antialiased as the folder loader resized the training images: the same input either way.
+            return tf.image.resize(image, size, antialias=True), tf.shape(image)[:2]
 
         def restore(args):
             # Probabilities back to the input's own size, then the class per pixel.
