@@ -11,6 +11,7 @@ from conftest import cli
 from kerasapps.data import DatasetSource
 from kerasapps.datasets import shapes
 from kerasapps.errors import UsageError
+from kerasapps.task import SPLITS
 from kerasapps_segmentation.folder import find_pairs
 from kerasapps_segmentation.task import VOID, SegmentationTask
 
@@ -161,6 +162,21 @@ def test_median_frequency_weights_by_hand():
     # freq a = 4/8, b = 1/4 (only image 1 has b), c = 2/4; median 1/2 -> weights 1, 2, 1
     examples = tf.data.Dataset.from_tensor_slices((np.zeros((2, 2, 2, 3), np.uint8), masks))
     assert task._class_weights(examples) == [1.0, 2.0, 1.0]
+
+
+
+def test_cosine_schedule_spans_the_training_split_prepare_datasets_counted():
+    config = SegmentationTask.Config(lr_schedule="cosine", image_size=(16,), epochs=2, batch_size=4, width=4,
+                                     augment=False)
+    task = SegmentationTask(config)
+    task.info.update(class_names=["a", "b"], image_size=[16, 16])
+    splits = {split: tf.data.Dataset.from_tensor_slices((np.zeros((10, 16, 16, 3), np.uint8),
+                                                         np.zeros((10, 16, 16), np.uint8))) for split in SPLITS}
+    task.prepare_datasets(splits)
+    assert task.info["train_examples"] == 10
+    optimizer = task.build_model().optimizer
+    optimizer.iterations.assign(4)  # 2 steps per epoch, 2 epochs: the end of the run
+    assert float(optimizer.learning_rate) == pytest.approx(config.learning_rate * 0.05)
 
 
 CAMVID = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
