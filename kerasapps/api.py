@@ -8,8 +8,10 @@ imported on first use.
 Contract and registration:
     :class:`Task`, :class:`TaskConfig`, :func:`field`, :data:`SPLITS`, :class:`RunContext`,
     :data:`hookimpl`, :class:`TaskSpec`, :class:`DatasetSpec`, :class:`UsageError`.
-Data: :func:`load_tfds`, :func:`hash_split`, :class:`DatasetSource`, :func:`read_image_folder`,
-    :func:`split_folders`, :func:`split_by_hash`, :func:`read_captions_folder`,
+Data: :func:`load_tfds`, :class:`DatasetSource`, :func:`read_image_folder`, :func:`split_folders`,
+    :func:`hash_split` (one key -> its split's name, e.g. inside a ``tf.data`` filter of your own)
+    and :func:`split_by_hash` (a list of items -> ``{split: items}``, by ``hash_split`` of a key of
+    each), :func:`read_captions_folder`,
     :data:`CAPTIONS_FOLDER_LAYOUT`, ``shapes`` (the built-in dataset's module).
 Images: :func:`check_image_file`, :func:`check_image_files`, :func:`list_image_files`,
     :func:`probe_image`, :func:`read_image`, :func:`encode_png`; in serving graphs

@@ -195,8 +195,13 @@ def _launch_in_private_network(count, command, *, out, env, poll_seconds) -> int
     request = json.dumps({"count": count, "command": command, "env": env or {}, "poll_seconds": poll_seconds})
     out.write("[launch] workers run in a private network namespace (loopback only)\n")
     out.flush()
-    inner = subprocess.Popen([sys.executable, "-m", "kerasapps.launch", request], preexec_fn=_enter_private_network,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    try:
+        inner = subprocess.Popen([sys.executable, "-m", "kerasapps.launch", request],
+                                 preexec_fn=_enter_private_network, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
+    except (subprocess.SubprocessError, OSError) as exc:  # the probe passed but the real unshare did not
+        raise UsageError(f"could not start the workers in a private network namespace ({exc}); "
+                         "use --network host") from None
     forward = threading.Thread(target=_stream, args=("", inner.stdout, out, threading.Lock()), daemon=True)
     forward.start()
     previous = signal.signal(signal.SIGTERM, lambda *_: inner.send_signal(signal.SIGTERM)) \

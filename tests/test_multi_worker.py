@@ -219,6 +219,18 @@ def test_without_namespaces_auto_warns_and_private_refuses(monkeypatch, network)
         assert "warning: the kernel refused (test); the workers' ports listen on every network interface" in out.getvalue()
 
 
+def test_a_namespace_the_probe_allowed_but_the_real_call_refuses_is_one_usage_error(monkeypatch):
+    from kerasapps import launch
+
+    def refuse():
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(launch, "private_network_error", lambda: None)
+    monkeypatch.setattr(launch, "_enter_private_network", refuse)  # runs in the child, as the real one
+    with pytest.raises(UsageError, match=r"could not start the workers in a private network namespace .*--network host"):
+        launch.launch_workers(2, ["run", "classification"], out=io.StringIO(), network="private")
+
+
 def test_private_network_is_available_on_this_linux_machine():
     from kerasapps.launch import private_network_error
 
