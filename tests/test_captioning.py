@@ -359,6 +359,13 @@ def test_encoder_weights_that_are_no_classification_run_are_one_error(classifica
               check=2).stderr
     assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in err and "--set image_size=32" in err
     assert "Traceback" not in err and "UserWarning" not in err
+    # ... refused before the data is read: a folder whose captions name a missing image is not reached.
+    broken = tmp_path / "broken"
+    (broken / "Images").mkdir(parents=True)
+    (broken / "captions.txt").write_text("image,caption\nmissing.png,a red circle\n")
+    err = cli("train", "captioning", *small, "--set", "image_size=48", "--set", f"encoder_weights={classification_run}",
+              "--dataset", f"folder:{broken}", check=2).stderr
+    assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in err, err[-2000:]
 
     other = tmp_path / "translation_run"
     other.mkdir()

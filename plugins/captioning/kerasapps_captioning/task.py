@@ -96,6 +96,12 @@ class CaptioningTask(Task):
             # info, so that export and evaluation rebuild the encoder without that folder.
             run = read_trained_run(self.config.encoder_weights, task="classification")
             self.info["encoder_run"] = run.to_json()
+            # Refuse a run that cannot be this encoder now, not after the data is read: build its
+            # network and load its weights once and throw them away (the model's own are built later,
+            # inside the strategy's scope).
+            network = model_code.build_run_network(self.config, run)
+            model_code.build_run_features(self.config, network)
+            self._load_encoder_weights(run, network)
 
     # -- data: each loader returns, per split, (images, captions) (see data.py) --------
     def load_registered(self):  # --dataset shapes
@@ -180,13 +186,16 @@ class CaptioningTask(Task):
                 print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained",
                       file=sys.stderr)
                 return
-            try:
-                run.load_weights(self._encoder_network)
-            except UsageError as exc:
-                trained_size = run.info.get("image_size")
-                hint = (f"; it was trained on {trained_size}x{trained_size} images: --set image_size={trained_size}"
-                        if trained_size != self.config.image_size else "")
-                raise UsageError(f"encoder_weights={self.config.encoder_weights}: {exc}{hint}") from None
+            self._load_encoder_weights(run, self._encoder_network)
+
+    def _load_encoder_weights(self, run, network):
+        try:
+            run.load_weights(network)
+        except UsageError as exc:
+            trained_size = run.info.get("image_size")
+            hint = (f"; it was trained on {trained_size}x{trained_size} images: --set image_size={trained_size}"
+                    if trained_size != self.config.image_size else "")
+            raise UsageError(f"encoder_weights={self.config.encoder_weights}: {exc}{hint}") from None
 
     # -- decoding --------------------------------------------------------------
     def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,
