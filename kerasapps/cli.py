@@ -210,10 +210,10 @@ def run(ctx, fresh, samples, **kwargs):
     check_writable_dir(pathlib.Path(task_run.resolved["export_dir"]) / task_run.resolved["task"], "export directory")
     summary = task_run.train()
     evaluation = task_run.evaluate()
-    _print_metrics("test", evaluation["test"])
+    _print_metrics(evaluation["split"], evaluation["test"])
     export_path = task_run.export()
     path = task_run.write_metrics(**summary, metrics=evaluation["test"], weights=evaluation["weights"],
-                                 export_path=str(export_path))
+                                 scored_split=evaluation["split"], export_path=str(export_path))
     if samples:
         lines = task_run.samples(samples)
         pictures = task_run.sample_pictures()
@@ -251,8 +251,8 @@ def evaluate(ctx, **kwargs):
     trained with; options given here override it)."""
     task_run = _make_run(ctx, kwargs, use_workdir_config=True)
     evaluation = task_run.evaluate()
-    _print_metrics("test", evaluation["test"])
-    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'], weights=evaluation['weights'])}")
+    _print_metrics(evaluation["split"], evaluation["test"])
+    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'], weights=evaluation['weights'], scored_split=evaluation['split'])}")
 
 
 @cli.command()

@@ -322,7 +322,9 @@ class TaskRun:
 
         with decoding_errors_as_usage_errors(self.source):
             metrics = evaluate_task(self.task, self.model, self.datasets["test"], self.trainer.evaluate)
-        return {"weights": weights, "test": metrics}
+        # A task whose data has no test split of its own scores another one, and names it in
+        # its info (e.g. "validation"): the figures are labelled with it, never as test figures.
+        return {"weights": weights, "test": metrics, "split": self.task.info.get("scored_split", "test")}
 
     def export(self) -> pathlib.Path:
         if self.model is None:

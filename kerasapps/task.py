@@ -88,6 +88,8 @@ class Task(abc.ABC):
     ``self.info`` is a JSON-able dict the task fills while building its data
     (class names, image size, ...); the core saves it in the workdir and restores
     it, so export and evaluation need no training data to rebuild the model.
+    A loader whose data has no test split of its own sets ``self.info["scored_split"]``
+    to the split it scores in its place (``"validation"``): figures are labelled with it.
     """
 
     name: str = ""

@@ -1,6 +1,7 @@
-"""kerasapps plugin: image captioning (Show and Tell: CNN encoder + LSTM decoder).
+"""kerasapps plugin: image captioning (Show and Tell: CNN encoder + LSTM decoder), and image
+tagging with the captions' words (visual concepts), which pretrains captioning's encoder.
 
-Cheap to import: the model code in ``task.py`` loads only when the task runs.
+Cheap to import: the model code in ``task.py`` and ``tagging.py`` loads only when a task runs.
 """
 
 from kerasapps.api import TaskSpec, hookimpl
@@ -13,5 +14,10 @@ def kerasapps_register_tasks():
             "captioning",
             "kerasapps_captioning.task:CaptioningTask",
             "image captioning: CNN encoder + LSTM decoder (Show and Tell), beam search, BLEU",
-        )
+        ),
+        TaskSpec(
+            "tagging",
+            "kerasapps_captioning.tagging:TaggingTask",
+            "image tagging with the words of its captions (visual concepts): a pretrained encoder for captioning",
+        ),
     ]

@@ -44,9 +44,11 @@ def read_tfds(source, image_size: int):
         out[split] = (images, captions)
     return out
 
-def read_folder(path, config):
-    """``folder:PATH`` in Flickr8k's layout (``kerasapps.api.read_captions_folder``)."""
+def read_folder(path, config, info: dict):
+    """``folder:PATH`` in Flickr8k's layout (``kerasapps.api.read_captions_folder``); records in
+    ``info`` the split scored as the test split (dev, where the copy has no test list)."""
     folder = read_captions_folder(path, skip_bad_examples=config.skip_bad_examples)
+    info["scored_split"] = folder.scored_split
     return {split: (folder.image_dataset(split, config.image_size), folder.captions[split]) for split in SPLITS}
 
 

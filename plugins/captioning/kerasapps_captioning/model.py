@@ -26,28 +26,31 @@ APPLICATIONS = {
 
 def build_encoder(cfg, image_features=None):
     """Images (0..255) -> an ``embed_dim`` vector: the small CNN, or ``image_features`` (a
-    keras.applications backbone from :func:`build_image_features`, or a classification run's
+    keras.applications backbone from :func:`build_image_features`, or a kerasapps run's
     network from :func:`build_run_features`) and a dense layer."""
     size = cfg.image_size
     image = keras.Input((size, size, 3), name="image")
-    if cfg.encoder == "cnn":
-        x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
-        for i, filters in enumerate(cfg.cnn_filters, start=1):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-            x = FusedBatchNormalization(name=f"bn{i}")(x)
-            x = keras.layers.ReLU(name=f"relu{i}")(x)
-            x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-        if cfg.cnn_pooling == "max":
-            # One set of weights for what is seen wherever it is. Flattened, each position
-            # has its own, and the small objects' shapes were never learnt (the positions
-            # the captions need survive pooling: zero padding lets the filters see them).
-            x = keras.layers.GlobalMaxPooling2D(name="global_max")(x)
-        else:
-            x = keras.layers.Flatten(name="flatten")(x)
-    else:
-        x = image_features(image)
+    x = small_cnn(image, cfg) if cfg.encoder == "cnn" else image_features(image)
     x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
     return keras.Model(image, x, name="encoder")
+
+
+def small_cnn(image, cfg):
+    """The small CNN trained from scratch: images (0..255) -> a feature vector; conv blocks of
+    ``cfg.cnn_filters`` (each conv + batch norm + ReLU + 2x2 max pooling), then ``cfg.cnn_pooling``."""
+    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
+    for i, filters in enumerate(cfg.cnn_filters, start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = FusedBatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    if cfg.cnn_pooling == "max":
+        # One set of weights for what is seen wherever it is. Flattened, each position
+        # has its own, and the small objects' shapes were never learnt (the positions
+        # the captions need survive pooling: zero padding lets the filters see them).
+        return keras.layers.GlobalMaxPooling2D(name="global_max")(x)
+    return keras.layers.Flatten(name="flatten")(x)
+
 
 def build_image_features(cfg):
     """The keras.applications backbone with its preprocessing: images (0..255) -> pooled
@@ -77,13 +80,13 @@ def build_image_features(cfg):
 
 
 def build_run_network(cfg, run):
-    """A kerasapps classification run's whole network (its task builds it from the run's
+    """A kerasapps classification or tagging run's whole network (its task builds it from the run's
     recorded config), for ``cfg.image_size`` images; the run's weights are not loaded yet."""
     return run.build_model(load_weights=False, info_overrides={"image_size": cfg.image_size})
 
 
 def build_run_features(cfg, network):
-    """The classification ``network`` without its classifier: images (0..255, RGB) -> the
+    """A classification or tagging ``network`` without its classifier: images (0..255, RGB) -> the
     features its ``logits`` layer reads (before its dropout). A grayscale network (MNIST)
     sees the image in grey (ITU-R 601 luma)."""
     names = {layer.name for layer in network.layers}
@@ -92,7 +95,7 @@ def build_run_features(cfg, network):
     features = network.get_layer("dropout" if "dropout" in names else "logits").input
     if not any(layer.weights for layer in network.layers if layer.name not in ("logits", "probabilities")):
         raise UsageError(f"the {network.name} network has no trained layers below its classifier to start from "
-                         "(train the classification run with --set model=lenet5 or resnet20)")
+                         "(a classification run needs --set model=lenet5 or resnet20)")
     backbone = keras.Model(network.input, features, name=f"{network.name}_features")
     backbone.trainable = not cfg.freeze_encoder
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")

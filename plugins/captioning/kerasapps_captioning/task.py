@@ -23,6 +23,10 @@ from kerasapps_captioning import data
 from kerasapps_captioning import model as model_code
 
 
+# Encoders that are the network of another kerasapps run (encoder_weights=RUN), by its task.
+RUN_ENCODERS = ("classification", "tagging")
+
+
 @dataclasses.dataclass
 class CaptioningConfig(TaskConfig):
     epochs: int = field(12, "training epochs")
@@ -34,12 +38,12 @@ class CaptioningConfig(TaskConfig):
     lr_schedule: Literal["constant", "cosine"] = field(
         "cosine", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels", minimum=16, maximum=4096)
-    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0", "classification"] = field(
+    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0", "classification", "tagging"] = field(
         "cnn", "image encoder: a small CNN trained from scratch, a keras.applications model, or the network of a "
-        "kerasapps classification run (encoder_weights=RUN) without its classifier")
+        "kerasapps classification or tagging run (encoder_weights=RUN) without its classifier")
     encoder_weights: str = field(
         "none", "none; imagenet (keras.applications, downloads); a keras.applications weights file; or, with "
-        "encoder=classification, a classification run: its folder or its best.weights.h5")
+        "encoder=classification or tagging, a run of that task: its folder or its best.weights.h5")
     freeze_encoder: bool = field(False, "keep the pretrained encoder's weights fixed")
     cache_features: bool = field(
         False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
@@ -65,11 +69,11 @@ class CaptioningConfig(TaskConfig):
             raise UsageError("cache_features needs a frozen pretrained encoder: "
                              "--set encoder=mobilenet_v2 --set freeze_encoder=true (the small CNN always trains)")
         named = self.encoder_weights in ("none", "imagenet")
-        if self.encoder == "classification" and named:
-            raise UsageError("encoder=classification starts from a kerasapps classification run: "
-                             "--set encoder_weights=runs/classification (its folder, or the best.weights.h5 in it)")
+        if self.encoder in RUN_ENCODERS and named:
+            raise UsageError(f"encoder={self.encoder} starts from a kerasapps {self.encoder} run: "
+                             f"--set encoder_weights=runs/{self.encoder} (its folder, or the best.weights.h5 in it)")
         if self.encoder == "cnn" and self.encoder_weights != "none":
-            hint = ("a classification run's weights need --set encoder=classification" if not named
+            hint = ("a run's weights need --set encoder=classification (or tagging)" if not named
                     else "imagenet weights need a keras.applications encoder, e.g. --set encoder=mobilenet_v2")
             raise UsageError(f"encoder=cnn trains from scratch and takes no encoder_weights "
                              f"({self.encoder_weights!r}): {hint}")
@@ -90,11 +94,11 @@ class CaptioningTask(Task):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._read_encoder_run = self.config.encoder == "classification" and "encoder_run" not in self.info
+        self._read_encoder_run = self.config.encoder in RUN_ENCODERS and "encoder_run" not in self.info
         if self._read_encoder_run:
             # A new run reads the classification run now (before any data) and records it in its
             # info, so that export and evaluation rebuild the encoder without that folder.
-            run = read_trained_run(self.config.encoder_weights, task="classification")
+            run = read_trained_run(self.config.encoder_weights, task=self.config.encoder)
             self.info["encoder_run"] = run.to_json()
             # Refuse a run that cannot be this encoder now, not after the data is read: build its
             # network and load its weights once and throw them away (the model's own are built later,
@@ -111,7 +115,7 @@ class CaptioningTask(Task):
         return data.read_tfds(self.source, self.config.image_size)
 
     def load_folder(self):
-        return data.read_folder(self.source.path, self.config)
+        return data.read_folder(self.source.path, self.config, self.info)
 
     def prepare_datasets(self, splits):
         """The vocabulary from the training captions, then teacher forcing and batching."""
@@ -159,7 +163,7 @@ class CaptioningTask(Task):
     def _image_features(self):
         """The pretrained backbone, built once per task (cached features and the model share it)."""
         if getattr(self, "_image_features_model", None) is None:
-            if self.config.encoder == "classification":
+            if self.config.encoder in RUN_ENCODERS:
                 self._encoder_network = model_code.build_run_network(
                     self.config, TrainedRun.from_json(self.info["encoder_run"]))
                 self._image_features_model = model_code.build_run_features(self.config, self._encoder_network)
@@ -178,8 +182,8 @@ class CaptioningTask(Task):
 
     def build_training_state(self, model, batch) -> None:
         super().build_training_state(model, batch)
-        if self.config.encoder == "classification":
-            # Training starts from the classification run's weights; the core then restores
+        if self.config.encoder in RUN_ENCODERS:
+            # Training starts from the classification or tagging run's weights; the core then restores
             # this run's own backup (resume) or best weights (evaluate) over them.
             run = TrainedRun.from_json(self.info["encoder_run"])
             if not self._read_encoder_run and not pathlib.Path(run.weights).is_file():
