@@ -6,15 +6,17 @@ only once the task is known. User mistakes print one line and exit with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import sys
+import traceback
 import warnings
 
 import click
 
-from kerasapps.errors import TrainingFailed, UsageError
+from kerasapps.errors import PluginDeprecationWarning, PluginFailed, TrainingFailed, UsageError
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up chatter is noise for CLI users; set it before TF loads.
@@ -38,7 +40,12 @@ class _Failure(click.ClickException):
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _plugin_deprecations_as_warning_lines():
+                return super().invoke(ctx)
+        except PluginFailed as exc:  # the line for the user, then the traceback for the plugin's author
+            click.echo(f"error: {exc}", err=True)
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+            sys.exit(1)
         except UsageError as exc:
             raise _UserError(str(exc)) from None
         except click.UsageError as exc:  # a bad option or argument: one line too, not click's usage block
@@ -49,6 +56,26 @@ class _Group(click.Group):
             sys.exit(130)
         except TrainingFailed as exc:
             raise _Failure(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _plugin_deprecations_as_warning_lines():
+    """Show each plugin deprecation once, as one ``warning:`` line when it is raised (Python
+    hides DeprecationWarnings outside ``__main__``); other warnings are shown as before."""
+    shown = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PluginDeprecationWarning)
+        show = warnings.showwarning
+
+        def show_warning(message, category, *args, **kwargs):
+            if not issubclass(category, PluginDeprecationWarning):
+                show(message, category, *args, **kwargs)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                click.echo(f"warning: {message}", err=True)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 def _registry(ctx):

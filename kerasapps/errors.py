@@ -1,4 +1,4 @@
-"""Errors that the CLI turns into one readable line and exit code 2."""
+"""Errors (and the warning) that the CLI turns into one readable line: usage errors exit 2, failures 1."""
 
 import re
 
@@ -16,6 +16,19 @@ class UsageError(Exception):
 
 class TrainingFailed(Exception):
     """Training could not go on (e.g. the loss diverged). The CLI prints the message, exit code 1.
+    """
+
+
+class PluginFailed(Exception):
+    """A plugin's code raised during a run. The message is one line naming the plugin, its
+    distribution and the method; the plugin's exception is ``__cause__``. The CLI prints
+    ``error: <message>``, then that exception's traceback for the plugin's author, exit code 1.
+    """
+
+
+class PluginDeprecationWarning(DeprecationWarning):
+    """A plugin uses a form of the plugin API that still works but will go (the message names
+    the form that replaces it). The CLI prints each as one ``warning:`` line.
     """
 
 

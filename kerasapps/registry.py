@@ -23,17 +23,20 @@ keep working.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
+import traceback
 import warnings
 
 import pluggy
 
 from kerasapps import hookspecs
-from kerasapps.errors import UsageError
+from kerasapps.errors import PluginFailed, TrainingFailed, UsageError, tf_error_cause
 
 ENTRY_POINT_GROUP = "kerasapps"
 AUTOLOAD_ENV = "KERASAPPS_DISABLE_PLUGIN_AUTOLOAD"
@@ -45,6 +48,11 @@ def _import_object(path: str):
     for part in filter(None, attr.split(".")):
         obj = getattr(obj, part)
     return obj
+
+
+def _top_package(path: str) -> str:
+    """``"pkg.module:object"`` -> ``"pkg"``."""
+    return path.partition(":")[0].partition(".")[0]
 
 
 def _describe_fault(exc: BaseException) -> str:
@@ -112,7 +120,8 @@ class PluginInfo:
     error: str | None = None  # why it failed to load, if it did
 
     def describe(self) -> str:
-        return f"plugin {self.name!r} ({self.distribution} {self.version})".replace(" )", ")")
+        where = f"{self.distribution} {self.version}".strip()
+        return f"plugin {self.name!r} {where if where.startswith('(') else f'({where})'}"
 
 
 @dataclasses.dataclass
@@ -181,6 +190,52 @@ class Registry:
     def dataset(self, name: str) -> DatasetSpec | None:
         entry = self.datasets.get(name)
         return entry[0] if entry else None
+
+    @contextlib.contextmanager
+    def plugin_code(self, task: str, method: str | None = None):
+        """Run a call into plugin code. An exception escaping it becomes a
+        :class:`kerasapps.errors.PluginFailed` (from it) naming the plugin, its distribution and
+        the method: the outermost function of a plugin's modules in the traceback, else task
+        ``task``'s ``method``. Without ``method``, an exception that never passed through a
+        plugin's module is the core's and is left as it is; so are the errors the CLI already
+        reports in one line (UsageError, TrainingFailed).
+
+        Example::
+
+            with registry.plugin_code("classification", "evaluate"):
+                metrics = task.evaluate(model, dataset, measured)
+        """
+        try:
+            yield
+        except (UsageError, TrainingFailed, PluginFailed):
+            raise
+        except Exception as exc:
+            culprit = self._plugin_frame(exc)
+            if culprit is None and method is None:
+                raise
+            if culprit is None:
+                spec, info = self.tasks[task]
+                culprit = info, f"{spec.factory.partition(':')[2] or task}.{method}"
+            info, where = culprit
+            if exc.__traceback__ is not None and exc.__traceback__.tb_frame is inspect.currentframe():
+                exc.__traceback__ = exc.__traceback__.tb_next  # this frame says nothing to the plugin's author
+            cause = tf_error_cause(exc)
+            what = type(exc).__name__ if cause == type(exc).__name__ else f"{type(exc).__name__}: {cause}"
+            raise PluginFailed(f"{info.describe()} failed in {where}: {what}") from exc
+
+    def _plugin_frame(self, exc: BaseException) -> tuple[PluginInfo, str] | None:
+        """(plugin, function) of the outermost traceback frame in a plugin's own package."""
+        packages = {}
+        for spec, info in self.tasks.values():
+            packages.setdefault(_top_package(spec.factory), info)
+        for info in self.plugins:
+            packages.setdefault(_top_package(info.value), info)
+        packages.pop("kerasapps", None)  # the core's own plugin (builtin): its frames are the core's
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            info = packages.get(_top_package(frame.f_globals.get("__name__", "")))
+            if info is not None:
+                return info, getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+        return None
 
 
 def task_contract_problem(task_class) -> str | None:

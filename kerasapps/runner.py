@@ -168,14 +168,23 @@ class TaskRun:
             seed=int(self.resolved["seed"]),
         )
 
+    def _plugin(self, method: str | None = None):
+        """A call into the task's plugin: what it raises is reported naming the plugin and ``method``."""
+        return self.registry.plugin_code(self.resolved["task"], method)
+
     def _make_task(self, info=None):
-        self.task = self.task_class(self.config, self.source, info=info, context=self.run_context())
+        from kerasapps.task import new_task
+
+        with self._plugin("__init__"):
+            self.task = new_task(self.task_class, self.config, self.source, info=info, context=self.run_context())
 
     def _build(self, need_data: bool) -> None:
         info = self.folder.read_task_info()
         self._make_task(info)
         if need_data:
-            self.datasets = self.task.build_datasets()
+            # Decoding errors are caught inside: an undecodable file is the user's fault, not the plugin's.
+            with self._plugin("build_datasets"), decoding_errors_as_usage_errors(self.source):
+                self.datasets = self.task.build_datasets()
             if self.is_chief:
                 write_json_atomic(self.folder.task_info_file, self.task.info)
         elif info is None:
@@ -183,9 +192,11 @@ class TaskRun:
         from kerasapps.engine import Trainer
 
         with self.strategy.scope():
-            self.model = self.task.build_model()
+            with self._plugin("build_model"):
+                self.model = self.task.build_model()
             if need_data:
-                self.task.build_training_state(self.model, next(iter(self.datasets["train"])))
+                with self._plugin("build_training_state"), decoding_errors_as_usage_errors(self.source):
+                    self.task.build_training_state(self.model, next(iter(self.datasets["train"])))
         self.trainer = Trainer(self.model, self.strategy, jit_compile=self.jit_compile,
                                steps_per_execution=self.config.steps_per_execution, state_built=need_data)
 
@@ -275,17 +286,19 @@ class TaskRun:
                                               patience=config.early_stopping_patience)
             )
         # On every worker (a callback that predicts runs collective ops), writing to scratch off the chief.
-        callbacks += list(self.task.training_callbacks(self.model, self.datasets, self.scratch_dir))
-        for extra in self.registry.plugin_manager.hook.kerasapps_training_callbacks(
-            task=self.task, config=self.resolved, workdir=self.workdir
-        ):
-            callbacks.extend(extra or ())
+        with self._plugin("training_callbacks"):
+            callbacks += list(self.task.training_callbacks(self.model, self.datasets, self.scratch_dir))
+        with self._plugin():  # each plugin's kerasapps_training_callbacks hook
+            for extra in self.registry.plugin_manager.hook.kerasapps_training_callbacks(
+                task=self.task, config=self.resolved, workdir=self.workdir
+            ):
+                callbacks.extend(extra or ())
         progress_bar = self.options.progress_bar if self.options.progress_bar is not None else sys.stdout.isatty()
         if not progress_bar:
             callbacks.append(EpochLineLogger(config.epochs))
         started = time.perf_counter()
         if initial_epoch < config.epochs:
-            with decoding_errors_as_usage_errors(self.source):
+            with self._plugin(), decoding_errors_as_usage_errors(self.source):  # its train_step, its callbacks
                 self.trainer.fit(
                     self.datasets["train"],
                     epochs=config.epochs,
@@ -320,8 +333,8 @@ class TaskRun:
         weights = self._load_trained_weights()
         from kerasapps.task import evaluate_task
 
-        with decoding_errors_as_usage_errors(self.source):
-            metrics = evaluate_task(self.task, self.model, self.datasets["test"], self.trainer.evaluate)
+        with self._plugin("evaluate"), decoding_errors_as_usage_errors(self.source):
+            metrics = evaluate_task(self.task, self.model, self.datasets["test"], self.trainer.evaluate, self.trainer)
         # A task whose data has no test split of its own scores another one, and names it in
         # its info (e.g. "validation"): the figures are labelled with it, never as test figures.
         return {"weights": weights, "test": metrics, "split": self.task.info.get("scored_split", "test")}
@@ -336,17 +349,20 @@ class TaskRun:
         from kerasapps.export import export_saved_model
 
         meta = {"config": self.resolved, "kerasapps_version": self.resolved["kerasapps_version"]}
-        return export_saved_model(self.task, self.model, self.resolved["export_dir"], meta)
+        with self._plugin():  # its serving_function, serving_resources, export_assets
+            return export_saved_model(self.task, self.model, self.resolved["export_dir"], meta)
 
     def samples(self, count: int = 5) -> list[str]:
         """Lines describing held-out predictions (every worker must call it: predicting may be
         collective; only the chief's lines are worth printing)."""
-        return self.task.describe_predictions(self.model, self.datasets["test"], count)
+        with self._plugin("describe_predictions"):
+            return self.task.describe_predictions(self.model, self.datasets["test"], count)
 
     def sample_pictures(self) -> list:
         directory = self.scratch_dir / "samples"
         directory.mkdir(parents=True, exist_ok=True)
-        return self.task.save_samples(self.model, self.datasets["test"], directory)
+        with self._plugin("save_samples"):
+            return self.task.save_samples(self.model, self.datasets["test"], directory)
 
     def finish(self) -> None:
         """Wait for every worker before exiting (see :meth:`kerasapps.runtime.Runtime.barrier`)."""

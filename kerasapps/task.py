@@ -50,7 +50,7 @@ import warnings
 
 from kerasapps.config import TaskConfig
 from kerasapps.context import RunContext
-from kerasapps.errors import UsageError
+from kerasapps.errors import PluginDeprecationWarning, UsageError
 
 SPLITS = ("train", "validation", "test")
 DATASET_KINDS = ("registered", "tfds", "folder")
@@ -111,6 +111,9 @@ class Task(abc.ABC):
         # or reads its data its own way (its own build_datasets).
         if "dataset_kinds" not in cls.__dict__ and cls.build_datasets is Task.build_datasets:
             cls.dataset_kinds = tuple(kind for kind in DATASET_KINDS if callable(getattr(cls, f"load_{kind}", None)))
+        # Said when the plugin's module is imported, before any data is read, not after training.
+        for message in _deprecated_forms(cls):
+            warnings.warn(message, PluginDeprecationWarning, stacklevel=3)
 
     def __init__(self, config=None, source=None, info: dict | None = None, seed: int | None = None,
                  context: RunContext | None = None):
@@ -150,11 +153,25 @@ class Task(abc.ABC):
 
     @classmethod
     def contract_problem(cls) -> str | None:
-        """What the class lacks to be a task, beyond its abstract methods (None: nothing)."""
+        """What the class lacks to be a task, beyond its abstract methods (None: nothing): no
+        data loader, or a method the core could not call with the arguments it passes
+        (found when the class is loaded, not when the call comes after training)."""
         if cls.build_datasets is Task.build_datasets and not any(
                 callable(getattr(cls, f"load_{kind}", None)) for kind in DATASET_KINDS):
             return (f"class {cls.__name__} reads no data: it needs load_registered, load_tfds or load_folder "
                     "(or its own build_datasets)")
+        if not (_accepts_context(cls) or _binds(cls, "__init__", 2, info=None, seed=0)):
+            return (f"{cls.__name__}.__init__{_signature(cls, '__init__')} cannot take the core's call "
+                    "(config, source, info=..., context=...) (see kerasapps.api.Task)")
+        for name, count in _CORE_CALLS.items():
+            if name not in _overridden(cls) or not callable(getattr(cls, name)) or _binds(cls, name, count):
+                continue  # a loader set to None reads no such kind
+            if name == "evaluate" and _binds(cls, name, 2):  # the previous release's evaluate(trainer, dataset)
+                continue
+            reference = getattr(Task, name, None)  # None: a load_KIND, called with no arguments
+            expected = ", ".join(list(inspect.signature(reference).parameters)[1:count + 1]) if reference else ""
+            return (f"{cls.__name__}.{name}{_signature(cls, name)} cannot take the core's call "
+                    f"{name}({expected}) (see kerasapps.api.Task.{name})")
         return None
 
     # -- data --------------------------------------------------------------
@@ -269,17 +286,26 @@ class Task(abc.ABC):
         return []
 
     # -- evaluation --------------------------------------------------------
-    def evaluate(self, model, dataset, metrics: dict) -> dict:
+    def evaluate(self, model, dataset, metrics: dict | None = None) -> dict:
         """Metrics on a held-out split: ``metrics`` are the model's compiled metrics, which
         the core measured on ``dataset`` (under the run's strategy); return them with the
         task's own added (BLEU of decoded text, a per-class table, a baseline ...).
+
+        ``metrics`` is left out only by the deprecated ``evaluate(self, trainer, dataset)``
+        of the previous release calling ``super().evaluate(trainer, dataset)``: then the
+        compiled metrics are measured here.
 
         Example::
 
             def evaluate(self, model, dataset, metrics):
                 return {**metrics, "exact_match": exact_match(model, dataset)}
         """
-        return metrics
+        if metrics is not None:
+            return metrics
+        if isinstance(model, _LegacyTrainer):
+            return model.evaluate(dataset)
+        raise TypeError(f"{type(self).__name__}.evaluate: Task.evaluate(model, dataset, metrics) needs the metrics "
+                        "the core passed to your evaluate")
 
     def describe_predictions(self, model, dataset, count: int = 5) -> list[str]:
         """Human-readable lines for a few examples of ``dataset`` (printed by ``run``)."""
@@ -336,24 +362,108 @@ def _check_splits(splits, where: str) -> None:
         raise TypeError(f"{where} returned no {', '.join(missing)} split")
 
 
-def evaluate_task(task, model, dataset, compiled_metrics):
+def new_task(task_class, config=None, source=None, info: dict | None = None, context: RunContext | None = None):
+    """The task the core runs: ``task_class(config, source, info=info, context=context)``.
+
+    A class whose ``__init__`` still has the previous release's signature
+    ``(config, source, info, seed)`` (deprecated) is built with ``seed=context.seed`` and
+    given ``context`` afterwards.
+    """
+    if _accepts_context(task_class):
+        return task_class(config, source, info=info, context=context)
+    if context is None:
+        return task_class(config, source, info=info)
+    task = task_class(config, source, info=info, seed=context.seed)
+    task.context = context
+    return task
+
+
+def evaluate_task(task, model, dataset, compiled_metrics, trainer=None):
     """Call the task's ``evaluate`` hook; ``compiled_metrics(dataset)`` measures the model's
-    compiled metrics. A plugin written for the older ``evaluate(self, trainer, dataset)``
-    still works (with a DeprecationWarning): it gets an object whose ``evaluate`` and
-    ``model`` are what it used."""
-    parameters = list(inspect.signature(task.evaluate).parameters)
-    if len(parameters) == 2 and parameters[0] == "trainer":
-        warnings.warn(f"{type(task).__name__}.evaluate(self, trainer, dataset) is deprecated: implement "
-                      "evaluate(self, model, dataset, metrics) (see kerasapps.api.Task.evaluate)",
-                      DeprecationWarning, stacklevel=2)
-        return task.evaluate(_LegacyTrainer(model, compiled_metrics), dataset)
-    return task.evaluate(model, dataset, compiled_metrics(dataset))
+    compiled metrics. A plugin written for the previous release's ``evaluate(self, trainer,
+    dataset)`` (deprecated: its class warned when it was defined) still works: it gets a
+    ``_LegacyTrainer`` over ``trainer``, the engine that trained the model."""
+    if _binds(type(task), "evaluate", 3):
+        return task.evaluate(model, dataset, compiled_metrics(dataset))
+    return task.evaluate(_LegacyTrainer(model, compiled_metrics, trainer), dataset)
 
 
-@dataclasses.dataclass
 class _LegacyTrainer:
-    model: object
-    evaluate: object
+    """What the previous release's ``evaluate(self, trainer, dataset)`` received:
+    ``trainer.model``, ``trainer.evaluate(dataset)`` (the compiled metrics, measured on each
+    call) and the engine's other attributes (``strategy`` ...)."""
+
+    def __init__(self, model, evaluate, trainer=None):
+        self.model = model
+        self.evaluate = evaluate
+        self._trainer = trainer
+
+    def __getattr__(self, name):
+        trainer = self.__dict__.get("_trainer")
+        if trainer is None:
+            raise AttributeError(f"the trainer given to evaluate(self, trainer, dataset) has no {name!r}")
+        return getattr(trainer, name)
+
+
+# How the core calls the methods a task may override: name -> positional arguments after self.
+_CORE_CALLS = {
+    "load_registered": 0, "load_tfds": 0, "load_folder": 0, "build_datasets": 0, "prepare_datasets": 1,
+    "build_model": 0, "build_training_state": 2, "training_callbacks": 3, "evaluate": 3,
+    "describe_predictions": 3, "save_samples": 3, "serving_function": 1, "serving_resources": 0,
+    "export_assets": 0,
+}
+
+
+def _overridden(cls) -> set:
+    """Names the plugin's classes define (anything below Task in the MRO)."""
+    names = set()
+    for klass in cls.__mro__[:cls.__mro__.index(Task)] if Task in cls.__mro__ else ():
+        names.update(klass.__dict__)
+    return names
+
+
+def _binds(cls, name: str, count: int, **keywords) -> bool:
+    """Whether ``getattr(instance, name)(*count arguments, **keywords)`` binds to its signature."""
+    attribute = inspect.getattr_static(cls, name, None)
+    function = getattr(cls, name, None)
+    if not callable(function):
+        return False
+    arguments = [None] * count
+    if not isinstance(attribute, (staticmethod, classmethod)) and inspect.isfunction(function):
+        arguments.insert(0, None)  # self
+    try:
+        inspect.signature(function).bind(*arguments, **keywords)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): take it on trust
+        return True
+    return True
+
+
+def _signature(cls, name: str) -> str:
+    try:
+        return str(inspect.signature(getattr(cls, name)))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _accepts_context(cls) -> bool:
+    return _binds(cls, "__init__", 2, info=None, context=None)
+
+
+def _deprecated_forms(cls) -> list[str]:
+    """Deprecation messages for the previous release's forms that ``cls`` itself defines."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    messages = []
+    if "evaluate" in cls.__dict__ and not _binds(cls, "evaluate", 3) and _binds(cls, "evaluate", 2):
+        messages.append(f"{where}.evaluate{_signature(cls, 'evaluate')} is deprecated: implement "
+                        "evaluate(self, model, dataset, metrics), where metrics is what trainer.evaluate(dataset) "
+                        "returned and model is trainer.model (see kerasapps.api.Task.evaluate)")
+    if "__init__" in cls.__dict__ and not _accepts_context(cls) and _binds(cls, "__init__", 2, info=None, seed=0):
+        messages.append(f"{where}.__init__{_signature(cls, '__init__')} is deprecated: take "
+                        "__init__(self, config=None, source=None, info=None, seed=None, context=None) (or **kwargs) "
+                        "and pass them on to super().__init__")
+    return messages
 
 
 __all__ = ["DATASET_KINDS", "SPLITS", "RunContext", "Task", "TaskConfig"]

@@ -4,6 +4,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 import warnings
 
 import pytest
@@ -149,17 +150,32 @@ def test_run_context_is_given_not_set():
 
 
 def test_plugin_with_the_old_evaluate_signature_still_works():
+    from kerasapps.errors import PluginDeprecationWarning
     from kerasapps.task import evaluate_task
-
-    class Old(minimal_task_class()):
-        def evaluate(self, trainer, dataset):
-            return {**trainer.evaluate(dataset), "model": trainer.model}
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        metrics = evaluate_task(Old(), "the model", "the data", lambda data: {"loss": len(data)})
-    assert metrics == {"loss": 8, "model": "the model"}
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+        class Old(minimal_task_class()):
+            def evaluate(self, trainer, dataset):
+                return {**trainer.evaluate(dataset), "model": trainer.model}
+
+        class OldCallingSuper(minimal_task_class()):
+            def evaluate(self, trainer, data):  # any names: two arguments are the old form
+                return {**super().evaluate(trainer, data), "replicas": trainer.strategy.replicas}
+
+    # Said when the class is defined (at import, before training), where the plugin defines it.
+    assert [w.category for w in caught] == [PluginDeprecationWarning] * 2
+    assert "implement evaluate(self, model, dataset, metrics)" in str(caught[0].message)
+    assert caught[0].filename == __file__ and ".Old.evaluate(self, trainer, dataset)" in str(caught[0].message)
+    assert Old.contract_problem() is None and OldCallingSuper.contract_problem() is None
+
+    def measure(data):
+        return {"loss": len(data)}
+
+    assert evaluate_task(Old(), "the model", "the data", measure) == {"loss": 8, "model": "the model"}
+    engine = types.SimpleNamespace(strategy=types.SimpleNamespace(replicas=2))
+    assert evaluate_task(OldCallingSuper(), "the model", "data", measure, engine) == {"loss": 4, "replicas": 2}
 
 
 def test_core_calls_the_loader_of_the_dataset_kind_then_prepare_datasets(tmp_path):
