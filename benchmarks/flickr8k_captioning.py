@@ -1,98 +1,272 @@
-"""Show and Tell on Flickr8k (or any folder in its layout) through `folder:`, BLEU-1..4 on its test split.
+"""Show and Tell on Flickr8k (folder: layout), scored with the COCO caption evaluation code beside two baselines.
 
-    python -m benchmarks.flickr8k_captioning --data DIR/flickr8k
-    python -m benchmarks.flickr8k_captioning --data DIR/flickr8k --encoder-run runs/classification
-    python -m benchmarks.flickr8k_captioning --data DIR --tiny      # seconds: checks the recipe runs
+    python -m benchmarks.flickr8k_captioning                     # the recipe: tagging run, then captioning on it
+    python -m benchmarks.flickr8k_captioning --scratch           # ablation: the captioner trained from scratch
+    python -m benchmarks.flickr8k_captioning --encoder-run RUN   # captioning on a tagging/classification run
+    python -m benchmarks.flickr8k_captioning --data DIR --tiny   # seconds: checks the pipeline runs
 
-Reads ../shared/data/flickr8k by default (``Images/*.jpg`` + ``captions.txt`` with a header
-``image,caption``, five captions per image; the split lists ``Flickr_8k.{train,dev,test}Images.txt``
-are used when present: 6,000 / 1,000 / 1,000 images) in place; skips cleanly when it is absent.
-Trains ``kerasapps run captioning`` on it, each step on all five references of each image,
-and reports the task's corpus BLEU-1..4 on the test split against all references of each image.
-``--encoder-run`` starts the image encoder from a kerasapps classification run's network
-(``--set encoder=classification --set encoder_weights=RUN``), for when ImageNet weights cannot
-be downloaded.
+Reads ../shared/data/flickr8k by default and skips cleanly when it is absent. The settings are
+the recipe files in plugins/captioning/recipes/ (flickr8k-tagging.yaml, flickr8k.yaml,
+flickr8k-scratch.yaml); the commands they stand for are printed. A copy without
+Flickr_8k.testImages.txt is scored on its dev split, and every figure says so.
 
-Published for comparison (Flickr8k test, BLEU-1 / 2 / 3 / 4, with ImageNet-pretrained encoders:
-GoogLeNet, VGG), as tabled by Show, Attend and Tell (Xu et al. 2015, Table 1): Show and Tell
-(Vinyals et al. 2015) 63 / 41 / 27 / -, soft attention 67 / 44.8 / 29.9 / 19.5.
+Scoring, as a client sees the model: the export's ``serving_default`` captions each scored
+photo's JPEG bytes; hypotheses and references are tokenised alike (lower-cased, every
+character other than a letter, digit, apostrophe or space replaced by a space, split on
+whitespace: what ``kerasapps.api.standardize`` does) and scored with pycocoevalcap's Bleu(4)
+and Cider (the COCO code's CIDEr is CIDEr-D). The task's own corpus BLEU (metrics.json) is
+printed beside it as a cross-check.
+
+Baselines on the same photos and scorer:
+- consensus: the one training caption that scores best (CIDEr-D) against the other training
+  photos' captions, given for every photo;
+- nearest neighbour: the caption of the closest training photo (cosine similarity in the
+  trained captioner's encoder output), the one of its five that agrees best with the other four.
+
+Published (Flickr8k test, BLEU-1 / 2 / 3 / 4, ImageNet-pretrained encoders), as tabled by
+Show, Attend and Tell (Xu et al. 2015, Table 1): Show and Tell 63 / 41 / 27 / -, soft
+attention 67 / 44.8 / 29.9 / 19.5.
 """
 
+from __future__ import annotations
+
 import argparse
+import collections
+import json
+import math
 import pathlib
+import random
+import re
+import resource
 import sys
 import tempfile
 
 from benchmarks.machine import describe_machine, run_and_read
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
-PUBLISHED = "Show and Tell 63 / 41 / 27 / -; soft attention 67 / 44.8 / 29.9 / 19.5"
-# The recipe (settings for a real run; not measured on our machines, which have no Flickr8k copy).
-RECIPE = dict(epochs=20, batch_size=64, image_size=128, cnn_filters="32,64,128,256", embed_dim=256, lstm_units=512,
-              captions_per_image=5, min_word_count=5, max_caption_length=20, dropout=0.5, beam_size=3)
-# --tiny: seconds on 2 cores, for the tests.
-TINY = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", embed_dim=16, lstm_units=16,
-            captions_per_image=1, min_word_count=1, max_caption_length=12, dropout=0.0, beam_size=1)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "flickr8k"
+RECIPES = ROOT / "plugins" / "captioning" / "recipes"
+PUBLISHED = "Show and Tell 63 / 41 / 27 / -; soft attention 67 / 44.8 / 29.9 / 19.5 (test split)"
+# --tiny: seconds on 2 cores, for the tests (over the recipes' settings).
+TINY_TAGGING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", tags=40, min_images=1)
+TINY_CAPTIONING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", embed_dim=16, lstm_units=16,
+                       captions_per_image=1, min_word_count=1, max_caption_length=12, dropout=0.0, beam_size=1)
 
 
-def recipe_command(settings: dict, data: pathlib.Path, work: pathlib.Path, encoder_run=None,
-                   freeze_encoder=False) -> list[str]:
-    command = [sys.executable, "-m", "kerasapps", "run", "captioning", "--dataset", f"folder:{data}",
-               "--epochs", str(settings["epochs"]), "--batch-size", str(settings["batch_size"]),
-               "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "5"]
-    for key, value in settings.items():
-        if key not in ("epochs", "batch_size"):
-            command += ["--set", f"{key}={value}"]
-    if encoder_run:
-        command += ["--set", "encoder=classification", "--set", f"encoder_weights={encoder_run}"]
-        if freeze_encoder:
-            command += ["--set", "freeze_encoder=true", "--set", "cache_features=true"]
+def tokenize(text: str) -> list[str]:
+    """Lower-case; every character but a letter, digit, apostrophe or space becomes a space; split."""
+    return re.sub(r"[^\w\s']|_", " ", text.lower()).split()
+
+
+def kerasapps_command(task: str, recipe: pathlib.Path, data: pathlib.Path, workdir: pathlib.Path,
+                      export_dir: pathlib.Path, overrides: dict) -> list[str]:
+    command = [sys.executable, "-m", "kerasapps", "run", task, "--config", str(recipe), "--dataset", f"folder:{data}",
+               "--workdir", str(workdir), "--export-dir", str(export_dir), "--samples", "5"]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
     return command
+
+
+def coco_scores(hypotheses: list[str], references: list[list[str]]) -> dict:
+    """pycocoevalcap's BLEU-1..4 and CIDEr-D of raw texts, tokenised by :func:`tokenize`."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    res = {i: [" ".join(tokenize(h))] for i, h in enumerate(hypotheses)}
+    gts = {i: [" ".join(tokenize(r)) for r in refs] for i, refs in enumerate(references)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {**{f"bleu{n}": float(bleu[n - 1]) for n in range(1, 5)}, "cider_d": float(cider)}
+
+
+def consensus_per_photo(references: list[list[str]]) -> list[str]:
+    """Each photo's caption that agrees best (CIDEr-D) with its other captions."""
+    from kerasapps.cider import sentence_cider
+
+    hyps, refs, owner = [], [], []
+    for photo, captions in enumerate(references):
+        tokens = [tokenize(c) for c in captions]
+        for i, caption in enumerate(tokens):
+            if len(tokens) > 1:
+                hyps.append(caption)
+                refs.append(tokens[:i] + tokens[i + 1:])
+                owner.append((photo, i))
+    best = {}
+    for (photo, i), score in zip(owner, sentence_cider(hyps, refs)):
+        if photo not in best or score > best[photo][0]:
+            best[photo] = (score, i)
+    return [captions[best[p][1]] if p in best else captions[0] for p, captions in enumerate(references)]
+
+
+def best_single_caption(candidates: list[str], references: list[list[str]]) -> str:
+    """The candidate whose mean CIDEr-D against every photo's references is highest."""
+    from kerasapps.cider import _counts, _tf_idf  # one definition of the weighting
+
+    refs = [[tokenize(r) for r in captions] for captions in references]
+    document_frequency = collections.Counter()
+    ref_vectors = []
+    for captions in refs:
+        counts = [_counts(r, 4) for r in captions]
+        document_frequency.update({g for c in counts for g in c})
+        ref_vectors.append(counts)
+    log_images = math.log(len(refs))
+    ref_vectors = [[(_tf_idf(c, document_frequency, log_images, 4), max(len(r) - 1, 0)) for c, r in zip(counts, caps)]
+                   for counts, caps in zip(ref_vectors, refs)]
+
+    def score(candidate):
+        tokens = tokenize(candidate)
+        (hyp, hyp_norms), length = _tf_idf(_counts(tokens, 4), document_frequency, log_images, 4), max(len(tokens) - 1, 0)
+        total = 0.0
+        for photo in ref_vectors:
+            photo_total = 0.0
+            for (vectors, norms), ref_length in photo:
+                penalty = math.exp(-((length - ref_length) ** 2) / 72.0)
+                for n in range(4):
+                    if hyp_norms[n] and norms[n]:
+                        dot = sum(min(v, vectors[n].get(g, 0.0)) * vectors[n].get(g, 0.0) for g, v in hyp[n].items())
+                        photo_total += penalty * dot / (hyp_norms[n] * norms[n])
+            total += 10.0 * photo_total / 4 / len(photo)
+        return total / len(ref_vectors)
+
+    return max(candidates, key=score)
+
+
+def served_captions(export_path, files: list[pathlib.Path], batch: int = 64) -> list[str]:
+    """Captions from the export's serving_default, fed the files' bytes as a client would."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(export_path)).signatures["serving_default"]
+    out = []
+    for start in range(0, len(files), batch):
+        data = tf.constant([f.read_bytes() for f in files[start:start + batch]])
+        out += [c.decode("utf-8") for c in serve(image_bytes=data)["caption"].numpy()]
+    return out
+
+
+def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list[str]) -> list[str]:
+    """For each photo of ``split``, ``train_captions`` of the training photo whose encoder output
+    (the trained captioner's, cosine similarity) is closest."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasapps.transfer import read_trained_run
+
+    run = read_trained_run(workdir, task="captioning")
+    encoder = run.build_model().get_layer("encoder")
+    size = run.info["image_size"]
+    encode = tf.function(lambda images: tf.math.l2_normalize(encoder(tf.cast(images, tf.float32), training=False), -1))
+
+    def features(name):
+        return np.concatenate([encode(b).numpy() for b in folder.image_dataset(name, size).batch(64)])
+
+    nearest = np.argmax(features(split) @ features("train").T, axis=1)
+    return [train_captions[i] for i in nearest]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.flickr8k_captioning",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA), help="a folder in Flickr8k's layout (Images/ + captions.txt)")
-    parser.add_argument("--tiny", action="store_true", help="a few seconds' settings: checks the recipe runs")
-    for name in ("epochs", "batch-size", "image-size", "lstm-units", "embed-dim", "captions-per-image"):
-        parser.add_argument(f"--{name}", type=int)
-    parser.add_argument("--cnn-filters", help="the small CNN's filters per block, e.g. 32,64,128,256")
-    parser.add_argument("--encoder-run", help="start the encoder from this kerasapps classification run (folder)")
-    parser.add_argument("--freeze-encoder", action="store_true",
-                        help="with --encoder-run: keep its weights fixed and cache its features")
-    parser.add_argument("--work", help="working folder (default: a new temporary one)")
+    parser.add_argument("--work", help="working folder; a finished stage in it is not run again (default: a new one)")
+    parser.add_argument("--scratch", action="store_true", help="the ablation: recipes/flickr8k-scratch.yaml")
+    parser.add_argument("--encoder-run", help="caption with this tagging or classification run's network as encoder")
+    parser.add_argument("--epochs", type=int, help="captioning epochs (default: the recipe's)")
+    parser.add_argument("--tiny", action="store_true", help="a few seconds' settings: checks the pipeline runs")
     args = parser.parse_args(argv)
-    settings = dict(TINY if args.tiny else RECIPE)
-    for key in settings:
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
     data = pathlib.Path(args.data)
-    if not (data / "captions.txt").is_file():
+    if not (data / "captions.txt").is_file() and not (data / "Flickr8k.token.txt").is_file():
         print(f"skipped: {data} not found (a Flickr8k-style folder: Images/ + captions.txt)")
         return None
     from kerasapps.captions import read_captions_folder
+    from kerasapps.transfer import read_trained_run
 
-    folder = read_captions_folder(data)  # the layout's errors before any training
-    counts = {split: len(names) for split, names in folder.names.items()}
+    folder = read_captions_folder(data, quiet=True)  # the layout's errors before any training
+    scored = folder.scored_split  # "test", or "dev" for a copy without the test list
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="flickr8k-captioning-"))
     work.mkdir(parents=True, exist_ok=True)
-    command = recipe_command(settings, data, work, args.encoder_run, args.freeze_encoder)
-    metrics, wall = run_and_read(command, work / "run")
-    test = metrics["metrics"]
-    encoder = (f"classification run {args.encoder_run}" + (" (frozen)" if args.freeze_encoder else "")
-               if args.encoder_run else "small CNN from scratch")
+    commands, walls, stages = [], {}, {}
+
+    def stage(name, task, recipe, overrides):
+        workdir = work / name
+        command = kerasapps_command(task, recipe, data, workdir, work / "models", overrides)
+        commands.append(command)
+        done = workdir / "metrics.json"
+        if done.is_file() and "export_path" in json.loads(done.read_text()):
+            metrics, walls[name] = json.loads(done.read_text()), None
+        else:
+            metrics, walls[name] = run_and_read(command, workdir)
+        stages[name] = metrics
+        return workdir, metrics
+
+    encoder_run = args.encoder_run
+    caption_overrides = dict(TINY_CAPTIONING) if args.tiny else {}
+    if args.epochs:
+        caption_overrides["epochs"] = args.epochs
+    if args.scratch:
+        recipe = RECIPES / "flickr8k-scratch.yaml"
+    else:
+        recipe = RECIPES / "flickr8k.yaml"
+        if encoder_run is None:
+            tagging_dir, _ = stage("tagging", "tagging", RECIPES / "flickr8k-tagging.yaml",
+                                   TINY_TAGGING if args.tiny else {})
+            encoder_run = str(tagging_dir)
+        encoder_task = read_trained_run(encoder_run).task
+        caption_overrides.update(encoder=encoder_task, encoder_weights=encoder_run)
+    workdir, metrics = stage("captioning", "captioning", recipe, caption_overrides)
+
+    # -- scores through the export, as a client sees it --------------------------------
+    files = [folder.image_dir / name for name in folder.names["test"]]
+    references = folder.captions["test"]
+    model_captions = served_captions(metrics["export_path"], files)
+    train_refs = folder.captions["train"]
+    own_consensus = consensus_per_photo(train_refs)
+    rng = random.Random(0)
+    sample = rng.sample(range(len(train_refs)), min(300, len(train_refs)))
+    candidates = rng.sample(own_consensus, min(300, len(own_consensus)))
+    single = best_single_caption(candidates, [train_refs[i] for i in sample])
+    systems = {
+        "captioner": model_captions,
+        "nearest neighbour": nearest_neighbour_captions(workdir, folder, "test", own_consensus),
+        "consensus caption": [single] * len(files),
+    }
+    table = {name: coco_scores(texts, references) for name, texts in systems.items()}
+    task_metrics = metrics["metrics"]
+    peak_gb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024 ** 2
+
+    # -- report ---------------------------------------------------------------------------
+    settings = metrics["config"]["params"]
+    encoder = ("small CNN from scratch" if settings["encoder"] == "cnn" else
+               f"{settings['encoder']} run {settings['encoder_weights']}"
+               + (" (frozen, features cached)" if settings.get("freeze_encoder") else ""))
+    counts = {split: len(names) for split, names in folder.names.items()}
     print(f"machine: {describe_machine()}")
-    print(f"command: {' '.join(command[1:])}")
-    print(f"{data.name}: {counts['train']} train / {counts['validation']} validation / {counts['test']} test images; "
-          f"{metrics['epochs_completed']} epochs at {settings['image_size']}x{settings['image_size']}, encoder: "
-          f"{encoder}; {metrics['train_examples_per_second']} train images/s, wall {wall:.0f} s")
-    bleu = " / ".join(f"{100 * test[f'bleu{n}']:.1f}" for n in range(1, 5))
-    print(f"test BLEU-1 / 2 / 3 / 4 (beam {settings['beam_size']}, all references): {bleu} "
-          f"(published on Flickr8k: {PUBLISHED})")
-    print(f"test exact match {test['exact_match']:.3f}, token accuracy {test['token_accuracy']:.3f}")
-    print(f"workdir: {work / 'run'}")
-    return test
+    for command in commands:
+        print(f"command: {' '.join(command[1:])}")
+    split_note = "" if scored == "test" else " (this copy has no test list: dev is scored)"
+    print(f"{data.name}: {counts['train']} train / {counts['validation']} dev images; scored: {scored} "
+          f"({counts['test']} photos, {sum(map(len, references))} references){split_note}")
+    for name, m in stages.items():
+        wall = walls[name]
+        print(f"{name}: {m['epochs_completed']} epochs, {m.get('train_examples_per_second')} train images/s, "
+              f"wall {'(earlier run)' if wall is None else f'{wall:.0f} s'}")
+    print(f"encoder: {encoder}; peak memory of one process: {peak_gb:.2f} GB")
+    print(f"{scored} scores (pycocoevalcap, beam {settings['beam_size']}, all references):")
+    print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D")
+    for name, s in table.items():
+        print(f"  {name:<18}" + "".join(f"{100 * s[f'bleu{n}']:8.1f}" for n in range(1, 5)) + f"{s['cider_d']:9.3f}")
+    print("  task's own BLEU   " + "".join(f"{100 * task_metrics[f'bleu{n}']:8.1f}" for n in range(1, 5))
+          + f"{task_metrics.get('cider_d', float('nan')):9.3f}  (metrics.json, the same {scored} photos)")
+    print(f"published on Flickr8k: {PUBLISHED}")
+    print(f"consensus caption: {single!r}")
+    for caption, refs in list(zip(model_captions, references))[:3]:
+        print(f"  {caption!r}  |  {refs[0]!r}")
+    result = {"machine": describe_machine(), "scored_split": scored, "commands": [c[1:] for c in commands],
+              "walls": walls, "peak_memory_gb": round(peak_gb, 2), "scores": table, "task_metrics": task_metrics,
+              "consensus_caption": single, "captions": dict(zip(folder.names["test"], model_captions)),
+              "history": {n: m["history"] for n, m in stages.items()}}
+    (work / "results.json").write_text(json.dumps(result, indent=1))
+    print(f"results: {work / 'results.json'}")
+    return result
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ Image quality: :class:`PSNR`, :class:`SSIM`, :class:`ImageL1` (Keras metrics), :
     :func:`mean_image_quality`, :func:`to_unit_range`.
 Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:`standardize_texts`,
     the special tokens and ids (``PAD``, ``UNK``, ``START``, ``END``, ``*_ID``), :func:`decode`,
-    :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`exact_match_rate`.
+    :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`corpus_cider`,
+    :func:`sentence_cider`, :func:`exact_match_rate`.
 Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
@@ -92,6 +93,8 @@ _LAZY = {
     "greedy_decode": "kerasapps.decoding:greedy_decode",
     "beam_search": "kerasapps.decoding:beam_search",
     "corpus_bleu": "kerasapps.bleu:corpus_bleu",
+    "corpus_cider": "kerasapps.cider:corpus_cider",
+    "sentence_cider": "kerasapps.cider:sentence_cider",
     "exact_match_rate": "kerasapps.bleu:exact_match_rate",
     "ForgetGateBias": "kerasapps.layers:ForgetGateBias",
     "FusedBatchNormalization": "kerasapps.layers:FusedBatchNormalization",

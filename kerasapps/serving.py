@@ -54,14 +54,17 @@ def _output_value(name, value, stem: str, out: pathlib.Path):
         return str(target)
     if isinstance(array, bytes):
         return array.decode("utf-8", "replace")
+    if array.dtype.kind in "OS" and array.size <= 64:  # a row of texts (top-k labels, say)
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array.ravel().tolist()]
     if np.ndim(array) == 0:
-        return array.item()
+        # float32 widened to a Python float prints its binary noise (0.3023000061...): round it.
+        return round(float(array), 4) if array.dtype.kind == "f" else array.item()
     if array.size > 16 and array.dtype.kind == "f":
         top = np.argsort(array.ravel())[::-1][:3]
         return {f"top{i + 1}": [int(j), round(float(array.ravel()[j]), 4)] for i, j in enumerate(top)}
     if array.size > 16:  # a mask or an embedding: too big to print whole
         return f"<{array.dtype} array of shape {list(array.shape)}>"
-    return np.round(array, 4).tolist() if array.dtype.kind == "f" else array.tolist()
+    return np.round(array.astype(np.float64), 4).tolist() if array.dtype.kind == "f" else array.tolist()
 
 
 def _text_items(inputs):

@@ -45,6 +45,8 @@ specs = signature.structured_input_signature[1]
 
 
 def readable(value):
+    if isinstance(value, np.ndarray):  # a row of a string matrix (top-k labels, say)
+        return [readable(v) for v in value]
     if isinstance(value, bytes):
         if value[:8] == b"\x89PNG\r\n\x1a\n" or value[:3] == b"\xff\xd8\xff":
             pixels = tf.io.decode_image(value).numpy()

@@ -32,13 +32,13 @@ def test_vocabulary_round_trip_and_min_count():
     assert decoded.tolist() == [b"a red <unk>", b"red"]
 
 
-def write_flickr_folder(root, images=12, bad_row=None):
+def write_flickr_folder(root, images=12, bad_row=None, size=40):
     from kerasapps.datasets import shapes
 
     (root / "Images").mkdir(parents=True)
     rows = ["image,caption"]
     for i in range(images):
-        scene = shapes.generate_scene(i, "train", image_size=40)
+        scene = shapes.generate_scene(i, "train", image_size=size)
         name = f"img{i}.png"
         (root / "Images" / name).write_bytes(tf.io.encode_png(scene["image"]).numpy())
         rows += [f"{name},{caption.capitalize()} ." for caption in scene["captions"][:3]]
@@ -394,30 +394,39 @@ def test_flickr8k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_flickr8k_benchmark_reports_bleu_1_to_4_on_a_flickr8k_style_folder(classification_run, tmp_path, capsys):
+def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path, capsys):
     from benchmarks.flickr8k_captioning import main
 
-    data = write_flickr_folder(tmp_path / "flickr8k", images=40)
-    for file, numbers in (("Flickr_8k.trainImages.txt", range(30)), ("Flickr_8k.devImages.txt", range(30, 35)),
-                          ("Flickr_8k.testImages.txt", range(35, 40))):
+    # Photos at the model's size, as in our Flickr8k copy: served and evaluated pixels are the same.
+    data = write_flickr_folder(tmp_path / "flickr8k", images=40, size=32)  # train and dev lists, no test list
+    for file, numbers in (("Flickr_8k.trainImages.txt", range(30)), ("Flickr_8k.devImages.txt", range(30, 40))):
         (data / file).write_text("".join(f"img{i}.png\n" for i in numbers))
-    encoder_run = tmp_path / "classification"
-    shutil.copytree(classification_run, encoder_run)
-    test = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"), "--encoder-run", str(encoder_run)])
+    result = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work")])
     out = capsys.readouterr().out
-    assert "flickr8k: 30 train / 5 validation / 5 test images; 1 epochs at 32x32" in out
-    assert f"encoder: classification run {encoder_run}" in out
-    printed = out.split("test BLEU-1 / 2 / 3 / 4 (beam 1, all references): ")[1].split(" (published")[0]
-    assert printed == " / ".join(f"{100 * test[f'bleu{n}']:.1f}" for n in range(1, 5))
-    assert all(0 <= test[f"bleu{n}"] <= 1 for n in range(1, 5))
-    saved = json.loads((tmp_path / "work/run/config.json").read_text())["params"]
-    assert saved["encoder"] == "classification" and saved["encoder_weights"] == str(encoder_run)
-    # The captioning run records what rebuilds its encoder: it evaluates without the classification run.
-    shutil.rmtree(encoder_run)
-    result = cli("evaluate", "captioning", "--workdir", tmp_path / "work/run", check=0)
-    assert f"note: {encoder_run}/best.weights.h5 is gone" in result.stderr
-    again = json.loads((tmp_path / "work/run/metrics.json").read_text())["metrics"]
-    assert [again[f"bleu{n}"] for n in range(1, 5)] == [test[f"bleu{n}"] for n in range(1, 5)]
+    assert "flickr8k: 30 train / 10 dev images; scored: dev (10 photos, 30 references)" in out
+    assert "run tagging --config" in out and "flickr8k-tagging.yaml" in out
+    assert f"--set encoder=tagging --set encoder_weights={tmp_path / 'work' / 'tagging'}" in out
+    assert result["scored_split"] == "dev" and set(result["scores"]) == {"captioner", "nearest neighbour",
+                                                                        "consensus caption"}
+    # The COCO code's BLEU of the served captions is the task's own BLEU of its decoded captions.
+    served, own = result["scores"]["captioner"], result["task_metrics"]
+    assert [served[f"bleu{n}"] for n in range(1, 5)] == pytest.approx([own[f"bleu{n}"] for n in range(1, 5)], abs=1e-6)
+    assert served["cider_d"] == pytest.approx(own["cider_d"], abs=1e-9)
+    # The consensus baseline is one training caption, given for every photo.
+    train_captions = {c for i in range(30) for c in (data / "captions.txt").read_text().splitlines()
+                      if c.startswith(f"img{i}.png,")}
+    assert f"img{0}.png,{result['consensus_caption']}" in {f"img0.png,{c.split(',', 1)[1]}" for c in train_captions}
+    assert result["scores"]["consensus caption"]["cider_d"] > 0
+    saved = json.loads((tmp_path / "work/captioning/config.json").read_text())["params"]
+    assert saved["encoder"] == "tagging" and saved["freeze_encoder"] and saved["cache_features"]
+    # The captioning run records what rebuilds its encoder: it evaluates without the tagging run.
+    shutil.rmtree(tmp_path / "work" / "tagging")
+    again = cli("evaluate", "captioning", "--workdir", tmp_path / "work/captioning", check=0)
+    assert f"note: {tmp_path / 'work' / 'tagging'}/best.weights.h5 is gone" in again.stderr
+    assert again.stdout.startswith("dev: ")
+    metrics = json.loads((tmp_path / "work/captioning/metrics.json").read_text())
+    assert metrics["scored_split"] == "dev"
+    assert [metrics["metrics"][f"bleu{n}"] for n in range(1, 5)] == [own[f"bleu{n}"] for n in range(1, 5)]
 
 
 def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):

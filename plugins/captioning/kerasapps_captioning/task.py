@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
-                           build_vocabulary, corpus_bleu, decode_images, exact_match_rate, field, read_trained_run)
+                           build_vocabulary, corpus_bleu, corpus_cider, decode_images, exact_match_rate, field, read_trained_run)
 from kerasapps_captioning import data
 from kerasapps_captioning import model as model_code
 
@@ -221,6 +221,7 @@ class CaptioningTask(Task):
         hypotheses = [t.split() for t in self._captions_for(model, "test")]
         references = self.references["test"]
         metrics.update(corpus_bleu(hypotheses, references))
+        metrics["cider_d"] = corpus_cider(hypotheses, references)
         metrics["exact_match"] = exact_match_rate(hypotheses, references)
         return metrics
 

@@ -1,0 +1,73 @@
+"""CIDEr-D (Vedantam et al. 2015): consensus of a caption with an image's references, the
+variant the COCO caption evaluation code reports as "CIDEr".
+
+For n = 1..4, each sentence is a vector of its n-gram counts weighted by
+``log(images / images whose references hold the n-gram)`` (document frequencies from the
+references of the corpus being scored); the hypothesis' counts are clipped to each
+reference's, the similarity is the cosine times a Gaussian penalty on the length
+difference (sigma 6), averaged over references and n, times 10.
+
+Example::
+
+    corpus_cider([["a", "dog", "runs"], ...], [[["a", "dog", "is", "running"], ...], ...])  # 0.53 ...
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+SIGMA = 6.0
+
+
+def _counts(tokens, max_n):
+    return collections.Counter(tuple(tokens[i:i + n]) for n in range(1, max_n + 1)
+                               for i in range(len(tokens) - n + 1))
+
+
+def _tf_idf(counts, document_frequency, log_images, max_n):
+    vectors = [{} for _ in range(max_n)]
+    for gram, count in counts.items():
+        vectors[len(gram) - 1][gram] = count * (log_images - math.log(max(1.0, document_frequency[gram])))
+    norms = [math.sqrt(sum(v * v for v in vector.values())) for vector in vectors]
+    return vectors, norms
+
+
+def sentence_cider(hypotheses, references, max_n: int = 4) -> list[float]:
+    """CIDEr-D of each hypothesis (a token list) against its references (token lists); document
+    frequencies come from all the references given, so the corpus is what is scored."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
+    if not hypotheses:
+        return []
+    document_frequency = collections.Counter()
+    ref_counts = []
+    for refs in references:
+        counts = [_counts(r, max_n) for r in refs]
+        document_frequency.update({gram for c in counts for gram in c})
+        ref_counts.append(counts)
+    log_images = math.log(len(references))
+    scores = []
+    for hyp, refs, counts in zip(hypotheses, references, ref_counts):
+        hyp_vectors, hyp_norms = _tf_idf(_counts(hyp, max_n), document_frequency, log_images, max_n)
+        total = 0.0
+        for ref, ref_count in zip(refs, counts):
+            ref_vectors, ref_norms = _tf_idf(ref_count, document_frequency, log_images, max_n)
+            # The COCO code measures length in bigrams (tokens - 1): the same difference, except for
+            # one-word and empty sentences, where it is kept for figures comparable with the field's.
+            delta = max(len(hyp) - 1, 0) - max(len(ref) - 1, 0)
+            penalty = math.exp(-delta * delta / (2 * SIGMA * SIGMA))
+            for n in range(max_n):
+                dot = sum(min(v, ref_vectors[n].get(g, 0.0)) * ref_vectors[n].get(g, 0.0)
+                          for g, v in hyp_vectors[n].items())
+                if hyp_norms[n] and ref_norms[n]:
+                    dot /= hyp_norms[n] * ref_norms[n]
+                total += dot * penalty
+        scores.append(10.0 * total / max_n / max(len(refs), 1))
+    return scores
+
+
+def corpus_cider(hypotheses, references, max_n: int = 4) -> float:
+    """Mean CIDEr-D over the corpus (see :func:`sentence_cider`)."""
+    scores = sentence_cider(hypotheses, references, max_n)
+    return sum(scores) / len(scores) if scores else 0.0
