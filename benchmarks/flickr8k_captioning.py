@@ -163,6 +163,33 @@ def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list
     return [train_captions[i] for i in nearest]
 
 
+def write_panel(path, photos: list[pathlib.Path], captions: list[str], references: list[list[str]],
+                columns: int = 4, side: int = 256):
+    """A PNG grid: each photo (enlarged) above its generated caption (bold) and two references."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, bold = ImageFont.load_default(size=13), ImageFont.load_default(size=14)
+    text_height = 118
+    rows = math.ceil(len(photos) / columns)
+    panel = Image.new("RGB", (columns * (side + 12) + 12, rows * (side + text_height + 12) + 12), "white")
+    draw = ImageDraw.Draw(panel)
+    for i, (photo, caption, refs) in enumerate(zip(photos, captions, references)):
+        x, y = 12 + (i % columns) * (side + 12), 12 + (i // columns) * (side + text_height + 12)
+        panel.paste(Image.open(photo).convert("RGB").resize((side, side), Image.LANCZOS), (x, y))
+        y += side + 4
+        for line in textwrap.wrap(caption, 34)[:2]:
+            draw.text((x, y), line, fill=(0, 0, 140), font=bold)
+            y += 17
+        for ref in refs[:2]:
+            for line in textwrap.wrap("ref: " + ref, 38)[:2]:
+                draw.text((x, y), line, fill=(90, 90, 90), font=font)
+                y += 16
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    panel.save(path, optimize=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.flickr8k_captioning",
                                      description=__doc__.splitlines()[0])
@@ -172,6 +199,7 @@ def main(argv=None):
     parser.add_argument("--encoder-run", help="caption with this tagging or classification run's network as encoder")
     parser.add_argument("--epochs", type=int, help="captioning epochs (default: the recipe's)")
     parser.add_argument("--tiny", action="store_true", help="a few seconds' settings: checks the pipeline runs")
+    parser.add_argument("--panel", help="also write a PNG of 12 scored photos (every 80th) with captions and references")
     args = parser.parse_args(argv)
     data = pathlib.Path(args.data)
     if not (data / "captions.txt").is_file() and not (data / "Flickr8k.token.txt").is_file():
@@ -265,6 +293,11 @@ def main(argv=None):
               "consensus_caption": single, "captions": dict(zip(folder.names["test"], model_captions)),
               "history": {n: m["history"] for n, m in stages.items()}}
     (work / "results.json").write_text(json.dumps(result, indent=1))
+    if args.panel:
+        chosen = list(range(0, len(files), max(1, len(files) // 12)))[:12]
+        write_panel(args.panel, [files[i] for i in chosen], [model_captions[i] for i in chosen],
+                    [references[i] for i in chosen])
+        print(f"panel: {args.panel}")
     print(f"results: {work / 'results.json'}")
     return result
 
