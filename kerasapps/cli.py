@@ -114,12 +114,19 @@ def cli(ctx, plugins):
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--check", is_flag=True,
-              help="Also load every task class (imports TensorFlow) and name those that break the Task contract.")
+              help="Also load every task class (imports TensorFlow), name those that break the Task contract, "
+                   "and exit 1 when any plugin is broken.")
 @click.pass_context
 def list_command(ctx, as_json, check):
-    """List tasks, datasets and plugins (broken and switched-off ones too)."""
+    """List tasks, datasets and plugins (broken and switched-off ones too).
+
+    Without --check, task classes are not loaded (no TensorFlow): a plugin is named broken when
+    it fails to import, misspells a hook or names a task module that cannot be found.
+    """
     registry = _registry(ctx)
     broken_tasks = registry.check_tasks() if check else {}
+    # A plugin with a broken task is listed once, under broken plugins; its other tasks still work.
+    plugins_with_broken_tasks = {registry.tasks[name][1].name for name in broken_tasks}
     tasks = [
         {"task": name, "summary": spec.summary, "plugin": info.name,
          "distribution": info.distribution, "version": info.version}
@@ -130,7 +137,7 @@ def list_command(ctx, as_json, check):
         for name, (spec, info) in sorted(registry.datasets.items())
     ]
     plugins = [{"plugin": p.name, "module": p.value, "distribution": p.distribution, "version": p.version}
-               for p in registry.plugins if not p.error]
+               for p in registry.plugins if not p.error and p.name not in plugins_with_broken_tasks]
     disabled = [{"plugin": info.name, "distribution": info.distribution, "version": info.version, "why": why}
                 for info, why in registry.disabled.values()]
     broken = [{"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
@@ -141,27 +148,30 @@ def list_command(ctx, as_json, check):
     if as_json:
         click.echo(json.dumps({"tasks": tasks, "datasets": datasets, "plugins": plugins, "disabled_plugins": disabled,
                                "broken_plugins": broken}, indent=2))
-        return
-    click.echo("tasks:")
-    for t in tasks:
-        click.echo(f"  {t['task']:<18} {t['distribution']} {t['version']:<8} {t['summary']}")
-    if not tasks:
-        click.echo("  (none: install a task plugin, e.g. pip install -e plugins/classification)")
-    click.echo("datasets:")
-    for d in datasets:
-        click.echo(f"  {d['dataset']:<18} {d['distribution']:<14} {d['summary']}")
-    click.echo("plugins:")
-    for p in plugins:
-        click.echo(f"  {p['plugin']:<18} {p['distribution']} {p['version']:<8} {p['module']}")
-    if disabled:
-        click.echo("switched off:")
-        for d in disabled:
-            click.echo(f"  {d['plugin']:<18} {d['distribution']} {d['version']}: {d['why']}")
-    if broken:
-        click.echo("broken plugins:")
-        for b in broken:
-            what = f" task {b['task']!r}" if "task" in b else ""
-            click.echo(f"  {b['plugin']:<18} {b['distribution']} {b['version']}{what}: {b['error']}")
+    else:
+        _echo_table("tasks:", [[t["task"], t["distribution"], t["version"], t["summary"]] for t in tasks],
+                    empty="(none: install a task plugin, e.g. pip install -e plugins/classification)")
+        _echo_table("datasets:", [[d["dataset"], d["distribution"], d["summary"]] for d in datasets])
+        _echo_table("plugins:", [[p["plugin"], p["distribution"], p["version"], p["module"]] for p in plugins])
+        if disabled:
+            _echo_table("switched off:", [[d["plugin"], d["distribution"], d["version"], d["why"]] for d in disabled])
+        if broken:
+            _echo_table("broken plugins:", [[b["plugin"], b["distribution"], b["version"],
+                                             (f"task {b['task']!r}: " if "task" in b else "") + b["error"]]
+                                            for b in broken])
+    if check and broken:
+        ctx.exit(1)
+
+
+def _echo_table(title: str, rows: list[list[str]], empty: str = "") -> None:
+    """``title``, then ``rows`` indented, each column but the last padded to its widest entry."""
+    click.echo(title)
+    if not rows and empty:
+        click.echo(f"  {empty}")
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    for row in rows:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths)] + [str(row[-1])]
+        click.echo(("  " + "  ".join(cells)).rstrip())
 
 
 @cli.command()

@@ -66,13 +66,18 @@ def test_first_party_plugins_import_only_the_api():
 def test_task_lacking_a_method_is_named_broken_and_others_keep_working(tmp_path):
     make_distribution(tmp_path, "lazyplug", "lazy_plugin", LAZY_TASK)
     env = {"PYTHONPATH": str(tmp_path)}
-    data = json.loads(cli("list", "--check", "--json", env=env, check=0).stdout)
+    data = json.loads(cli("list", "--check", "--json", env=env, check=1).stdout)  # exit 1: CI can gate on it
     assert "classification" in {t["task"] for t in data["tasks"]}
     assert "lazy" not in {t["task"] for t in data["tasks"]}
+    assert "lazy_plugin" not in {p["plugin"] for p in data["plugins"]}  # listed once, as broken
     (broken,) = [b for b in data["broken_plugins"] if b.get("task") == "lazy"]
     assert broken["distribution"] == "lazyplug" and "lacks serving_function" in broken["error"]
-    text = cli("list", "--check", env=env, check=0).stdout
-    assert "broken plugins:" in text and "lazyplug 1.2 task 'lazy'" in text
+    text = cli("list", "--check", env=env, check=1).stdout
+    plugins_section, broken_section = text.split("plugins:\n", 1)[1].split("broken plugins:\n")
+    assert "lazy_plugin" not in plugins_section
+    assert broken_section.split()[:4] == ["lazy_plugin", "lazyplug", "1.2", "task"]
+    # Plain `list` loads no task class (no TensorFlow): the lazy task is listed, and it exits 0.
+    assert "lazy" in {t["task"] for t in json.loads(cli("list", "--json", env=env, check=0).stdout)["tasks"]}
     result = cli("run", "lazy", "--print-config", env=env, check=2)
     assert "task 'lazy' from plugin 'lazy_plugin' (lazyplug 1.2) is broken" in result.stderr
     assert "LazyTask lacks serving_function" in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -49,7 +50,37 @@ def test_broken_plugin_is_reported_and_others_still_work(tmp_path):
     assert "needs libfoo" in broken["error"]
     assert "broken_plugin" in result.stderr and "needs libfoo" in result.stderr  # the warning
     text = cli("list", env={"PYTHONPATH": str(tmp_path)}, check=0).stdout
-    assert "broken plugins:" in text and "brokenplug 1.2" in text
+    assert "broken plugins:" in text and "brokenplug" in text
+    assert "broken_plugin" not in text.split("plugins:\n", 1)[1].split("broken plugins:")[0]  # listed once
+    cli("list", "--check", env={"PYTHONPATH": str(tmp_path)}, check=1)  # CI can gate on it
+
+
+LONG_NAMED = """
+import kerasapps
+
+@kerasapps.hookimpl
+def kerasapps_register_tasks():
+    return [kerasapps.TaskSpec("a-task-with-a-rather-long-name", "long_named_task:Task", "a long-named task")]
+"""
+
+
+def test_list_columns_align_from_the_widest_entry(tmp_path):
+    make_distribution(tmp_path, "kerasapps-plugin-with-a-very-long-distribution-name", "long_named", LONG_NAMED)
+    (tmp_path / "long_named_task.py").write_text("")  # found, never imported by plain `list`
+    text = cli("list", env={"PYTHONPATH": str(tmp_path)}, check=0).stdout
+    sections = {}
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            title = line
+        else:
+            sections.setdefault(title, []).append(line)
+    for title in ("tasks:", "plugins:"):
+        rows = sections[title]
+        # The third column (the version) starts at the same place in every row, after two spaces at least.
+        starts = {re.match(r"  \S+  +\S+  +", row).end() for row in rows}
+        assert len(starts) == 1, "\n".join(rows)
+        (start,) = starts
+        assert {row[start:].split()[0] for row in rows} <= {"0.1.0", "1.2"}, "\n".join(rows)
 
 
 def test_two_plugins_with_one_task_name_is_a_clear_error(tmp_path):

@@ -66,7 +66,8 @@ def test_list_has_a_plugins_section():
     text = cli(*FAKE, "list", env=FAKE_ENV, check=0).stdout
     section = text.split("plugins:\n", 1)[1]
     assert "kerasapps_fake" in section and "(-p option)" in section
-    assert "classification     kerasapps-classification 0.1.0" in section
+    assert ["classification", "kerasapps-classification", "0.1.0", "kerasapps_classification"] in [
+        line.split() for line in section.splitlines()]
     data = json.loads(cli("list", "--json", check=0).stdout)
     assert {"plugin": "builtin", "module": "kerasapps.builtin", "distribution": "kerasapps",
             "version": data["plugins"][-1]["version"]} in data["plugins"]
