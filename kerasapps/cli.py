@@ -186,9 +186,8 @@ def info(ctx, task, as_json):
         click.echo(json.dumps(description, indent=2, default=str))
         return
     click.echo(f"{task}: {description['summary']}")
-    click.echo("\nconfig (--set KEY=VALUE):")
-    for row in description["config"]:
-        click.echo(f"  {row['name']:<26} {row['type']:<20} default {row['default']!r:<12} {row['help']}")
+    _echo_table("\nconfig (--set KEY=VALUE):", [[row["name"], row["type"], f"default {row['default']!r}", row["help"]]
+                                                 for row in description["config"]])
     kinds = description["dataset_kinds"]
     click.echo("\ndatasets (--dataset):")
     if "registered" in kinds:
@@ -198,12 +197,8 @@ def info(ctx, task, as_json):
     if "folder" in kinds:
         click.echo(f"  folder:PATH  {description['folder_layout']}")
     click.echo(f"\nbest checkpoint on: {description['monitor'] or 'none (the last epoch is kept)'}")
-    click.echo("\nserving_default inputs:")
-    for name, text in description["serving_inputs"].items():
-        click.echo(f"  {name:<14} {text}")
-    click.echo("serving_default outputs:")
-    for name, text in description["serving_outputs"].items():
-        click.echo(f"  {name:<14} {text}")
+    _echo_table("\nserving_default inputs:", [[name, text] for name, text in description["serving_inputs"].items()])
+    _echo_table("serving_default outputs:", [[name, text] for name, text in description["serving_outputs"].items()])
 
 
 def _run_options(func):

@@ -80,15 +80,21 @@ class TaskConfig:
         return examples * pixels * 3 * 2 + int(self.batch_size) * pixels * 3 * 4 * activations
 
 
-def _type_name(tp) -> str:
+def _type_name(tp, choices=None) -> str:
+    """``tp`` as ``info`` shows it; a field's ``choices`` show as a ``Literal``'s values do."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if choices is not None:
+            return " | ".join(map(repr, choices)) + " | None"
         return " | ".join(_type_name(a) for a in args) + " | None"
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(tp) if a is not Ellipsis)}]"
+        items = (_type_name(a, choices) for a in typing.get_args(tp) if a is not Ellipsis)
+        return f"{origin.__name__}[{', '.join(items)}]"
+    if choices is not None:
+        return " | ".join(map(repr, choices))
     return getattr(tp, "__name__", str(tp))
 
 
@@ -326,5 +332,7 @@ def describe_fields(config_class) -> list[dict]:
     rows = []
     for name, f in config_fields(config_class).items():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append({"name": name, "type": _type_name(f.type), "default": default, "help": f.metadata.get("help", "")})
+        choices = _declared_limits(config_class, name).get("choices")
+        rows.append({"name": name, "type": _type_name(f.type, choices), "default": default,
+                     "help": f.metadata.get("help", "")})
     return rows

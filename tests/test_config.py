@@ -58,6 +58,26 @@ def test_describe_fields_lists_types_defaults_and_help():
     assert rows["epochs"]["default"] == 10
 
 
+@dataclasses.dataclass
+class ChoicesConfig(TaskConfig):
+    channels: Optional[int] = field(None, "1 or 3", choices=(1, 3))
+    mode: str = field("fast", "how", choices=("fast", "exact"))
+    kinds: tuple[str, ...] = field(("a",), "kinds", choices=("a", "b"))
+
+
+@dataclasses.dataclass
+class RedeclaredChoicesConfig(ChoicesConfig):
+    mode: str = field("exact", "how, exact by default")
+
+
+def test_describe_fields_shows_choices_as_it_shows_a_literal():
+    rows = {r["name"]: r["type"] for r in describe_fields(ChoicesConfig)}
+    assert rows["mode"] == "'fast' | 'exact'"  # as `Literal["fast", "exact"]` shows
+    assert rows["channels"] == "1 | 3 | None"
+    assert rows["kinds"] == "tuple['a' | 'b']"
+    assert {r["name"]: r["type"] for r in describe_fields(RedeclaredChoicesConfig)}["mode"] == "'fast' | 'exact'"
+
+
 def test_amx_bf16_is_read_from_the_cpu_flags(tmp_path):
     from kerasapps.distribute import cpu_has_amx_bf16
 
