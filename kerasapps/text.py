@@ -68,7 +68,8 @@ class Vocabulary:
             standardize=standardize, split="whitespace", vocabulary=self.words, output_sequence_length=max_length
         )
         self.vectorizer(tf.constant([""]))  # built, so that an export can track it
-        self.table = tf.constant([PAD, "<unk>"] + self.words)
+        # The same entries as the vectorizer's vocabulary, so decode prints UNK as TextVectorization names it.
+        self.table = tf.constant([PAD, UNK] + self.words)
 
     @property
     def size(self) -> int:

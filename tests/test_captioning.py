@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
+from kerasapps.api import UNK
 from kerasapps.testing import check_export
 
 tf = pytest.importorskip("tensorflow")
@@ -21,15 +22,17 @@ TINY = ["--epochs", "2", "--batch-size", "32", "--set", "train_examples=400", "-
 
 
 def test_vocabulary_round_trip_and_min_count():
-    from kerasapps.text import END_ID, START_ID, Vocabulary, build_vocabulary
+    from kerasapps.text import END_ID, START_ID, UNK_ID, Vocabulary, build_vocabulary
 
     words = build_vocabulary(["A red circle.", "a red square", "a rare, odd thing"], min_count=2)
     assert words == ["<start>", "<end>", "a", "red"]
     vocab = Vocabulary(words, max_length=5)
     ids = vocab.encode(tf.constant(["a red square", "RED!"])).numpy()
-    assert ids.tolist() == [[4, 5, 1, 0, 0], [5, 0, 0, 0, 0]]  # square is <unk> (id 1)
+    assert ids.tolist() == [[4, 5, 1, 0, 0], [5, 0, 0, 0, 0]]  # square is [UNK] (id 1)
     decoded = vocab.decode(tf.constant([[START_ID, 4, 5, 1, END_ID, 4], [5, END_ID, 5, 5, 0, 0]])).numpy()
-    assert decoded.tolist() == [b"a red <unk>", b"red"]
+    assert decoded.tolist() == [b"a red [UNK]", b"red"]
+    # One spelling of the unknown word: kerasapps.api's, TextVectorization's and the decoded text's.
+    assert vocab.vectorizer.get_vocabulary()[UNK_ID] == UNK == "[UNK]"
 
 
 def write_flickr_folder(root, images=12, bad_row=None, size=40):
@@ -117,7 +120,7 @@ def test_each_image_trains_on_distinct_references_of_its_own(per_image):
             # Which scene this is: shuffling moves images, never splits them from their captions.
             index = int(np.flatnonzero((scenes[split]["image"] == image.astype(np.uint8)).all(axis=(1, 2, 3)))[0])
             known = set(task.info["vocabulary"])  # built on the training captions only
-            references = [" ".join(w if w in known else "<unk>" for w in r.split())
+            references = [" ".join(w if w in known else UNK for w in r.split())
                           for r in standardize_texts(scenes[split]["captions"][index])]
             real = weight.sum(axis=1) > 0
             assert real.sum() == min(per_image, len(references))  # slots beyond the references weigh nothing

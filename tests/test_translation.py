@@ -92,6 +92,17 @@ def test_teacher_forcing_and_batch_trimming():
     assert np.asarray(targets).tolist() == [[5, 6, 3], [7, 3, 0]] and trimmed_weights.shape == (2, 3)
 
 
+def test_detokenizing_leaves_out_the_unknown_word_as_the_vocabulary_decodes_it():
+    from kerasapps.api import Vocabulary
+    from kerasapps_translation.task import TranslationTask
+
+    task = TranslationTask(TranslationTask.Config(target_spacing="spaces", target_punctuation="keep"),
+                           phrasebook_source())
+    vocab = Vocabulary(["<start>", "<end>", "a", "dog"], max_length=4)
+    decoded = vocab.decode(vocab.encode(tf.constant(["a zebra dog"])))  # zebra: id 1, the unknown word
+    assert task.detokenize(decoded[0].numpy().decode()) == "a dog"
+
+
 # -- BLEU ---------------------------------------------------------------------------
 def test_bleu_matches_sacrebleu_on_tokenised_sentences():
     sacrebleu = pytest.importorskip("sacrebleu")

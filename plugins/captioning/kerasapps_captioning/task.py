@@ -57,7 +57,7 @@ class CaptioningConfig(TaskConfig):
     dropout: float = field(0.2, "dropout on the LSTM output", minimum=0, below=1)
     forget_bias: float = field(3.0, "initial LSTM forget-gate bias (Keras's default is 1)")
     max_caption_length: int = field(16, "words per caption (longer ones are cut)", minimum=1)
-    min_word_count: int = field(2, "words seen fewer times in training captions become <unk>", minimum=1)
+    min_word_count: int = field(2, "words seen fewer times in training captions become [UNK]", minimum=1)
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)", minimum=1)
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
     train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)", minimum=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import sys
 import time
 from typing import Literal
@@ -21,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, Vocabulary,
+from kerasapps.api import (SPLITS, UNK, Task, TaskConfig, UsageError, Vocabulary,
                            build_vocabulary, corpus_bleu, exact_match_rate, field, load_tfds, standardize_texts)
 from kerasapps_translation.data import (batch_by_length, detokenize_spaced, make_standardize, read_parallel,
                                         teacher_forcing, trim_batch, trim_ids)
@@ -54,7 +55,7 @@ class TranslationConfig(TaskConfig):
                                   minimum=1)
     max_target_length: int = field(60, "target words kept in training; decoding stops at 2 x source length + 10",
                                   minimum=1)
-    min_word_count: int = field(1, "words seen fewer times in the training split become <unk>", minimum=1)
+    min_word_count: int = field(1, "words seen fewer times in the training split become [UNK]", minimum=1)
     max_vocabulary: int = field(30000, "most frequent words kept per language", minimum=1)
     source_lowercase: bool = field(True, "lower-case the source text")
     target_lowercase: bool = field(True, "lower-case the target text (and the BLEU references)")
@@ -258,8 +259,9 @@ class TranslationTask(Task):
 
     def detokenize_graph(self, texts):
         """Graph code: space-separated output tokens -> the text a user reads (words the
-        target vocabulary lacks, ``<unk>``, are left out)."""
-        texts = tf.strings.strip(tf.strings.regex_replace(tf.strings.regex_replace(texts, "<unk>", ""), " +", " "))
+        target vocabulary lacks, ``UNK``, are left out)."""
+        known = tf.strings.regex_replace(texts, re.escape(UNK), "")
+        texts = tf.strings.strip(tf.strings.regex_replace(known, " +", " "))
         if self.join_without_spaces:
             return tf.strings.regex_replace(texts, " ", "")
         return detokenize_spaced(texts) if self.config.target_punctuation == "split" else texts
