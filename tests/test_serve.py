@@ -178,11 +178,25 @@ def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(se
     ({"instances": [1, 2]}, 400, "expected a string"),
     ({"examples": []}, 400, "exactly one of \"instances\""),
     ({"instances": [b64(png_bytes())], "signature_name": "nope"}, 400, "\"nope\" not found"),
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nests arrays or objects too deeply"),
 ])
 @pytest.mark.slow
 def test_bad_requests_get_400_with_a_clear_message(server, body, status, words):
     response = server.post("/v1/models/classification:predict", body)
     assert response.status_code == status and words in response.json()["error"], response.text
+
+
+@pytest.mark.parametrize("depth", [100_000, 900, 65])
+def test_deeply_nested_bodies_are_bad_requests_not_recursion_errors(depth):
+    from kerasapps.server.tensors import BadRequest, parse_json_body, parse_predict_body
+
+    nested = b"[" * depth + b"]" * depth
+    specs = {"image_bytes": tf.TensorSpec([None], tf.string)}
+    with pytest.raises(BadRequest, match="too deeply|lists deep"):
+        parse_predict_body(parse_json_body(b'{"instances": [' + nested + b"]}"), specs)
+    # 64 dimensions is as deep as an input can be: refused for its shape, not its depth.
+    with pytest.raises(BadRequest, match="not a rectangular array|does not fit"):
+        parse_predict_body(parse_json_body(b'{"inputs": ' + b"[" * 64 + b"]" * 64 + b"}"), specs)
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from kerasapps.server.batching import Batcher, batch_rows
 from kerasapps.images import NotAnImage, image_dimensions
 from kerasapps.server.repository import Repository
-from kerasapps.server.tensors import BadRequest, encode_predict_response, parse_predict_body
+from kerasapps.server.tensors import BadRequest, encode_predict_response, parse_json_body, parse_predict_body
 
 
 @dataclass
@@ -160,11 +160,7 @@ def create_app(settings: ServerSettings) -> Starlette:
 
     async def predict(request: Request) -> Response:
         _, version = await resolve(request)
-        raw = await _read_body(request, settings.max_body_bytes)
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"malformed JSON in the request body: {exc}") from None
+        body = parse_json_body(await _read_body(request, settings.max_body_bytes))
         signature_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
         if signature_name not in version.signatures:
             raise BadRequest(f"Serving signature name: \"{signature_name}\" not found in signature def "

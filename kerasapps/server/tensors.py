@@ -15,18 +15,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 import numpy as np
+
+# numpy's (and so a request tensor's) most dimensions; deeper lists cannot be an input.
+MAX_DIMENSIONS = 64
 
 
 class BadRequest(ValueError):
     """The request cannot be served as sent: answered with HTTP 400 and ``{"error": message}``."""
 
 
-def _decode_value(value, is_string: bool, where: str):
+def parse_json_body(raw: bytes):
+    """The request body's JSON value; BadRequest for malformed JSON or nesting too deep to read."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON in the request body: {exc}") from None
+    except RecursionError:  # Python's JSON reader recurses once per level
+        raise BadRequest("the request body nests arrays or objects too deeply to read; an input has at most "
+                         f"{MAX_DIMENSIONS} dimensions") from None
+
+
+def _decode_value(value, is_string: bool, where: str, depth: int = 0):
     """Nested JSON lists -> nested Python lists with ``{"b64": ...}`` decoded and strings as bytes."""
     if isinstance(value, list):
-        return [_decode_value(v, is_string, where) for v in value]
+        if depth == MAX_DIMENSIONS:
+            raise BadRequest(f"{where}: nested more than {MAX_DIMENSIONS} lists deep; an input has at most "
+                             f"{MAX_DIMENSIONS} dimensions")
+        return [_decode_value(v, is_string, where, depth + 1) for v in value]
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise BadRequest(f"{where}: an object value must be {{\"b64\": \"<base64 string>\"}}, got keys {sorted(value)}")
