@@ -37,7 +37,23 @@ class _Failure(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def _one_line(exc: click.UsageError, command_path: str | None = None) -> _UserError:
+    """A bad option or argument as one `error:` line, not click's usage block."""
+    command_path = exc.ctx.command_path if exc.ctx is not None else command_path
+    where = f" (see `{command_path} --help`)" if command_path else ""
+    return _UserError(exc.format_message() + where)
+
+
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        # The group's own options are parsed here, before invoke: `kerasapps --bogus`.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:  # plain `kerasapps` prints the help, as before
+            raise
+        except click.UsageError as exc:
+            raise _one_line(exc, info_name) from None
+
     def invoke(self, ctx):
         try:
             with _plugin_deprecations_as_warning_lines():
@@ -48,9 +64,8 @@ class _Group(click.Group):
             sys.exit(1)
         except UsageError as exc:
             raise _UserError(str(exc)) from None
-        except click.UsageError as exc:  # a bad option or argument: one line too, not click's usage block
-            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            raise _UserError(exc.format_message() + where) from None
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
         except KeyboardInterrupt:
             click.echo("interrupted; the last completed epoch is kept: run the same command to resume", err=True)
             sys.exit(130)

@@ -99,6 +99,8 @@ CASES = [
      "Invalid value for '--config': File 'd' is a directory"),
     ("bad option value", {}, ["run", "classification", "--strategy", "bogus"], "Invalid value for '--strategy'"),
     ("unknown option", {}, ["run", "classification", "--epoch", "3"], "No such option '--epoch'. Did you mean '--epochs'?"),
+    ("unknown group option", {}, ["--bogus", "list"], "No such option '--bogus'."),
+    ("group option without its value", {}, ["-p"], "Option '-p' requires an argument."),
     ("saved config malformed", {"runs/classification/config.json": "{not json"},
      ["evaluate", "classification"], "config.json is not valid JSON"),
     ("saved config wrong type", {"runs/classification/config.json": '{"task": "classification", "seed": "abc"}'},
