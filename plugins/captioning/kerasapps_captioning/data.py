@@ -52,6 +52,20 @@ def read_folder(path, config, info: dict):
     return {split: (folder.image_dataset(split, config.image_size), folder.captions[split]) for split in SPLITS}
 
 
+class CaptionedImageLoaders:
+    """The loaders of a task that reads captioned images (captioning, tagging): each returns,
+    per split, ``(images, captions)``; the task's ``prepare_datasets`` turns them into batches."""
+
+    def load_registered(self):  # --dataset shapes
+        return read_shapes(self.source.load(), self.config, self.seed)
+
+    def load_tfds(self):
+        return read_tfds(self.source, self.config.image_size)
+
+    def load_folder(self):
+        return read_folder(self.source.path, self.config, self.info)
+
+
 def teacher_forcing(vocab, image, captions, captions_per_image: int, random_references: bool, seed: int,
                     input_key: str = "image"):
     """An image (or its cached features) and its references [R] -> captions_per_image (K) of them, each as

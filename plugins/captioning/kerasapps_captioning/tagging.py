@@ -97,7 +97,7 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return np.where(positives > 0, (precision_at * hits).sum(axis=0) / positives, np.nan)
 
 
-class TaggingTask(Task):
+class TaggingTask(data.CaptionedImageLoaders, Task):
     """Multi-label image tagging with the words of the images' captions (visual concepts)."""
 
     name = "tagging"
@@ -109,16 +109,7 @@ class TaggingTask(Task):
                        "scores": "tf.float32 [N, top_k]: each tag's probability"}
     folder_layout = CAPTIONS_FOLDER_LAYOUT
 
-    # -- data: the captioning readers, per split (images, captions) ------------------
-    def load_registered(self):  # --dataset shapes
-        return data.read_shapes(self.source.load(), self.config, self.seed)
-
-    def load_tfds(self):
-        return data.read_tfds(self.source, self.config.image_size)
-
-    def load_folder(self):
-        return data.read_folder(self.source.path, self.config, self.info)
-
+    # -- data: the loaders (data.CaptionedImageLoaders) give, per split, (images, captions) --
     def prepare_datasets(self, splits):
         """Tags from the training captions; each image with its uint8 tag labels."""
         words = {split: caption_words(splits[split][1]) for split in SPLITS}

@@ -81,7 +81,7 @@ class CaptioningConfig(TaskConfig):
             raise UsageError("encoder=inception_v3 needs image_size >= 75")
 
 
-class CaptioningTask(Task):
+class CaptioningTask(data.CaptionedImageLoaders, Task):
     """Image captioning (CNN encoder + LSTM decoder, Show and Tell)."""
 
     name = "captioning"
@@ -107,16 +107,7 @@ class CaptioningTask(Task):
             model_code.build_run_features(self.config, network)
             self._load_encoder_weights(run, network)
 
-    # -- data: each loader returns, per split, (images, captions) (see data.py) --------
-    def load_registered(self):  # --dataset shapes
-        return data.read_shapes(self.source.load(), self.config, self.seed)
-
-    def load_tfds(self):
-        return data.read_tfds(self.source, self.config.image_size)
-
-    def load_folder(self):
-        return data.read_folder(self.source.path, self.config, self.info)
-
+    # -- data: the loaders (data.CaptionedImageLoaders) give, per split, (images, captions) --
     def prepare_datasets(self, splits):
         """The vocabulary from the training captions, then teacher forcing and batching."""
         images = {split: splits[split][0] for split in SPLITS}
