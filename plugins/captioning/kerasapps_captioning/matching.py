@@ -70,7 +70,8 @@ def build_image_encoder(cfg) -> keras.Model:
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = model_code.small_cnn(image, cfg)
     x = keras.layers.Dense(cfg.embedding_dim, name="image_projection", dtype="float32")(x)
-    return keras.Model(image, keras.layers.UnitNormalization(name="image_unit")(x), name="image_encoder")
+    x = keras.layers.UnitNormalization(name="image_unit", dtype="float32")(x)
+    return keras.Model(image, x, name="image_encoder")
 
 
 def build_text_encoder(cfg, vocab_size: int) -> keras.Model:
@@ -81,7 +82,8 @@ def build_text_encoder(cfg, vocab_size: int) -> keras.Model:
     x = keras.layers.Embedding(vocab_size, cfg.word_dim, mask_zero=True, name="word_embedding")(tokens)
     x = keras.layers.Bidirectional(keras.layers.GRU(cfg.text_units), name="bigru")(x)
     x = keras.layers.Dense(cfg.embedding_dim, name="text_projection", dtype="float32")(x)
-    return keras.Model(tokens, keras.layers.UnitNormalization(name="text_unit")(x), name="text_encoder")
+    x = keras.layers.UnitNormalization(name="text_unit", dtype="float32")(x)
+    return keras.Model(tokens, x, name="text_encoder")
 
 
 def gather_replicas(local):
