@@ -23,6 +23,8 @@ Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:
     the special tokens and ids (``PAD``, ``UNK``, ``START``, ``END``, ``*_ID``), :func:`decode`,
     :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`corpus_cider`,
     :func:`sentence_cider`, :func:`exact_match_rate`.
+Paired embeddings: :func:`recall_at_k`, :func:`r_precision` (text-to-image, as AttnGAN reports it),
+    :func:`frechet_distance` (FID's formula, in any network's features).
 Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
@@ -96,6 +98,9 @@ _LAZY = {
     "corpus_cider": "kerasapps.cider:corpus_cider",
     "sentence_cider": "kerasapps.cider:sentence_cider",
     "exact_match_rate": "kerasapps.bleu:exact_match_rate",
+    "recall_at_k": "kerasapps.retrieval:recall_at_k",
+    "r_precision": "kerasapps.retrieval:r_precision",
+    "frechet_distance": "kerasapps.retrieval:frechet_distance",
     "ForgetGateBias": "kerasapps.layers:ForgetGateBias",
     "FusedBatchNormalization": "kerasapps.layers:FusedBatchNormalization",
     "read_trained_run": "kerasapps.transfer:read_trained_run",

@@ -348,13 +348,15 @@ def launch(ctx, workers, command, network, task, run_args):
 @click.option("--out", default="predictions", show_default=True, help="Folder for image outputs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input.")
 @click.option("--with", "extras", multiple=True, metavar="NAME=VALUE",
-              help="A value for another (numeric) input of the signature, e.g. --with seed=7 (repeatable).")
+              help="A value for another input of the signature: a number (--with seed=7) or, for a second "
+                   "string input, one text for every input (--with text='a dog runs'). Repeatable.")
 def predict(model_dir, inputs, out, as_json, extras):
     """Run a SavedModel's serving_default on files (``*_bytes`` inputs) or strings.
 
     For text inputs, ``-`` reads one input per line from standard input and
     ``@FILE`` one per line from FILE. Numeric inputs besides the main one take
-    ``--with NAME=VALUE``; left out, they get an empty batch (the model's default).
+    ``--with NAME=VALUE``; left out, they get an empty batch (the model's default). A second
+    string input takes one ``--with NAME=TEXT`` for every input.
     """
     from kerasapps.serving import predict_inputs
 

@@ -97,6 +97,11 @@ def _extra_values(specs, given: dict) -> dict:
         raise UsageError(f"--with {unknown[0]}: the model has no such input (it takes {', '.join(sorted(specs))})")
     values = {}
     for name, spec in specs.items():
+        if spec.dtype == tf.string and name in given:  # a fixed text beside the main input (a caption to score)
+            if name.endswith("_bytes"):
+                raise UsageError(f"--with {name}: files are the inputs on the command line, not --with values")
+            values[name] = tf.constant([given[name]])
+            continue
         if spec.dtype == tf.string:
             raise UsageError(f"kerasapps predict handles one text or file input; the model takes {', '.join(specs)}")
         if name in given:
@@ -135,19 +140,23 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
     """Yield one dict of readable outputs per input (file path or string).
 
     The signature's one string input (``*_bytes``: a file; else text) takes each
-    input in turn; its other, numeric, inputs take ``extra_values`` (name -> str).
+    input in turn; its other inputs take ``extra_values`` (name -> str): numbers, or one text
+    for every input (a second string input, e.g. the caption an image is scored against).
     """
     import tensorflow as tf
 
     _loaded, signature = load_signature(model_dir)
     specs = signature.structured_input_signature[1]
-    main = [name for name, spec in specs.items() if spec.dtype == tf.string]
+    given = dict(extra_values or {})
+    main = [name for name, spec in specs.items() if spec.dtype == tf.string and name not in given]
     if len(main) != 1:
-        raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(specs)}")
+        strings = [name for name, spec in specs.items() if spec.dtype == tf.string]
+        hint = " (give all but one with --with NAME=TEXT)" if len(strings) > 1 else ""
+        raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(specs)}{hint}")
     input_name = main[0]
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; name a folder for the image outputs")
-    extras = _extra_values({n: s for n, s in specs.items() if n != input_name}, dict(extra_values or {}))
+    extras = _extra_values({n: s for n, s in specs.items() if n != input_name}, given)
     is_file = input_name.endswith("_bytes")
     if not is_file:
         inputs = _text_items(inputs)

@@ -37,11 +37,13 @@ def build_encoder(cfg, image_features=None):
 
 def small_cnn(image, cfg):
     """The small CNN trained from scratch: images (0..255) -> a feature vector; conv blocks of
-    ``cfg.cnn_filters`` (each conv + batch norm + ReLU + 2x2 max pooling), then ``cfg.cnn_pooling``."""
+    ``cfg.cnn_filters`` (each conv + batch norm + ReLU + 2x2 max pooling), then ``cfg.cnn_pooling``;
+    batch norm's moving averages use ``cfg.batch_norm_momentum`` where the config has it (0.99 else)."""
+    momentum = getattr(cfg, "batch_norm_momentum", 0.99)
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(image)
     for i, filters in enumerate(cfg.cnn_filters, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = FusedBatchNormalization(name=f"bn{i}")(x)
+        x = FusedBatchNormalization(momentum=momentum, name=f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
     if cfg.cnn_pooling == "max":

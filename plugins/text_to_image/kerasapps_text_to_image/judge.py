@@ -27,7 +27,7 @@ import re
 
 import keras
 import numpy as np
-from kerasapps.api import shapes
+from kerasapps.api import frechet_distance, shapes  # noqa: F401 (frechet_distance: kept importable from here)
 
 COLOURS = tuple(shapes.COLOURS)
 SHAPES = shapes.SHAPES
@@ -179,18 +179,3 @@ def summarize(judged: dict, prefix: str = "") -> dict:
         f"{prefix}shape_accuracy": rate("shape", valid),
         f"{prefix}position_accuracy": rate("position", judged["has_position"]),
     }
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (rows are samples).
-
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``; the trace of the square
-    root is the sum of the square roots of the (real, non-negative) eigenvalues of
-    ``S_a S_b``.
-    """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    mu = a.mean(0) - b.mean(0)
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    eig = np.linalg.eigvals(sa @ sb)
-    root_trace = np.sqrt(np.clip(eig.real, 0, None)).sum()
-    return float(mu @ mu + np.trace(sa) + np.trace(sb) - 2 * root_trace)

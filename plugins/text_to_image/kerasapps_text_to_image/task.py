@@ -9,13 +9,17 @@ the judge in ``judge.py``.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import sys
+from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, UsageError, Vocabulary, build_vocabulary,
-                           field, read_captions_folder)
+from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
+                           build_vocabulary, field, frechet_distance, r_precision, read_captions_folder,
+                           read_trained_run)
 from kerasapps_text_to_image import judge as judging
 from kerasapps_text_to_image.model import build_gan
 
@@ -27,6 +31,7 @@ DEMO_CAPTIONS = (
     "a large cyan square below a small magenta circle",
 )
 NOISE_SALT = 7919  # evaluation noise streams: stateless, from (seed, example index, salt)
+R_PRECISION_DISTRACTORS = 99  # AttnGAN's: the true caption among 100
 
 
 @dataclasses.dataclass
@@ -58,6 +63,9 @@ class TextToImageConfig(TaskConfig):
     judge_epochs: int = field(6, "judge training epochs", minimum=1)
     grid_draws: int = field(6, "noise draws per caption in sample grids", minimum=1)
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
+    matching_run: Optional[str] = field(
+        None, "a kerasapps matching run (its --workdir): the test metrics add R-precision and a Frechet "
+        "distance in its image features, on any dataset")
 
     def validate(self):
         if self.stage2:
@@ -84,7 +92,15 @@ class TextToImageTask(Task):
         "seed": "int64 [M]: noise seeds; M=0: seed 0 for every caption, M=1: one seed for all, M=N: one each",
     }
     serving_outputs = {"png_bytes": "tf.string [N]: generated PNG images; the same text and seed give the same bytes"}
-    folder_layout = CAPTIONS_FOLDER_LAYOUT + "; judge-based metrics need shapes: folder data gets losses and diversity"
+    folder_layout = (CAPTIONS_FOLDER_LAYOUT + "; judge-based metrics need shapes: folder data gets losses and "
+                     "diversity, and with --set matching_run=RUN R-precision and a Frechet distance")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.config.matching_run and "matching_run" not in self.info:
+            # Read now, before any data, and recorded in the info: evaluation rebuilds the
+            # matching model from the record, not from the command line's path.
+            self.info["matching_run"] = read_trained_run(self.config.matching_run, task="matching").to_json()
 
     # -- data: each loader returns per split (uint8 images [N, S, S, 3], each image's captions) -----
     def load_registered(self):  # --dataset shapes
@@ -218,11 +234,15 @@ class TextToImageTask(Task):
           images in the judge's 128-d feature space (NOT the Inception FID; not comparable
           to published FIDs); ``frechet_judge_distance_real`` is real validation vs real
           test images, the floor.
+
+        With a matching run (``matching_run``), on any dataset: see :meth:`_matching_metrics`.
         """
         captions = self.captions["test"]
         seeds = [self.seed * 1_000_003 + i for i in range(len(captions))]
         generated = self.generate(model, captions, seeds)
         metrics.update(self._diversity(model, captions[:50]))
+        if "matching_run" in self.info:
+            metrics.update(self._matching_metrics(model, captions, seeds, generated))
         if self.source.kind != "registered":
             return metrics
         judge = self.judge
@@ -233,10 +253,55 @@ class TextToImageTask(Task):
         order = np.random.default_rng(self.seed).permutation(len(captions))
         metrics.update(judging.summarize(judging.check_facts([facts[k] for k in order], reading), "shuffled_"))
         real = judge.features(self.images["test"])
-        metrics["frechet_judge_distance"] = judging.frechet_distance(judge.features(generated), real)
-        metrics["frechet_judge_distance_real"] = judging.frechet_distance(
+        metrics["frechet_judge_distance"] = frechet_distance(judge.features(generated), real)
+        metrics["frechet_judge_distance_real"] = frechet_distance(
             judge.features(self.images["validation"]), real)
         return metrics
+
+    def _matching_metrics(self, model, captions, seeds, generated) -> dict:
+        """What the matching run's encoders make of the test images, each scored against its caption:
+
+        - ``r_precision``: the generated image's caption ranked first among itself and 99
+          captions of other images (AttnGAN's R-precision, in this matching model, not the
+          DAMSM encoders of published figures); ``real_r_precision``: the real test images
+          (the ceiling); ``text_blind_r_precision``: images the generator drew from other
+          images' captions, with the same noise (the floor of a generator that ignores the
+          text); ``r_precision_chance``: 1 / candidates;
+        - ``frechet_matching_distance``: Frechet distance between real and generated test
+          images in the matching model's image embeddings (NOT the Inception FID, not comparable
+          with published FIDs); ``frechet_matching_distance_real``: real validation vs real
+          test images, what two samples of real images give.
+        """
+        run = TrainedRun.from_json(self.info["matching_run"])
+        if not pathlib.Path(run.weights).is_file():
+            print(f"note: {run.weights} is gone: no matching-model metrics", file=sys.stderr)
+            return {}
+        if len(captions) < 2:
+            return {}
+        matcher = run.build_model()
+        rng = np.random.default_rng(self.seed)
+        # A random cycle: every image gets another image's caption, none its own.
+        cycle = rng.permutation(len(captions))
+        partner = np.empty_like(cycle)
+        partner[cycle] = np.roll(cycle, -1)
+        blind = self.generate(model, [captions[j] for j in partner], seeds)
+        caption_vectors = matcher.text_embeddings(captions)
+        real_vectors = matcher.image_embeddings(self.images["test"])
+        generated_vectors = matcher.image_embeddings(generated)
+        distractors = min(R_PRECISION_DISTRACTORS, len(captions) - 1)
+
+        def precision(image_vectors):
+            return r_precision(image_vectors, caption_vectors, distractors, seed=self.seed)
+
+        return {
+            "r_precision": precision(generated_vectors),
+            "real_r_precision": precision(real_vectors),
+            "text_blind_r_precision": precision(matcher.image_embeddings(blind)),
+            "r_precision_chance": 1.0 / (distractors + 1),
+            "frechet_matching_distance": frechet_distance(real_vectors, generated_vectors),
+            "frechet_matching_distance_real": frechet_distance(
+                matcher.image_embeddings(self.images["validation"]), real_vectors),
+        }
 
     @property
     def judge(self):
