@@ -218,7 +218,7 @@ class DualEncoder(keras.Model):
         return np.concatenate(out) if out else np.zeros((0, self.text_encoder.output.shape[-1]), np.float32)
 
 
-class MatchingTask(Task):
+class MatchingTask(data.CaptionedImageLoaders, Task):
     """Image-text matching: two encoders into one space, CLIP's contrastive loss, retrieval recall."""
 
     name = "matching"
@@ -233,16 +233,7 @@ class MatchingTask(Task):
     folder_layout = CAPTIONS_FOLDER_LAYOUT
     data_fields = ("train_examples", "eval_examples", "skip_bad_examples")
 
-    # -- data: the captioning readers, per split (images, captions) ------------------
-    def load_registered(self):  # --dataset shapes
-        return data.read_shapes(self.source.load(), self.config, self.seed)
-
-    def load_tfds(self):
-        return data.read_tfds(self.source, self.config.image_size)
-
-    def load_folder(self):
-        return data.read_folder(self.source.path, self.config, self.info)
-
+    # -- data: the loaders (data.CaptionedImageLoaders) give, per split, (images, captions) --
     def prepare_datasets(self, splits):
         """The vocabulary from the training captions; batches of ``{"image", "tokens"}`` pairs.
 
