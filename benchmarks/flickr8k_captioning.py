@@ -220,7 +220,8 @@ def main(argv=None):
         commands.append(command)
         done = workdir / "metrics.json"
         if done.is_file() and "export_path" in json.loads(done.read_text()):
-            metrics, walls[name] = json.loads(done.read_text()), None
+            metrics = json.loads(done.read_text())
+            walls[name] = None  # an earlier invocation's: its metrics.json has its wall time
         else:
             metrics, walls[name] = run_and_read(command, workdir)
         stages[name] = metrics
@@ -275,8 +276,9 @@ def main(argv=None):
           f"({counts['test']} photos, {sum(map(len, references))} references){split_note}")
     for name, m in stages.items():
         wall = walls[name]
+        wall_text = f"{wall:.0f} s" if wall is not None else f"{m['wall_time_seconds']:.0f} s (an earlier invocation)"
         print(f"{name}: {m['epochs_completed']} epochs, {m.get('train_examples_per_second')} train images/s, "
-              f"wall {'(earlier run)' if wall is None else f'{wall:.0f} s'}")
+              f"wall {wall_text}")
     print(f"encoder: {encoder}; peak memory of one process: {peak_gb:.2f} GB")
     print(f"{scored} scores (pycocoevalcap, beam {settings['beam_size']}, all references):")
     print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D")
