@@ -78,6 +78,8 @@ class TrainedRun:
                 raise UsageError(f"the weights in {weights} do not fit the {self.task} model rebuilt from "
                                  f"{self.folder}/config.json ({_shape_mismatch(str(exc))})") from None
         for warning in caught:
+            if str(warning.message).startswith("Skipping variable loading for optimizer"):
+                continue  # the other run's optimizer state: transfer takes its network's weights only
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
