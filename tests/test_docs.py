@@ -32,6 +32,8 @@ TINY = {
     "segmentation": "--set train_examples=64 --set eval_examples=32 --set image_size=32",
     "captioning": "--set train_examples=96 --set eval_examples=16 --set image_size=32 --set cnn_filters=8,16,16 "
                   "--set lstm_units=32 --set embed_dim=16",
+    "tagging": "--set train_examples=96 --set eval_examples=16 --set image_size=32 --set cnn_filters=8,16",
+    "matching": "--set train_examples=96 --set eval_examples=16 --set image_size=32 --set cnn_filters=8,16",
     "translation": "--set train_examples=600 --set eval_examples=16 --set units=32 --set embed_dim=16 --set beam_size=2",
     "pix2pix": "--batch-size 16 --set train_examples=32 --set eval_examples=16 --set image_size=32 "
                "--set generator_filters=8 --set discriminator_filters=8",
