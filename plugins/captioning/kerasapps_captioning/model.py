@@ -31,8 +31,20 @@ def build_encoder(cfg, image_features=None):
     size = cfg.image_size
     image = keras.Input((size, size, 3), name="image")
     x = small_cnn(image, cfg) if cfg.encoder == "cnn" else image_features(image)
-    x = keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding")(x)
-    return keras.Model(image, x, name="encoder")
+    return keras.Model(image, embed_features(cfg, x), name="encoder")
+
+
+def embed_features(cfg, features, encoder=None):
+    """Pooled image features -> the ``embed_dim`` image vector: batch-normalised first with
+    ``cfg.normalize_features``, then a dense ReLU layer. With ``encoder`` its layers are reused
+    (the cached-features head)."""
+    layer = (lambda name, make: encoder.get_layer(name)) if encoder is not None else (lambda name, make: make())
+    if getattr(cfg, "normalize_features", False):
+        # Pooled features of a frozen encoder differ little between photos next to their
+        # common mean: unscaled, the decoder learns the captions' language and ignores the image.
+        features = layer("feature_norm", lambda: keras.layers.BatchNormalization(name="feature_norm"))(features)
+    return layer("image_embedding",
+                 lambda: keras.layers.Dense(cfg.embed_dim, activation="relu", name="image_embedding"))(features)
 
 
 def small_cnn(image, cfg):
@@ -106,8 +118,12 @@ def build_run_features(cfg, network):
 
 
 def build_show_and_tell(cfg, vocab_size: int, encoder):
-    """The Show and Tell model (not compiled): the encoder's vector is the LSTM's first input,
-    then the caption's words; with ``cfg.cache_features`` also a head from cached features."""
+    """The captioning model (not compiled). ``cfg.decoder``: ``show_and_tell``, the encoder's
+    vector is the LSTM's first input, then the caption's words (Vinyals et al. 2015); ``merge``,
+    the LSTM reads the words alone and the image vector joins its output in a dense layer before
+    the word classifier (Mao et al. 2015; Tanti et al. 2018). With ``cfg.cache_features`` also a
+    head from cached features."""
+    merge = getattr(cfg, "decoder", "show_and_tell") == "merge"
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     steps, k = cfg.max_caption_length + 1, cfg.captions_per_image
     tokens = keras.Input((k, steps), dtype="int32", name="tokens")
@@ -119,23 +135,33 @@ def build_show_and_tell(cfg, vocab_size: int, encoder):
              for i in range(1, cfg.lstm_layers + 1)]
     dropout = keras.layers.Dropout(cfg.dropout, name="dropout")
     to_logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
+    if merge:
+        image_at_steps = keras.layers.RepeatVector(steps, name="image_at_steps")
+        words_and_image = keras.layers.Concatenate(name="words_and_image")
+        mix = keras.layers.Dense(cfg.embed_dim, activation="relu", name="merge")
 
     def next_word_logits(image_vectors):
         # Each image is encoded once and its vector reused for its K captions (rows b*K .. b*K+K-1).
-        x = image_step(keras.ops.repeat(image_vectors, k, axis=0))
+        image_vectors = keras.ops.repeat(image_vectors, k, axis=0)
         words = embedding(keras.ops.reshape(tokens, (-1, steps)))
-        # Show and Tell: the image is the LSTM's input at step -1, then the words.
-        x = concatenate([x, words])
-        for lstm in lstms:
-            x = lstm(x)[0]
-        x = dropout(x[:, 1:])  # the output at the image step predicts nothing
+        if merge:
+            x = words
+            for lstm in lstms:
+                x = lstm(x)[0]
+            x = mix(words_and_image([dropout(x), image_at_steps(image_vectors)]))
+        else:
+            # Show and Tell: the image is the LSTM's input at step -1, then the words.
+            x = concatenate([image_step(image_vectors), words])
+            for lstm in lstms:
+                x = lstm(x)[0]
+            x = dropout(x[:, 1:])  # the output at the image step predicts nothing
         return keras.ops.reshape(to_logits(x), (-1, k, steps, vocab_size))
 
     features_head = None
     if cfg.cache_features:  # the same layers from the frozen backbone's features on
         features = keras.Input(encoder.get_layer("image_features").output.shape[1:], name="features")
         features_head = keras.Model({"features": features, "tokens": tokens},
-                                    next_word_logits(encoder.get_layer("image_embedding")(features)),
+                                    next_word_logits(embed_features(cfg, features, encoder)),
                                     name="features_head")
     model = ShowAndTell({"image": image, "tokens": tokens}, next_word_logits(encoder(image)),
                         features_head=features_head, name="show_and_tell")
@@ -154,6 +180,8 @@ def caption_function(model, cfg, beam_size: int | None = None, alpha: float | No
     embedding = model.get_layer("embedding")
     lstms = [model.get_layer(f"lstm{i}") for i in range(1, cfg.lstm_layers + 1)]
     logits_layer = model.get_layer("logits")
+    merge = getattr(cfg, "decoder", "show_and_tell") == "merge"
+    mix = model.get_layer("merge") if merge else None
     max_length = cfg.max_caption_length + 1
 
     def run_lstms(x, states):
@@ -163,17 +191,24 @@ def caption_function(model, cfg, beam_size: int | None = None, alpha: float | No
             new_states.append((h, c))
         return x, tuple(new_states)
 
-    def step(tokens, states):
-        x, states = run_lstms(embedding(tokens)[:, tf.newaxis, :], states)
-        return tf.nn.log_softmax(tf.cast(logits_layer(x[:, 0]), tf.float32)), states
+    def step(tokens, state):
+        # The state is the LSTMs' (h, c) pairs and, for merge, the image vector (beam search
+        # reorders both alike).
+        lstm_states, image_vector = state
+        x, lstm_states = run_lstms(embedding(tokens)[:, tf.newaxis, :], lstm_states)
+        x = x[:, 0]
+        if merge:
+            x = mix(tf.concat([x, tf.cast(image_vector, x.dtype)], axis=-1))
+        return tf.nn.log_softmax(tf.cast(logits_layer(x), tf.float32)), (lstm_states, image_vector)
 
     def captions(images):
         features = encoder(images, training=False)
         batch = tf.shape(features)[0]
-        zeros = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
-        _, states = run_lstms(features[:, tf.newaxis, :], zeros)
+        states = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
+        if not merge:
+            _, states = run_lstms(features[:, tf.newaxis, :], states)
         start = tf.fill([batch], START_ID)
-        return decode(step, states, start, END_ID, max_length, beam_size, alpha, use_beam)
+        return decode(step, (states, features), start, END_ID, max_length, beam_size, alpha, use_beam)
 
     return captions
 

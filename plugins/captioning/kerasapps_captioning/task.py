@@ -51,6 +51,12 @@ class CaptioningConfig(TaskConfig):
                                            minimum=1)
     cnn_pooling: Literal["max", "flatten"] = field(
         "max", "small CNN: global max pooling of its last feature map, or the map flattened")
+    normalize_features: bool = field(
+        False, "batch-normalise the encoder's pooled features before the image embedding (a frozen pretrained "
+        "encoder's features differ little between photos next to their mean)")
+    decoder: Literal["show_and_tell", "merge"] = field(
+        "show_and_tell", "show_and_tell: the image vector is the LSTM's first input; merge: the LSTM reads the "
+        "words alone and the image vector joins its output before the word classifier (Mao et al. 2015)")
     embed_dim: int = field(128, "image and word embedding size", minimum=1)
     lstm_units: int = field(256, "LSTM units", minimum=1)
     lstm_layers: int = field(1, "stacked LSTM layers", minimum=1)
