@@ -25,6 +25,13 @@ def gnmt_length_penalty(length, alpha: float):
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
+def _without_padding(log_probs):
+    """Padding (id 0) is never a word: a decoder that chose it mid-sentence would give a token
+    sequence its own readers cut there (untrained models do)."""
+    return tf.concat([tf.fill([tf.shape(log_probs)[0], 1], tf.cast(NEG_INF, log_probs.dtype)), log_probs[:, 1:]],
+                     axis=-1)
+
+
 def greedy_decode(step_fn, state, start_ids, end_id: int, max_length: int):
     """Pick the most likely token at every step.
 
@@ -38,6 +45,7 @@ def greedy_decode(step_fn, state, start_ids, end_id: int, max_length: int):
 
     def body(t, last, state, tokens, log_prob, done):
         log_probs, state = step_fn(last, state)
+        log_probs = _without_padding(log_probs)
         chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         chosen_log_prob = tf.gather(log_probs, chosen, batch_dims=1)
         log_prob += tf.where(done, 0.0, chosen_log_prob)
@@ -91,6 +99,7 @@ def beam_search(step_fn, state, start_ids, end_id: int, beam_size: int, max_leng
 
     def body(t, last, state, alive_seq, alive_log_prob, finished_seq, finished_score, finished_log_prob):
         log_probs, state = step_fn(last, state)
+        log_probs = _without_padding(log_probs)
         vocab = tf.shape(log_probs)[-1]
         candidates = alive_log_prob[:, :, tf.newaxis] + tf.reshape(log_probs, [batch, k, vocab])
         flat = tf.reshape(candidates, [batch, k * vocab])

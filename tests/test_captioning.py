@@ -258,13 +258,18 @@ FROZEN = dict(encoder="mobilenet_v2", freeze_encoder=True, image_size=32, batch_
               eval_examples=8, embed_dim=16, lstm_units=16, min_word_count=1)
 
 
-def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images():
+MERGE = dict(decoder="merge", normalize_features=True)
+
+
+@pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
+def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images(decoder):
     from kerasapps.data import DatasetSource
+    from kerasapps_captioning.model import embed_features
     from kerasapps_captioning.task import CaptioningTask
 
     source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
-    cached = CaptioningTask(CaptioningTask.Config(cache_features=True, **FROZEN), source)
-    plain = CaptioningTask(CaptioningTask.Config(**FROZEN), source)
+    cached = CaptioningTask(CaptioningTask.Config(cache_features=True, **FROZEN, **decoder), source)
+    plain = CaptioningTask(CaptioningTask.Config(**FROZEN, **decoder), source)
     cached_data, plain_data = cached.build_datasets(), plain.build_datasets()
     model = cached.build_model()
     backbone = model.get_layer("encoder").get_layer("image_features")
@@ -280,12 +285,53 @@ def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images():
         # magnitude: compare relatively to the largest, so values near zero do not decide the test.
         expected = backbone(images_in["image"], training=False).numpy()
         np.testing.assert_allclose(features_in["features"], expected, rtol=1e-3, atol=1e-5 * abs(expected).max())
-        embedded = model.get_layer("encoder")(images_in["image"], training=False).numpy()
-        np.testing.assert_allclose(model.get_layer("encoder").get_layer("image_embedding")(features_in["features"]),
+        encoder = model.get_layer("encoder")
+        embedded = encoder(images_in["image"], training=False).numpy()
+        np.testing.assert_allclose(embed_features(cached.config, features_in["features"], encoder),
                                    embedded, rtol=1e-3, atol=1e-5 * abs(embedded).max())
+        assert ("feature_norm" in {layer.name for layer in encoder.layers}) == bool(decoder)
         # Both input structures run the same decoder layers.
         np.testing.assert_allclose(model(features_in, training=False), model(images_in, training=False),
                                    rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
+def test_decoding_follows_the_trained_graph_step_by_step(decoder):
+    """Greedy decoding (graph code with its own LSTM steps) picks, at every step, the word the
+    training graph's logits rank first given the words decoded before: the two cannot drift."""
+    from kerasapps.api import END_ID, START_ID
+    from kerasapps.data import DatasetSource
+    from kerasapps.datasets import shapes
+    from kerasapps_captioning.task import CaptioningTask
+
+    config = CaptioningTask.Config(image_size=32, cnn_filters=(8, 16), embed_dim=16, lstm_units=16, max_caption_length=6,
+                                   train_examples=16, eval_examples=8, min_word_count=1, **decoder)
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"))
+    task.build_datasets()
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(3)
+    model = task.build_model()
+    for layer in model.layers:  # larger weights than Keras's initialisers: words that differ between images
+        if layer.name in ("logits", "embedding"):
+            layer.set_weights([w * 8 for w in layer.get_weights()])
+    images = tf.constant(shapes.generate_arrays("test", 6, seed=2, image_size=32)["image"], tf.float32)
+    greedy, log_prob = task.caption_function(model, beam_size=1)(images)
+    greedy = greedy.numpy()
+    assert len({tuple(row) for row in greedy}) > 1
+    steps = config.max_caption_length + 1
+    fed = np.concatenate([np.full((len(greedy), 1), START_ID), greedy[:, :-1]], axis=1)
+    fed = np.where(np.cumsum(fed == END_ID, axis=1) > 0, 0, fed)  # nothing after the end
+    logits = model({"image": images, "tokens": tf.constant(fed[:, np.newaxis, :steps], tf.int32)}, training=False)
+    chosen = np.argmax(logits.numpy()[:, 0, :, 1:], axis=-1) + 1  # padding is never chosen
+    for row, picked in zip(greedy, chosen):
+        length = int(np.argmax(row == END_ID)) + 1 if END_ID in row else steps
+        np.testing.assert_array_equal(picked[:length], row[:length])
+    expected = tf.nn.log_softmax(logits[:, 0]).numpy()  # the decoder's log-probabilities, padding's included
+    summed = [sum(expected[i, t, row[t]] for t in range(int(np.argmax(row == END_ID)) + 1 if END_ID in row else steps))
+              for i, row in enumerate(greedy)]
+    np.testing.assert_allclose(log_prob.numpy(), summed, rtol=1e-4, atol=1e-4)
+    beam_one, _ = task.caption_function(model, beam_size=1, use_beam=True)(images)
+    np.testing.assert_array_equal(beam_one.numpy(), greedy)
 
 
 @pytest.mark.slow
