@@ -11,7 +11,9 @@ Contract and registration:
 Data: :func:`load_tfds`, :class:`DatasetSource`, :func:`read_image_folder`, :func:`split_folders`,
     :func:`hash_split` (one key -> its split's name, e.g. inside a ``tf.data`` filter of your own)
     and :func:`split_by_hash` (a list of items -> ``{split: items}``, by ``hash_split`` of a key of
-    each), :func:`read_captions_folder`,
+    each), :func:`split_by_group` (whole groups of items, named by a file-name prefix, held out:
+    ``(kept, held)``), :func:`group_of` (an item's group) and its default :data:`GROUP_PATTERN`,
+    :func:`read_captions_folder`,
     :data:`CAPTIONS_FOLDER_LAYOUT`, ``shapes`` (the built-in dataset's module).
 Images: :func:`check_image_file`, :func:`check_image_files`, :func:`list_image_files`,
     :func:`probe_image`, :func:`read_image`, :func:`encode_png`; in serving graphs
@@ -72,6 +74,9 @@ _LAZY = {
     "read_image_folder": "kerasapps.images:read_image_folder",
     "split_folders": "kerasapps.images:split_folders",
     "split_by_hash": "kerasapps.images:split_by_hash",
+    "split_by_group": "kerasapps.images:split_by_group",
+    "group_of": "kerasapps.images:group_of",
+    "GROUP_PATTERN": "kerasapps.images:GROUP_PATTERN",
     "PSNR": "kerasapps.quality:PSNR",
     "SSIM": "kerasapps.quality:SSIM",
     "ImageL1": "kerasapps.quality:ImageL1",
