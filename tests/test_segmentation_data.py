@@ -12,7 +12,7 @@ from kerasapps.data import DatasetSource
 from kerasapps.datasets import shapes
 from kerasapps.errors import UsageError
 from kerasapps.task import SPLITS
-from kerasapps_segmentation.folder import find_pairs
+from kerasapps_segmentation.folder import find_pairs, read_native
 from kerasapps_segmentation.task import VOID, SegmentationTask
 
 CLASSES = "name,r,g,b\n" + "".join(
@@ -192,3 +192,90 @@ def test_reads_the_real_camvid_copy():
     image, ids = _read_pair(*pairs["train"][0], None)
     assert image.shape == (360, 480, 3) and ids.shape == (360, 480)
     assert ids.max() <= 11
+
+
+def write_drives(root, size=16):
+    """Frames named by their drive as CamVid's are (DRIVE_NNNN.png): drives A, B, C in train/, and
+    more frames of C in val/ (as CamVid's val holds only frames of a drive train also has)."""
+    counts = {"train": {"A": 3, "B": 4, "C": 5}, "val": {"C": 2}}
+    for split, drives in counts.items():
+        for drive, count in drives.items():
+            for i in range(count):
+                scene = shapes.generate_scene(i + 100 * (split == "val"), "train", seed=ord(drive), image_size=size)
+                png(root / split / f"{drive}_{i:04d}.png", scene["image"])
+                png(root / f"{split}annot" / f"{drive}_{i:04d}.png", scene["mask"])
+    (root / "class_dict.csv").write_text(CLASSES)
+    return root
+
+
+def drives_of(pairs):
+    return {image.name.split("_")[0] for image, _ in pairs}
+
+
+def test_holdout_groups_validate_on_whole_drives_and_train_on_the_rest(tmp_path):
+    root = write_drives(tmp_path / "data")
+    plain = find_pairs(root)
+    assert [len(plain[s]) for s in SPLITS] == [12, 2, 2]  # unchanged without the option
+
+    pairs = find_pairs(root, holdout_groups=("A",))
+    assert [image.name for image, _ in pairs["validation"]] == ["A_0000.png", "A_0001.png", "A_0002.png"]
+    assert drives_of(pairs["train"]) == {"B", "C"} and len(pairs["train"]) == 4 + 5 + 2  # val's C frames train
+    assert pairs["test"] == pairs["validation"]  # no test split: the held-out drive is scored
+    assert all(label.parent.name == image.parent.name + "annot" and label.name == image.name
+               for image, label in pairs["train"] + pairs["validation"])
+    assert find_pairs(root, holdout_groups=("A",)) == pairs  # the same split every time
+
+    pairs = find_pairs(root, holdout_groups=("C", "B"))
+    assert drives_of(pairs["validation"]) == {"B", "C"} and len(pairs["validation"]) == 4 + 5 + 2
+    assert drives_of(pairs["train"]) == {"A"}
+    assert not drives_of(pairs["train"]) & drives_of(pairs["validation"])
+
+
+def test_holdout_groups_keep_a_test_split_and_a_group_pattern(tmp_path):
+    root = write_drives(tmp_path / "data")
+    png(root / "test" / "A_0100.png", np.zeros((16, 16, 3)))
+    png(root / "testannot" / "A_0100.png", np.zeros((16, 16)))
+    pairs = find_pairs(root, holdout_groups=("B",))
+    assert [image.name for image, _ in pairs["test"]] == ["A_0100.png"]  # test is untouched
+    assert drives_of(pairs["validation"]) == {"B"} and drives_of(pairs["train"]) == {"A", "C"}
+    # Groups by the frame number's first digit instead: 0 for every frame here, so it holds out everything.
+    with pytest.raises(UsageError, match=r"holding out 0 leaves no group to train on"):
+        find_pairs(root, holdout_groups=("0",), group_pattern=r"[A-Z]_(\d)")
+    pairs = find_pairs(root, holdout_groups=("C_0000",), group_pattern=r"C_0000|[A-Z]")
+    assert [image.name for image, _ in pairs["validation"]] == ["C_0000.png", "C_0000.png"]  # train's and val's
+
+
+def test_holdout_groups_reach_the_datasets_and_the_served_test_split(tmp_path):
+    root = write_drives(tmp_path / "data")
+    task = make_task(root, augment=False, holdout_groups=("B",))
+    datasets = task.build_datasets()
+    assert task.info["train_examples"] == 10
+    assert [sum(len(masks) for _, masks in datasets[split]) for split in ("validation", "test")] == [4, 4]
+    _, masks = next(iter(datasets["validation"]))
+    expected = shapes.generate_scene(0, "train", seed=ord("B"), image_size=16)["mask"]
+    np.testing.assert_array_equal(masks.numpy()[0], expected)
+    served = list(read_native(root, task.config, "test", task.info["label_ids"], VOID))
+    assert len(served) == 4 and served[0][0] == (root / "train" / "B_0000.png").read_bytes()
+
+
+def test_holdout_mistakes_name_the_groups_there_are(tmp_path):
+    root = write_drives(tmp_path / "data")
+    with pytest.raises(UsageError, match=r"^holdout_groups: no group named A_; the groups \(files\) are: "
+                                         r"A \(3\), B \(4\), C \(7\)$"):
+        find_pairs(root, holdout_groups=("A_",))
+    with pytest.raises(UsageError, match=r"^holdout_groups: holding out A, B, C leaves no group to train on"):
+        find_pairs(root, holdout_groups=("A", "B", "C"))
+    with pytest.raises(UsageError, match=r"holdout_groups: groups are file-name prefixes of folder: data; "
+                                         r"--dataset shapes has no files"):
+        SegmentationTask(SegmentationTask.Config(holdout_groups=("A",)),
+                         DatasetSource("shapes", "registered", "shapes")).build_datasets()
+
+
+def test_unknown_holdout_group_is_one_error_line_through_the_cli(tmp_path):
+    root = write_drives(tmp_path / "data")
+    result = cli("train", "segmentation", "--dataset", f"folder:{root}", "--set", "holdout_groups=A,Seq05VD",
+                 "--workdir", tmp_path / "run", check=2)
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["error: holdout_groups: no group named Seq05VD; the groups (files) are: A (3), B (4), C (7)"]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -14,12 +14,14 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import pathlib
 
 import numpy as np
 
-from kerasapps.api import SPLITS, UsageError, check_image_file, list_image_files, split_by_hash, split_folders
+from kerasapps.api import (GROUP_PATTERN, SPLITS, UsageError, check_image_file, group_of, list_image_files,
+                           split_by_group, split_by_hash, split_folders)
 
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}  # and .txt lists
 LABEL_FOLDER_SUFFIXES = ("annot", "_labels", "_masks", "_annot", "_label")
@@ -62,8 +64,13 @@ def _resolve(root: pathlib.Path, text: str, list_file) -> pathlib.Path:
     raise UsageError(f"{list_file}: {text} not found under {root}")
 
 
-def find_pairs(root: pathlib.Path, quiet: bool = False) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
-    """(image, label) file pairs per split, from split lists, split folders or images/ + labels/."""
+def find_pairs(root: pathlib.Path, quiet: bool = False, holdout_groups=(),
+               group_pattern: str = GROUP_PATTERN) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
+    """(image, label) file pairs per split, from split lists, split folders or images/ + labels/.
+
+    With ``holdout_groups`` the train and validation splits found are pooled and split by whole
+    groups of image file names (:func:`kerasapps.api.split_by_group` of the name without its
+    suffix, ``group_pattern``): the named groups validate, all others train; test is untouched."""
     pairs: dict[str, list] = {}
     lists = {split: next((root / f"{n}.txt" for n in names if (root / f"{n}.txt").is_file()), None)
              for split, names in SPLIT_FOLDERS.items()}
@@ -93,6 +100,12 @@ def find_pairs(root: pathlib.Path, quiet: bool = False) -> dict[str, list[tuple[
     else:
         raise UsageError(f"{root}: no train/ folder, train.txt list or images/ folder "
                          "(see `kerasapps info segmentation` for the layout)")
+    if holdout_groups:
+        pooled = pairs["train"] + pairs.get("validation", [])
+        pairs["train"], pairs["validation"] = split_by_group(pooled, lambda pair: pair[0].stem, holdout_groups,
+                                                             group_pattern, "holdout_groups")
+        if not quiet:
+            print(_holdout_note(pairs, pooled, group_pattern))
     if "validation" not in pairs:  # carve 10% of train, stably by file name
         pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0].name, (("train", 0.9), ("validation", 0.1))))
     if "test" not in pairs:
@@ -103,6 +116,16 @@ def find_pairs(root: pathlib.Path, quiet: bool = False) -> dict[str, list[tuple[
         if not pairs.get(split):
             raise UsageError(f"{root}: the {split} split has no images")
     return pairs
+
+
+def _holdout_note(pairs, pooled, group_pattern) -> str:
+    def groups(items):
+        counts = collections.Counter(group_of(image.stem, group_pattern) for image, _ in items)
+        return ", ".join(f"{group} ({count})" for group, count in sorted(counts.items()))
+
+    return (f"note: holdout_groups: validation {len(pairs['validation'])} images of {groups(pairs['validation'])}; "
+            f"training {len(pairs['train'])} images of {groups(pairs['train'])} (train and val splits pooled, "
+            f"{len(pooled)} images)")
 
 
 def read_class_list(path: pathlib.Path) -> tuple[list[str], list[list[int]]]:
@@ -178,7 +201,7 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
     """Arrays per split and the task info (class names, colours, image size); see the module doc."""
     import tensorflow as tf
 
-    pairs = find_pairs(root)
+    pairs = find_pairs(root, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern)
     classes_file, names, colours, colour_keys = _class_list(root, config)
     unique = {pair for split in SPLITS for pair in pairs[split]}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -220,6 +243,7 @@ def read_native(root: pathlib.Path, config, split: str, label_ids: list[int], vo
     _, _, _, colour_keys = _class_list(root, config)
     remap = np.full(65536, void, np.uint8)
     remap[label_ids] = np.arange(len(label_ids))
-    for image_path, label_path in find_pairs(root, quiet=True)[split]:
+    pairs = find_pairs(root, quiet=True, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern)
+    for image_path, label_path in pairs[split]:
         _, ids = _read_pair(image_path, label_path, colour_keys)
         yield image_path.read_bytes(), remap[ids]

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, load_tfds, to_png_bytes
+from kerasapps.api import GROUP_PATTERN, SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, load_tfds, to_png_bytes
 from kerasapps_segmentation import models
 from kerasapps_segmentation.folder import read_folder, read_native
 from kerasapps_segmentation.metrics import (ConfusionMatrixMetric, MeanClassAccuracy, MeanIoU, PixelAccuracy,
@@ -51,6 +51,12 @@ class SegmentationConfig(TaskConfig):
     void_names: tuple[str, ...] = field(
         ("void", "unlabelled", "unlabeled", "ignore"), "class names taken as the void label (in no loss or metric)")
     classes_file: Optional[str] = field(None, "folder: class list (default PATH/class_dict.csv): name,r,g,b per line")
+    holdout_groups: tuple[str, ...] = field(
+        (), "folder: validate on these whole groups of images (CamVid: the drives 0001TP, 0006R0, 0016E5), "
+            "train on all other groups; the train and val splits are pooled first, test is untouched")
+    group_pattern: str = field(
+        GROUP_PATTERN, "folder: regular expression matched at the start of each image's file name (suffix left "
+                       "out); its match, or its first capture group, is the image's group. Default: up to the first _")
     train_examples: int = field(5000, "shapes: training scenes generated", minimum=1)
     eval_examples: int = field(500, "shapes: validation and test scenes each", minimum=1)
 
@@ -85,13 +91,16 @@ class SegmentationTask(Task):
         "name (a _L, _label or _mask suffix is allowed); likewise val/ (or validation/) and test/ with "
         "valannot/, testannot/; or split lists PATH/train.txt, val.txt, test.txt of 'image label' path "
         "pairs; or PATH/images/ + PATH/labels/ split 80/10/10 by file name. No val: 10% of train; no test: "
-        "the val split is the test split. Labels: 1-channel PNGs of class ids, or RGB PNGs in the class "
+        "the val split is the test split. --set holdout_groups=G1,G2: validation is instead the train and "
+        "val images whose file names start with group G1 or G2 (G1_*.png: group_pattern), training all others. "
+        "Labels: 1-channel PNGs of class ids, or RGB PNGs in the class "
         "colours. Classes: PATH/class_dict.csv (or --set classes_file=): 'name,r,g,b' per line in id order; "
         "a class named void/unlabelled is ignored."
     )
 
     # -- data: each loader returns per split a dataset of (uint8 image, uint8 mask) ----------
     def load_registered(self):  # --dataset shapes
+        self._check_no_holdout()
         shapes = self.source.load()
         height, width = _size(self.config, (64, 64))
         if height != width:
@@ -110,6 +119,7 @@ class SegmentationTask(Task):
         if not self.source.name.split("/")[0].startswith("oxford_iiit_pet"):
             raise UsageError(f"segmentation reads tfds:oxford_iiit_pet (trimaps), not tfds:{self.source.name}; "
                              "use folder:PATH for other data")
+        self._check_no_holdout()
         datasets, _info = load_tfds(self.source)
         size = _size(self.config, (128, 128))
         self.info.update(class_names=list(PET_CLASSES), colours=[list(c) for c in PET_COLOURS], image_size=size)
@@ -122,6 +132,11 @@ class SegmentationTask(Task):
             return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), mask
 
         return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
+
+    def _check_no_holdout(self):
+        if self.config.holdout_groups:
+            raise UsageError(f"holdout_groups: groups are file-name prefixes of folder: data; --dataset "
+                             f"{self.source} has no files")
 
     def load_folder(self):
         arrays = read_folder(self.source.path, self.config, _size, VOID)
