@@ -189,6 +189,10 @@ def test_reads_the_real_camvid_copy():
 
     pairs = find_pairs(CAMVID)
     assert [len(pairs[s]) for s in ("train", "validation", "test")] == [367, 101, 101]
+    # The drives the task page quotes: val is all 0016E5; holding out 0001TP trains on 406 frames.
+    assert {image.name.split("_")[0] for image, _ in pairs["validation"]} == {"0016E5"}
+    held_out = find_pairs(CAMVID, holdout_groups=("0001TP",))
+    assert [len(held_out[s]) for s in ("train", "validation", "test")] == [406, 62, 62]
     image, ids = _read_pair(*pairs["train"][0], None)
     assert image.shape == (360, 480, 3) and ids.shape == (360, 480)
     assert ids.max() <= 11
