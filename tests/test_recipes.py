@@ -172,3 +172,36 @@ def test_a_malformed_recipe_file_is_one_error_line_naming_it(recipe_demo):
     error = one_error(invoke("-p", "recipe_demo", "run", "demo", "--recipe", "broken"))
     assert "broken.yaml is not valid YAML" in error
 
+
+def test_the_camvid_benchmark_runs_its_recipe_with_only_the_options_given(tmp_path):
+    from argparse import Namespace
+
+    from benchmarks.camvid_segnet import recipe_command
+
+    classes = tmp_path / "class_dict.csv"
+    plain = Namespace(epochs=None, image_size=None, batch_size=None, kernel_size=None, learning_rate=None,
+                      lr_schedule=None, keep=None, data=str(tmp_path / "camvid"))
+    command = recipe_command(plain, classes, tmp_path)
+    assert command[command.index("--recipe") + 1] == "camvid" and "--epochs" not in command
+    assert [command[i + 1] for i, word in enumerate(command) if word == "--set"] == [f"classes_file={classes}"]
+    paper = Namespace(**{**vars(plain), "epochs": 40, "image_size": "360,480", "keep": "best"})
+    command = recipe_command(paper, classes, tmp_path)
+    assert command[command.index("--epochs") + 1] == "40"
+    assert {"image_size=360,480", "restore_best_weights=True"} <= set(command)
+
+
+def test_the_mnist_benchmark_runs_its_recipe_and_reports_the_epochs_it_ran(tmp_path, capsys):
+    from PIL import Image
+
+    from benchmarks.mnist_lenet import main
+
+    rng = __import__("numpy").random.default_rng(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for digit in "01":
+            (tmp_path / split / digit).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 255, (28, 28), dtype="uint8")).save(tmp_path / split / digit / f"{i}.png")
+    main(["--data", str(tmp_path), "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "run classification --recipe mnist --dataset folder:" in out and out.rstrip().endswith("s")
+    assert "MNIST LeNet-5 via folder:, 1 epochs: test accuracy" in out
