@@ -6,8 +6,9 @@
     python -m benchmarks.flickr8k_captioning --data DIR --tiny   # seconds: checks the pipeline runs
 
 Reads ../shared/data/flickr8k by default and skips cleanly when it is absent. The settings are
-the recipe files in plugins/captioning/recipes/ (flickr8k-tagging.yaml, flickr8k.yaml,
-flickr8k-scratch.yaml); the commands they stand for are printed. A copy without
+the captioning plugin's recipe files, kerasapps_captioning/recipes/ (flickr8k-tagging.yaml,
+flickr8k.yaml, flickr8k-scratch.yaml: ``--recipe flickr8k`` and so on); the commands they stand
+for are printed. A copy without
 Flickr_8k.testImages.txt is scored on its dev split, and every figure says so.
 
 Scoring, as a client sees the model: the export's ``serving_default`` captions each scored
@@ -45,7 +46,7 @@ from benchmarks.machine import describe_machine, run_and_read
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "flickr8k"
-RECIPES = ROOT / "plugins" / "captioning" / "recipes"
+RECIPES = ROOT / "plugins" / "captioning" / "kerasapps_captioning" / "recipes"
 PUBLISHED = "Show and Tell 63 / 41 / 27 / -; soft attention 67 / 44.8 / 29.9 / 19.5 (test split)"
 # --tiny: seconds on 2 cores, for the tests (over the recipes' settings).
 TINY_TAGGING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", tags=40, min_images=1)

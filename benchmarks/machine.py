@@ -1,12 +1,14 @@
-"""What every benchmark script needs: the machine's name, and a timed CLI run's metrics.
+"""What every benchmark script needs: the machine's name, a recipe's settings, and a timed CLI run's metrics.
 
 Example::
 
+    read_recipe("kerasapps_classification", "mnist")["epochs"]    # 12: what `--recipe mnist` runs
     metrics, wall = run_and_read([sys.executable, "-m", "kerasapps", "run", "classification",
                                   "--workdir", "/tmp/w/run"], "/tmp/w/run")
     print(describe_machine(), metrics["metrics"], wall)
 """
 
+import importlib.resources
 import json
 import os
 import pathlib
@@ -27,6 +29,15 @@ def describe_machine() -> str:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return (f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
             f"GPU: {', '.join(gpus) if gpus else 'none'}")
+
+
+def read_recipe(package: str, name: str) -> dict:
+    """The settings of recipe ``name`` that plugin package ``package`` ships (what ``--recipe NAME`` reads)."""
+    from kerasapps.config import load_config_file
+    from kerasapps.recipes import RECIPE_FOLDER
+
+    with importlib.resources.as_file(importlib.resources.files(package) / RECIPE_FOLDER / f"{name}.yaml") as path:
+        return load_config_file(path)
 
 
 def run_and_read(command, workdir, **run_kwargs) -> tuple[dict, float]:

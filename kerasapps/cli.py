@@ -194,15 +194,22 @@ def _echo_table(title: str, rows: list[list[str]], empty: str = "") -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def info(ctx, task, as_json):
-    """Show a task's config fields, datasets and serving signature."""
+    """Show a task's config fields, recipes, datasets and serving signature."""
+    from kerasapps.recipes import find_recipes
+
     registry = _registry(ctx)
-    description = registry.load_task(task).describe()
+    task_class = registry.load_task(task)
+    description = task_class.describe()
+    description["recipes"] = [{"name": r.name, "description": r.description}
+                              for r in find_recipes(task_class, task).values()]
     if as_json:
         click.echo(json.dumps(description, indent=2, default=str))
         return
     click.echo(f"{task}: {description['summary']}")
     _echo_table("\nconfig (--set KEY=VALUE):", [[row["name"], row["type"], f"default {row['default']!r}", row["help"]]
                                                  for row in description["config"]])
+    if description["recipes"]:
+        _echo_table("\nrecipes (--recipe NAME):", [[r["name"], r["description"]] for r in description["recipes"]])
     kinds = description["dataset_kinds"]
     click.echo("\ndatasets (--dataset):")
     if "registered" in kinds:

@@ -25,7 +25,7 @@ class RunOption:
 
     ``kind``: "run" (a run setting saved in config.json, ``default`` when not given),
     "param" (a task config field with an option of its own), or "input" (where settings come
-    from: ``--set``, ``--config``). ``default`` may be a function of (task class, task name).
+    from: ``--set``, ``--recipe``, ``--config``). ``default`` may be a function of (task class, task name).
     ``click`` holds the extra arguments of ``click.option`` (type, multiple, metavar ...).
     """
 
@@ -59,6 +59,8 @@ RUN_OPTIONS = (
     RunOption("seed", ("--seed",), default=0, click={"type": int}),
     RunOption("overrides", ("--set",), "Override a task config field (repeatable).", kind="input",
               click={"multiple": True, "metavar": "KEY=VALUE"}),
+    RunOption("recipe", ("--recipe",), "A named config file the task's plugin ships (`kerasapps info TASK` "
+              "lists them), read before --config.", kind="input", click={"metavar": "NAME"}),
     RunOption("config_file", ("--config",), "YAML or JSON config file.", kind="input",
               click={"type": click.Path(dir_okay=False)}),
     RunOption("workdir", ("--workdir",), "Checkpoints, logs and metrics.json (default runs/TASK).",

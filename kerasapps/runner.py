@@ -67,29 +67,23 @@ def decoding_errors_as_usage_errors(source=None):
 def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
     """Return (task class, resolved config dict, task config dataclass).
 
-    Precedence: task defaults < ``--config FILE`` (or, with ``use_workdir_config``, the
-    workdir's saved ``config.json``) < command-line options < ``--set``.
+    Precedence: task defaults < ``--recipe NAME`` < ``--config FILE`` (without either, with
+    ``use_workdir_config``, the workdir's saved ``config.json``) < command-line options < ``--set``.
     """
     task_class = registry.load_task(options.task)
     run = {o.name: o.resolve_default(task_class, options.task) for o in RUN_OPTIONS if o.kind == "run"}
     params: dict = {}
+    if options.recipe:
+        from kerasapps.recipes import find_recipe
+
+        recipe = find_recipe(task_class, options.task, options.recipe)
+        _apply_config_file(recipe.load(), f"recipe {options.recipe!r}", options.task, run, params)
     config_file = options.config_file
-    if not config_file and options.use_workdir_config:
+    if not config_file and not options.recipe and options.use_workdir_config:
         trained = pathlib.Path(options.workdir or run["workdir"]) / "config.json"
         config_file = str(trained) if trained.is_file() else None
     if config_file:
-        data = load_config_file(config_file)
-        if data.get("task", options.task) != options.task:
-            raise UsageError(f"config file {config_file} is for task {data['task']!r}, not {options.task!r}")
-        nested = data.get("params") or {}
-        if not isinstance(nested, dict):
-            raise UsageError(f"config file {config_file}: 'params' must be a mapping")
-        params.update(nested)
-        for key, value in data.items():
-            if key in RUN_KEYS:
-                run[key] = value
-            elif key not in ("task", "params", "metrics", "kerasapps_version"):
-                params[key] = value
+        _apply_config_file(load_config_file(config_file), f"config file {config_file}", options.task, run, params)
     for key in RUN_KEYS:
         value = getattr(options, key)
         if value is not None:
@@ -106,6 +100,21 @@ def resolve_config(registry, options: RunOptions) -> tuple[type, dict, object]:
 
     resolved = {"task": options.task, **run, "params": dataclasses.asdict(config), "kerasapps_version": __version__}
     return task_class, resolved, config
+
+
+def _apply_config_file(data: dict, label: str, task: str, run: dict, params: dict) -> None:
+    """Settings of a config file (``label`` names it in errors) into ``run`` and ``params``."""
+    if data.get("task", task) != task:
+        raise UsageError(f"{label} is for task {data['task']!r}, not {task!r}")
+    nested = data.get("params") or {}
+    if not isinstance(nested, dict):
+        raise UsageError(f"{label}: 'params' must be a mapping")
+    params.update(nested)
+    for key, value in data.items():
+        if key in RUN_KEYS:
+            run[key] = value
+        elif key not in ("task", "params", "metrics", "kerasapps_version"):
+            params[key] = value
 
 
 class TaskRun:

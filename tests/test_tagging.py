@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli
+from conftest import cli
 from kerasapps.testing import check_task, write_scene_images
 
 pytest.importorskip("tensorflow")
@@ -73,21 +73,3 @@ def test_captioning_starts_from_a_tagging_runs_network(tmp_path):
     err = cli("train", "captioning", *small, "--set", "encoder=tagging", "--set", "encoder_weights=none",
               "--workdir", tmp_path / "c2", check=2).stderr
     assert "encoder=tagging starts from a kerasapps tagging run" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("recipe", sorted((ROOT / "plugins/captioning/recipes").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_captioning_recipe_is_a_valid_config_of_its_task(recipe):
-    from kerasapps.config import apply_overrides, load_config_file
-    from kerasapps_captioning.tagging import TaggingConfig
-    from kerasapps_captioning.task import CaptioningConfig
-
-    settings = load_config_file(recipe)
-    if "tagging" in recipe.name:
-        config = apply_overrides(TaggingConfig(), settings)
-    else:
-        if settings.get("encoder") == "tagging":
-            settings["encoder_weights"] = "runs/flickr8k-tagging"  # the one setting a user must give
-        config = apply_overrides(CaptioningConfig(), settings)
-    assert config.image_size == settings["image_size"] and config.epochs == settings["epochs"]
-    assert f"kerasapps run {'tagging' if 'tagging' in recipe.name else 'captioning'} --config " \
-           f"plugins/captioning/recipes/{recipe.name}" in recipe.read_text()

@@ -314,13 +314,20 @@ def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(traine
 
 
 def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
-    from benchmarks.multi30k_translation import CPU_RECIPE, main, recipe_command
+    from benchmarks.machine import read_recipe
+    from benchmarks.multi30k_translation import CPU_RECIPE, OPTIONS, main, recipe_command
 
     main(["--data", str(tmp_path / "absent")])
     assert capsys.readouterr().out.startswith("skipped: ")
-    args = __import__("argparse").Namespace(steps_per_epoch=None, **CPU_RECIPE)
+    # The script runs the recipe; only the options given override it.
+    args = __import__("argparse").Namespace(recipe=CPU_RECIPE, steps_per_epoch=None, **dict.fromkeys(OPTIONS))
+    args.layers, args.minutes = 2, 5.0
     command = recipe_command(args, tmp_path, tmp_path / "work")
-    assert "length_buckets=2" in command and "target_lowercase=false" in command and "train_minutes=52.0" in command
+    assert command[command.index("--recipe") + 1] == "multi30k"
+    assert [command[i + 1] for i, word in enumerate(command) if word == "--set"] == \
+        ["train_minutes=5.0", "encoder_layers=2", "decoder_layers=2"]
+    recipe = read_recipe("kerasapps_translation", CPU_RECIPE)
+    assert (recipe["length_buckets"], recipe["target_lowercase"], recipe["train_minutes"]) == (2, False, 52.0)
 
 
 @pytest.mark.slow
