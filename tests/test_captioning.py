@@ -11,6 +11,7 @@ import pytest
 from conftest import cli
 from kerasapps.api import UNK
 from kerasapps.testing import check_export
+from kerasapps.transfer import read_trained_run
 
 tf = pytest.importorskip("tensorflow")
 
@@ -379,17 +380,41 @@ def test_encoder_starts_from_a_classification_runs_weights(classification_run):
     backbone = model.get_layer("encoder").get_layer("image_features")
     assert sorted(w.path for w in backbone.weights) == sorted(
         f"{layer}/{kind}" for layer in ("conv1", "conv2", "fc1") for kind in ("kernel", "bias"))
-    assert not all(np.array_equal(w.numpy(), trained[w.path]) for w in backbone.weights)  # fresh before training
-    steps = config.max_caption_length + 1
-    batch = ({"image": tf.zeros([2, 32, 32, 3]), "tokens": tf.zeros([2, 1, steps], tf.int32)},
-             tf.zeros([2, 1, steps], tf.int32), tf.ones([2, 1, steps]))
-    task.build_training_state(model, batch)
+    # Loaded as soon as it is built: the data pipeline (cache_features) may run it before training starts.
     for weight in backbone.weights:
         np.testing.assert_array_equal(weight.numpy(), trained[weight.path], err_msg=weight.path)
     # Its features are what the classifier's head reads: the output of fc1 (dropout comes after).
     images = tf.random.uniform([3, 32, 32, 3], 0, 255, seed=1)
     below_head = __import__("keras").Model(classifier.input, classifier.get_layer("fc1").output)
     np.testing.assert_allclose(backbone(images), below_head(images), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
+def test_cached_features_of_a_run_encoder_are_its_trained_networks(classification_run, decoder):
+    """As the core runs it: the datasets, a sample batch (which fills the shuffle buffer, and with it
+    the whole cache of a split this small), then the model and its training state. Every cached
+    feature is the trained network's, never a freshly initialised one's."""
+    from kerasapps.data import DatasetSource
+    from kerasapps_captioning.task import CaptioningConfig, CaptioningTask
+
+    config = CaptioningConfig(encoder="classification", encoder_weights=str(classification_run), freeze_encoder=True,
+                              cache_features=True, image_size=32, lstm_units=8, embed_dim=8, batch_size=8,
+                              train_examples=24, eval_examples=8, min_word_count=1, **decoder)
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"))
+    datasets = task.build_datasets()
+    sample = next(iter(datasets["train"]))
+    model = task.build_model()
+    task.build_training_state(model, sample)
+    trained = read_trained_run(classification_run, task="classification").build_model()
+    below_head = __import__("keras").Model(trained.input, trained.get_layer("fc1").output)
+    for split in ("train", "validation"):
+        cached = np.concatenate([x["features"].numpy() for x, _, _ in datasets[split]])
+        images = np.concatenate([im.numpy() for im in task.image_datasets[split]]).astype("float32")
+        expected = below_head(images).numpy()
+        assert cached.shape == expected.shape and expected.std(axis=0).max() > 0
+        # The training split is shuffled: each cached row is some image's features.
+        distance = np.abs(cached[:, np.newaxis] - expected[np.newaxis]).max(axis=-1).min(axis=1)
+        assert distance.max() < 1e-4, split
 
 
 def test_encoder_weights_that_are_no_classification_run_are_one_error(classification_run, tmp_path):

@@ -128,7 +128,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         self.references = {split: data.tokenized_references(captions[split]) for split in ("validation", "test")}
         self.image_datasets = {split: images[split].batch(self.config.batch_size) for split in SPLITS}
         # The model reads images, or with a cached frozen encoder the features it computes from them.
-        inputs = self._cached_features(self.image_datasets) if self.config.cache_features else images
+        cache = self.config.cache_features and self._encoder_weights_final()
+        inputs = self._cached_features(self.image_datasets) if cache else images
         out = {}
         for split in SPLITS:
             refs = max(len(c) for c in captions[split])
@@ -137,8 +138,21 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
             out[split] = self.batch(ds, split, map_example=(
                 lambda image, caps, train=(split == "train"): data.teacher_forcing(
                     vocab, image, caps, self.config.captions_per_image, train, self.seed,
-                    "features" if self.config.cache_features else "image")))
+                    "features" if cache else "image")))
         return out
+
+    def _encoder_weights_final(self) -> bool:
+        """Whether the frozen encoder holds its final weights before any training state is built.
+        The data pipeline is read before then (the core's sample batch fills the shuffle buffer,
+        and with it the whole cache of a small split), so features computed from any other
+        weights would be cached and trained on: a run encoder is loaded when it is built, and
+        without its folder the images go through the encoder every step instead."""
+        self._image_features()
+        if self.config.encoder in RUN_ENCODERS and not self._encoder_run_loaded:
+            print("note: cache_features is off for this run: the encoder's weights come from this run's own "
+                  "checkpoint, restored after the data is read", file=sys.stderr)
+            return False
+        return True
 
     def _cached_features(self, image_batches):
         """Per split, each image's frozen-encoder features: computed by the model's own
@@ -164,6 +178,7 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
                 self._encoder_network = model_code.build_run_network(
                     self.config, TrainedRun.from_json(self.info["encoder_run"]))
                 self._image_features_model = model_code.build_run_features(self.config, self._encoder_network)
+                self._encoder_run_loaded = self._load_encoder_run()
             else:
                 self._image_features_model = model_code.build_image_features(self.config)
         return self._image_features_model
@@ -177,17 +192,17 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         )
         return model
 
-    def build_training_state(self, model, batch) -> None:
-        super().build_training_state(model, batch)
-        if self.config.encoder in RUN_ENCODERS:
-            # Training starts from the classification or tagging run's weights; the core then restores
-            # this run's own backup (resume) or best weights (evaluate) over them.
-            run = TrainedRun.from_json(self.info["encoder_run"])
-            if not self._read_encoder_run and not pathlib.Path(run.weights).is_file():
-                print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained",
-                      file=sys.stderr)
-                return
-            self._load_encoder_weights(run, self._encoder_network)
+    def _load_encoder_run(self) -> bool:
+        """The classification or tagging run's weights into the encoder network, as soon as it is
+        built (training starts from them; the core later restores this run's own backup or best
+        weights over them). False, with a note, when the run's weights file is gone."""
+        run = TrainedRun.from_json(self.info["encoder_run"])
+        if not self._read_encoder_run and not pathlib.Path(run.weights).is_file():
+            print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained",
+                  file=sys.stderr)
+            return False
+        self._load_encoder_weights(run, self._encoder_network)
+        return True
 
     def _load_encoder_weights(self, run, network):
         try:
