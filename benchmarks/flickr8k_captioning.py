@@ -22,7 +22,11 @@ Baselines on the same photos and scorer:
 - consensus: the one training caption that scores best (CIDEr-D) against the other training
   photos' captions, given for every photo;
 - nearest neighbour: the caption of the closest training photo (cosine similarity in the
-  trained captioner's encoder output), the one of its five that agrees best with the other four.
+  trained captioner's encoder output), the one of its five that agrees best with the other four;
+- 25-NN consensus (Devlin et al. 2015, a strong retrieval baseline): of the captions of the 25
+  closest training photos in that space, the one most like the others.
+Each system's ``distinct`` count (different captions over the scored photos) shows whether it
+looks at the photo at all.
 
 Published (Flickr8k test, BLEU-1 / 2 / 3 / 4, ImageNet-pretrained encoders), as tabled by
 Show, Attend and Tell (Xu et al. 2015, Table 1): Show and Tell 63 / 41 / 27 / -, soft
@@ -144,9 +148,12 @@ def served_captions(export_path, files: list[pathlib.Path], batch: int = 64) -> 
     return out
 
 
-def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list[str]) -> list[str]:
-    """For each photo of ``split``, ``train_captions`` of the training photo whose encoder output
-    (the trained captioner's, cosine similarity) is closest."""
+def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list[str], neighbours: int = 25):
+    """For each photo of ``split``: ``train_captions`` of the training photo whose encoder output
+    (the trained captioner's, cosine similarity) is closest; and the consensus of its
+    ``neighbours`` closest training photos' captions (Devlin et al. 2015): of all their captions,
+    the one most like the others (cosine of tf-idf weighted 1- to 4-grams, document frequencies
+    over the training photos)."""
     import numpy as np
     import tensorflow as tf
 
@@ -160,8 +167,39 @@ def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list
     def features(name):
         return np.concatenate([encode(b).numpy() for b in folder.image_dataset(name, size).batch(64)])
 
-    nearest = np.argmax(features(split) @ features("train").T, axis=1)
-    return [train_captions[i] for i in nearest]
+    similarity = features(split) @ features("train").T
+    nearest = [train_captions[i] for i in np.argmax(similarity, axis=1)]
+    all_captions = [[tokenize(c) for c in captions] for captions in folder.captions["train"]]
+    vector = ngram_vectors(all_captions)
+    consensus = []
+    for row in np.argsort(-similarity, axis=1)[:, :neighbours]:
+        pool = [(i, j) for i in row for j in range(len(all_captions[i]))]
+        vectors = np.stack([vector(all_captions[i][j]) for i, j in pool])
+        i, j = pool[int(np.argmax((vectors @ vectors.T).sum(axis=1)))]
+        consensus.append(folder.captions["train"][i][j])
+    return nearest, consensus
+
+
+def ngram_vectors(photos_captions: list[list[list[str]]], dimensions: int = 1 << 15):
+    """A function: tokens -> their unit tf-idf vector of 1- to 4-grams (hashed into ``dimensions``),
+    document frequencies counted over the photos (a gram counts once per photo)."""
+    import zlib
+
+    import numpy as np
+
+    def grams(tokens):
+        return [" ".join(tokens[i:i + n]) for n in range(1, 5) for i in range(len(tokens) - n + 1)]
+
+    frequency = collections.Counter(g for captions in photos_captions for g in {g for c in captions for g in grams(c)})
+    photos = len(photos_captions)
+
+    def vector(tokens):
+        out = np.zeros(dimensions, np.float32)
+        for gram in grams(tokens):
+            out[zlib.crc32(gram.encode()) % dimensions] += math.log(photos / max(1, frequency[gram]))
+        return out / max(float(np.linalg.norm(out)), 1e-12)
+
+    return vector
 
 
 def write_panel(path, photos: list[pathlib.Path], captions: list[str], references: list[list[str]],
@@ -254,12 +292,15 @@ def main(argv=None):
     sample = rng.sample(range(len(train_refs)), min(300, len(train_refs)))
     candidates = rng.sample(own_consensus, min(300, len(own_consensus)))
     single = best_single_caption(candidates, [train_refs[i] for i in sample])
+    nearest, neighbours_consensus = nearest_neighbour_captions(workdir, folder, "test", own_consensus)
     systems = {
         "captioner": model_captions,
-        "nearest neighbour": nearest_neighbour_captions(workdir, folder, "test", own_consensus),
+        "nearest neighbour": nearest,
+        "25-NN consensus": neighbours_consensus,
         "consensus caption": [single] * len(files),
     }
-    table = {name: coco_scores(texts, references) for name, texts in systems.items()}
+    # distinct: how many different captions the photos get (1 for a system that ignores the photo).
+    table = {name: {**coco_scores(texts, references), "distinct": len(set(texts))} for name, texts in systems.items()}
     task_metrics = metrics["metrics"]
     peak_gb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024 ** 2
 
@@ -282,9 +323,10 @@ def main(argv=None):
               f"wall {wall_text}")
     print(f"encoder: {encoder}; peak memory of one process: {peak_gb:.2f} GB")
     print(f"{scored} scores (pycocoevalcap, beam {settings['beam_size']}, all references):")
-    print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D")
+    print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  distinct")
     for name, s in table.items():
-        print(f"  {name:<18}" + "".join(f"{100 * s[f'bleu{n}']:8.1f}" for n in range(1, 5)) + f"{s['cider_d']:9.3f}")
+        print(f"  {name:<18}" + "".join(f"{100 * s[f'bleu{n}']:8.1f}" for n in range(1, 5)) + f"{s['cider_d']:9.3f}"
+              + f"{s['distinct']:10d}")
     print("  task's own BLEU   " + "".join(f"{100 * task_metrics[f'bleu{n}']:8.1f}" for n in range(1, 5))
           + f"{task_metrics.get('cider_d', float('nan')):9.3f}  (metrics.json, the same {scored} photos)")
     print(f"published on Flickr8k: {PUBLISHED}")

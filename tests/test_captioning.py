@@ -481,7 +481,9 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     assert "run tagging --config" in out and "flickr8k-tagging.yaml" in out
     assert f"--set encoder=tagging --set encoder_weights={tmp_path / 'work' / 'tagging'}" in out
     assert result["scored_split"] == "dev" and set(result["scores"]) == {"captioner", "nearest neighbour",
-                                                                        "consensus caption"}
+                                                                        "25-NN consensus", "consensus caption"}
+    assert result["scores"]["consensus caption"]["distinct"] == 1
+    assert result["scores"]["captioner"]["distinct"] == len(set(result["captions"].values()))
     # The COCO code's BLEU of the served captions is the task's own BLEU of its decoded captions.
     served, own = result["scores"]["captioner"], result["task_metrics"]
     assert [served[f"bleu{n}"] for n in range(1, 5)] == pytest.approx([own[f"bleu{n}"] for n in range(1, 5)], abs=1e-6)
