@@ -1,4 +1,5 @@
-"""The Show and Tell captioning model (Vinyals et al. 2015): encoder, LSTM decoder, decoding.
+"""The captioning model: encoder, LSTM decoder (Show and Tell, Vinyals et al. 2015, or the
+merge decoder, Mao et al. 2015), decoding.
 
 Example::
 
