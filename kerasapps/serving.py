@@ -103,7 +103,7 @@ def _extra_values(specs, given: dict) -> dict:
             values[name] = tf.constant([given[name]])
             continue
         if spec.dtype == tf.string:
-            raise UsageError(f"kerasapps predict handles one text or file input; the model takes {', '.join(specs)}")
+            raise UsageError(f"kerasapps predict handles one text or file input; the model takes {', '.join(sorted(specs))}")
         if name in given:
             try:
                 number = float(given[name]) if spec.dtype.is_floating else int(given[name])
@@ -152,7 +152,7 @@ def predict_inputs(model_dir, inputs, out: pathlib.Path, extra_values: dict | No
     if len(main) != 1:
         strings = [name for name, spec in specs.items() if spec.dtype == tf.string]
         hint = " (give all but one with --with NAME=TEXT)" if len(strings) > 1 else ""
-        raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(specs)}{hint}")
+        raise UsageError(f"kerasapps predict needs one text or file input; {model_dir} takes {', '.join(sorted(specs))}{hint}")  # sorted: a loaded signature's order varies
     input_name = main[0]
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; name a folder for the image outputs")
