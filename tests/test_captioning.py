@@ -143,7 +143,9 @@ def test_run_reports_bleu_and_exports(trained):
     root, result = trained
     assert "bleu4" in result.stdout and "predicted:" in result.stdout
     metrics = json.loads((root / "runs/captioning/metrics.json").read_text())["metrics"]
-    assert set(metrics) >= {"bleu1", "bleu2", "bleu3", "bleu4", "exact_match", "loss", "token_accuracy"}
+    assert set(metrics) >= {"bleu1", "bleu2", "bleu3", "bleu4", "exact_match", "distinct_captions", "loss",
+                            "token_accuracy"}
+    assert 1 <= metrics["distinct_captions"] <= 48  # eval_examples
     assert 0 <= metrics["bleu4"] <= metrics["bleu1"] <= 1
     assert (root / "saved_models/captioning/1/saved_model.pb").exists()
 
@@ -484,6 +486,7 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
                                                                         "25-NN consensus", "consensus caption"}
     assert result["scores"]["consensus caption"]["distinct"] == 1
     assert result["scores"]["captioner"]["distinct"] == len(set(result["captions"].values()))
+    assert result["task_metrics"]["distinct_captions"] == result["scores"]["captioner"]["distinct"]
     # The COCO code's BLEU of the served captions is the task's own BLEU of its decoded captions.
     served, own = result["scores"]["captioner"], result["task_metrics"]
     assert [served[f"bleu{n}"] for n in range(1, 5)] == pytest.approx([own[f"bleu{n}"] for n in range(1, 5)], abs=1e-6)

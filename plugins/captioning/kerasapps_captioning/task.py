@@ -235,6 +235,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         metrics.update(corpus_bleu(hypotheses, references))
         metrics["cider_d"] = corpus_cider(hypotheses, references)
         metrics["exact_match"] = exact_match_rate(hypotheses, references)
+        # How many different captions the split's images get: 1 when the model ignores the image.
+        metrics["distinct_captions"] = len({tuple(h) for h in hypotheses})
         return metrics
 
     def describe_predictions(self, model, dataset, count=5):
