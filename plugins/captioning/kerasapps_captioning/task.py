@@ -148,11 +148,7 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         weights would be cached and trained on: a run encoder is loaded when it is built, and
         without its folder the images go through the encoder every step instead."""
         self._image_features()
-        if self.config.encoder in RUN_ENCODERS and not self._encoder_run_loaded:
-            print("note: cache_features is off for this run: the encoder's weights come from this run's own "
-                  "checkpoint, restored after the data is read", file=sys.stderr)
-            return False
-        return True
+        return self.config.encoder not in RUN_ENCODERS or self._encoder_run_loaded
 
     def _cached_features(self, image_batches):
         """Per split, each image's frozen-encoder features: computed by the model's own
@@ -198,7 +194,9 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         weights over them). False, with a note, when the run's weights file is gone."""
         run = TrainedRun.from_json(self.info["encoder_run"])
         if not self._read_encoder_run and not pathlib.Path(run.weights).is_file():
-            print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained",
+            caching = ("; cache_features is off: those weights are restored after the data is read"
+                       if self.config.cache_features else "")
+            print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained{caching}",
                   file=sys.stderr)
             return False
         self._load_encoder_weights(run, self._encoder_network)
