@@ -32,7 +32,7 @@ POSITIONS = ("in the top left", "at the top", "in the top right", "on the left",
 
 
 def scenes_with_one_small_object(split, count, size=64):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     images, labels = [], {"shape": [], "position": [], "relation": []}
     index = 0

@@ -86,7 +86,7 @@ def coco_scores(hypotheses: list[str], references: list[list[str]]) -> dict:
 
 def consensus_per_photo(references: list[list[str]]) -> list[str]:
     """Each photo's caption that agrees best (CIDEr-D) with its other captions."""
-    from kerasapps.cider import sentence_cider
+    from kerasapps.metrics.cider import sentence_cider
 
     hyps, refs, owner = [], [], []
     for photo, captions in enumerate(references):
@@ -105,7 +105,7 @@ def consensus_per_photo(references: list[list[str]]) -> list[str]:
 
 def best_single_caption(candidates: list[str], references: list[list[str]]) -> str:
     """The candidate whose mean CIDEr-D against every photo's references is highest."""
-    from kerasapps.cider import _counts, _tf_idf  # one definition of the weighting
+    from kerasapps.metrics.cider import _counts, _tf_idf  # one definition of the weighting
 
     refs = [[tokenize(r) for r in captions] for captions in references]
     document_frequency = collections.Counter()
@@ -157,7 +157,7 @@ def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list
     import numpy as np
     import tensorflow as tf
 
-    from kerasapps.transfer import read_trained_run
+    from kerasapps.run.transfer import read_trained_run
 
     run = read_trained_run(workdir, task="captioning")
     encoder = run.build_model().get_layer("encoder")
@@ -244,8 +244,8 @@ def main(argv=None):
     if not (data / "captions.txt").is_file() and not (data / "Flickr8k.token.txt").is_file():
         print(f"skipped: {data} not found (a Flickr8k-style folder: Images/ + captions.txt)")
         return None
-    from kerasapps.captions import read_captions_folder
-    from kerasapps.transfer import read_trained_run
+    from kerasapps.data.captions import read_captions_folder
+    from kerasapps.run.transfer import read_trained_run
 
     folder = read_captions_folder(data, quiet=True)  # the layout's errors before any training
     scored = folder.scored_split  # "test", or "dev" for a copy without the test list

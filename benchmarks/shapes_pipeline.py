@@ -12,7 +12,7 @@ from benchmarks.machine import describe_machine
 
 
 def main(count: int = 4000, repeats: int = 3):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     rates = []
     for _ in range(repeats):
@@ -24,11 +24,11 @@ def main(count: int = 4000, repeats: int = 3):
     print(f"shapes generate_arrays, 64x64, one core: median {rates[len(rates) // 2]:.0f} images/s "
           f"(min {rates[0]:.0f}, max {rates[-1]:.0f}, {repeats} runs of {count})")
 
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps_classification.task import ClassificationTask
 
     task = ClassificationTask(ClassificationTask.Config(train_examples=count, eval_examples=64),
-                              DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"))
+                              DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes"))
     train = task.build_datasets()["train"]
     for epoch in range(3):  # epoch 0 fills the shuffle buffer; later ones show steady state
         start, seen = time.perf_counter(), 0

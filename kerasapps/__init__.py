@@ -18,11 +18,14 @@ Example::
 
 import pluggy
 
+from kerasapps import _moved
 from kerasapps.errors import UsageError
 from kerasapps.registry import DatasetSpec, TaskSpec
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("kerasapps")
+
+_moved.install()  # the flat layout's import paths (kerasapps.images, ...), deprecated
 
 __all__ = ["DatasetSpec", "TaskSpec", "UsageError", "__version__", "hookimpl"]

@@ -13,7 +13,7 @@ def kerasapps_register_datasets():
     return [
         DatasetSpec(
             "shapes",
-            "kerasapps.datasets.shapes",
+            "kerasapps.data.shapes",
             "procedural scenes of coloured shapes: label, mask, captions; no download",
         )
     ]

@@ -224,8 +224,8 @@ def info(ctx, task, as_json):
 
 
 def _run_options(func):
-    """The task argument, every run option (declared once, in ``kerasapps.options``) and --print-config."""
-    from kerasapps.options import click_options
+    """The task argument, every run option (declared once, in ``kerasapps.run.options``) and --print-config."""
+    from kerasapps.run.options import click_options
 
     func = click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")(func)
     return click.argument("task")(click_options(func))
@@ -233,7 +233,7 @@ def _run_options(func):
 
 def _make_run(ctx, kwargs, fresh=False, use_workdir_config=False):
     from kerasapps.config import parse_set_options
-    from kerasapps.runner import RunOptions, TaskRun
+    from kerasapps.run.runner import RunOptions, TaskRun
 
     sets = parse_set_options(kwargs.pop("overrides"))
     print_config = kwargs.pop("print_config")
@@ -259,7 +259,7 @@ def _print_metrics(title, metrics):
 def run(ctx, fresh, samples, **kwargs):
     """Train TASK, evaluate it on the held-out split, export it and show predictions."""
     task_run = _make_run(ctx, kwargs, fresh)
-    from kerasapps.workdir_lock import check_writable_dir
+    from kerasapps.run.lock import check_writable_dir
 
     check_writable_dir(pathlib.Path(task_run.resolved["export_dir"]) / task_run.resolved["task"], "export directory")
     summary = task_run.train()
@@ -340,7 +340,7 @@ def launch(ctx, workers, command, network, task, run_args):
     chief's status (or the first failing worker's). On a cluster, run `kerasapps run
     --strategy multi-worker` on each host with that host's TF_CONFIG instead.
     """
-    from kerasapps.launch import launch_workers
+    from kerasapps.run.launch import launch_workers
 
     _registry(ctx).task(task)  # an unknown task fails here, before any worker starts
     if any(arg == "--strategy" or arg.startswith("--strategy=") for arg in run_args):
@@ -365,7 +365,7 @@ def predict(model_dir, inputs, out, as_json, extras):
     ``--with NAME=VALUE``; left out, they get an empty batch (the model's default). A second
     string input takes one ``--with NAME=TEXT`` for every input.
     """
-    from kerasapps.serving import predict_inputs
+    from kerasapps.serving.predict import predict_inputs
 
     values = {}
     for extra in extras:
@@ -399,7 +399,7 @@ def serve(model_root, host, port, batch_window_ms, max_batch_size, max_body_mb, 
     MODEL_ROOT is a base folder of MODEL/VERSION/ SavedModels (saved_models/), one model's
     folder of versions, or one SavedModel folder. New versions are picked up without a restart.
     """
-    from kerasapps.server import ServerSettings, run_server
+    from kerasapps.serving.server import ServerSettings, run_server
 
     version_labels = {}
     for label in labels:

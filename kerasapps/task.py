@@ -270,7 +270,7 @@ class Task(abc.ABC):
         """Create every variable before the first distributed step (metrics, loss,
         optimizer), from one non-distributed batch. Override for models without
         ``call`` (GANs): build their optimizers here."""
-        from kerasapps.engine import build_model_state
+        from kerasapps.run.engine import build_model_state
 
         build_model_state(model, batch)
 

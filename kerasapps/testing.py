@@ -225,7 +225,7 @@ def write_scene_images(directory, count: int = 2, size: int = 48, seed: int = 12
     (``scene0.png``, ``scene1.jpg`` ...), of any ``size`` (a SavedModel must resize)."""
     import tensorflow as tf
 
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

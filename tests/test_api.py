@@ -187,7 +187,7 @@ def test_core_calls_the_loader_of_the_dataset_kind_then_prepare_datasets(tmp_pat
     import numpy as np
     import tensorflow as tf
 
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
 
     calls = []
 
@@ -208,7 +208,7 @@ def test_core_calls_the_loader_of_the_dataset_kind_then_prepare_datasets(tmp_pat
             return super().prepare_datasets(splits)  # the default: batch each split
 
     assert Recording.dataset_kinds == ("registered", "folder")
-    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes")
     config = Recording.Config(train_examples=40, eval_examples=20, batch_size=16)
     datasets = Recording(config, shapes).build_datasets()
     assert calls == ["load_registered", "prepare_datasets ['test', 'train', 'validation']"]
@@ -226,7 +226,7 @@ def test_prepare_datasets_shapes_what_the_loader_read_and_must_return_every_spli
     import tensorflow as tf
 
     from kerasapps.api import UsageError
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
 
     class Texts(fake_task_class()):
         def load_registered(self):  # not datasets: words, which prepare_datasets turns into ids
@@ -238,7 +238,7 @@ def test_prepare_datasets_shapes_what_the_loader_read_and_must_return_every_spli
                    for s, words in splits.items()}
             return {s: self.batch(tf.data.Dataset.from_tensor_slices(ids[s]), s) for s in splits if s != self.skip}
 
-    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    shapes = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes")
     task = Texts(Texts.Config(batch_size=2), shapes)
     task.skip = None
     datasets = task.build_datasets()
@@ -255,7 +255,7 @@ def test_a_task_with_its_own_build_datasets_still_works():
     """Plugins written before load_KIND/prepare_datasets override build_datasets: the core
     still calls it, and lets them be given every --dataset kind (they check it themselves)."""
     from kerasapps.api import Task
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
 
     class Legacy(Task):
         def build_datasets(self):

@@ -62,8 +62,8 @@ def test_gan_references_mirror_the_plugins():
 import sys
 sys.path.insert(0, ".")
 from benchmarks.reference import pix2pix, text_to_image
-from kerasapps.datasets import shapes
-from kerasapps.text import Vocabulary, build_vocabulary
+from kerasapps.data import shapes
+from kerasapps.data.text import Vocabulary, build_vocabulary
 from kerasapps_pix2pix.models import patchgan_discriminator, unet_generator
 from kerasapps_pix2pix.task import Pix2PixConfig
 from kerasapps_text_to_image.model import build_gan

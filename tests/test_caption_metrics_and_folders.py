@@ -1,12 +1,12 @@
-"""Flickr8k-layout folders (kerasapps.captions) and the caption scorers (CIDEr-D against the COCO code)."""
+"""Flickr8k-layout folders (kerasapps.data.captions) and the caption scorers (CIDEr-D against the COCO code)."""
 
 import pathlib
 import random
 
 import pytest
 
-from kerasapps.captions import read_captions_folder
-from kerasapps.cider import corpus_cider, sentence_cider
+from kerasapps.data.captions import read_captions_folder
+from kerasapps.metrics.cider import corpus_cider, sentence_cider
 from kerasapps.errors import UsageError
 
 # The smallest valid PNG (1x1, grey): enough for the header checks the folder reader makes.
@@ -123,7 +123,7 @@ def test_cider_d_by_hand_and_bleu_against_the_coco_code():
     once = sentence_cider([["dog"], ["x"]], [[["dog"]], [["cat"]]])[0]
     assert twice < once
     bleu = pytest.importorskip("pycocoevalcap.bleu.bleu")
-    from kerasapps.bleu import corpus_bleu
+    from kerasapps.metrics.bleu import corpus_bleu
 
     rng = random.Random(1)
     words = "a dog man runs on the grass beach red ball".split()

@@ -11,7 +11,7 @@ import pytest
 from conftest import cli
 from kerasapps.api import UNK
 from kerasapps.testing import check_export
-from kerasapps.transfer import read_trained_run
+from kerasapps.run.transfer import read_trained_run
 
 tf = pytest.importorskip("tensorflow")
 
@@ -23,7 +23,7 @@ TINY = ["--epochs", "2", "--batch-size", "32", "--set", "train_examples=400", "-
 
 
 def test_vocabulary_round_trip_and_min_count():
-    from kerasapps.text import END_ID, START_ID, UNK_ID, Vocabulary, build_vocabulary
+    from kerasapps.data.text import END_ID, START_ID, UNK_ID, Vocabulary, build_vocabulary
 
     words = build_vocabulary(["A red circle.", "a red square", "a rare, odd thing"], min_count=2)
     assert words == ["<start>", "<end>", "a", "red"]
@@ -37,7 +37,7 @@ def test_vocabulary_round_trip_and_min_count():
 
 
 def write_flickr_folder(root, images=12, bad_row=None, size=40):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     (root / "Images").mkdir(parents=True)
     rows = ["image,caption"]
@@ -75,7 +75,7 @@ def test_folder_loader_and_its_errors(tmp_path):
 
 def test_mocked_tfds_coco_captions_builds_batches():
     tfds = pytest.importorskip("tensorflow_datasets")
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps_captioning.task import CaptioningTask
 
     config = CaptioningTask.Config(batch_size=4, image_size=32, min_word_count=1)
@@ -102,14 +102,14 @@ def _decoded(task, tokens):
 
 @pytest.mark.parametrize("per_image", [3, 8])
 def test_each_image_trains_on_distinct_references_of_its_own(per_image):
-    from kerasapps.data import DatasetSource
-    from kerasapps.datasets import shapes
-    from kerasapps.text import standardize_texts
+    from kerasapps.data.sources import DatasetSource
+    from kerasapps.data import shapes
+    from kerasapps.data.text import standardize_texts
     from kerasapps_captioning.task import CaptioningTask
 
     config = CaptioningTask.Config(batch_size=8, image_size=32, train_examples=16, eval_examples=8,
                                    captions_per_image=per_image, min_word_count=1)
-    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes")
     task = CaptioningTask(config, source)
     datasets = task.build_datasets()
     scenes = {split: shapes.generate_arrays(split, 16 if split == "train" else 8, seed=0, image_size=32)
@@ -168,16 +168,16 @@ def test_export_of_weights_that_do_not_fit_the_recorded_config_is_one_message(tr
 
 
 def trained_task(root):
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps.registry import discover
-    from kerasapps.runner import RunOptions, resolve_config
+    from kerasapps.run.runner import RunOptions, resolve_config
 
     _, resolved, config = resolve_config(discover(), RunOptions(task="captioning", config_file=str(
         root / "runs/captioning/config.json")))
     from kerasapps_captioning.task import CaptioningTask
 
     info = json.loads((root / "runs/captioning/task_info.json").read_text())
-    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"),
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes"),
                           info=info)
     model = task.build_model()
     model.load_weights(str(root / "runs/captioning/best.weights.h5"))
@@ -221,7 +221,7 @@ def test_decoder_starts_with_the_configured_forget_bias_and_the_encoder_pools_as
 
 @pytest.mark.slow
 def test_beam_one_is_greedy_and_wider_beams_score_no_worse(trained):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     root, _ = trained
     task, model = trained_task(root)
@@ -237,7 +237,7 @@ def test_beam_one_is_greedy_and_wider_beams_score_no_worse(trained):
 
 @pytest.mark.slow
 def test_saved_model_captions_png_with_only_tensorflow_and_saved_model_cli(trained, tmp_path):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     root, _ = trained
     export = root / "saved_models/captioning/1"
@@ -266,11 +266,11 @@ MERGE = dict(decoder="merge", normalize_features=True)
 
 @pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
 def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images(decoder):
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps_captioning.model import embed_features
     from kerasapps_captioning.task import CaptioningTask
 
-    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes")
+    source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes")
     cached = CaptioningTask(CaptioningTask.Config(cache_features=True, **FROZEN, **decoder), source)
     plain = CaptioningTask(CaptioningTask.Config(**FROZEN, **decoder), source)
     cached_data, plain_data = cached.build_datasets(), plain.build_datasets()
@@ -303,13 +303,13 @@ def test_decoding_follows_the_trained_graph_step_by_step(decoder):
     """Greedy decoding (graph code with its own LSTM steps) picks, at every step, the word the
     training graph's logits rank first given the words decoded before: the two cannot drift."""
     from kerasapps.api import END_ID, START_ID
-    from kerasapps.data import DatasetSource
-    from kerasapps.datasets import shapes
+    from kerasapps.data.sources import DatasetSource
+    from kerasapps.data import shapes
     from kerasapps_captioning.task import CaptioningTask
 
     config = CaptioningTask.Config(image_size=32, cnn_filters=(8, 16), embed_dim=16, lstm_units=16, max_caption_length=6,
                                    train_examples=16, eval_examples=8, min_word_count=1, **decoder)
-    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"))
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes"))
     task.build_datasets()
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(3)
@@ -396,13 +396,13 @@ def test_cached_features_of_a_run_encoder_are_its_trained_networks(classificatio
     """As the core runs it: the datasets, a sample batch (which fills the shuffle buffer, and with it
     the whole cache of a split this small), then the model and its training state. Every cached
     feature is the trained network's, never a freshly initialised one's."""
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps_captioning.task import CaptioningConfig, CaptioningTask
 
     config = CaptioningConfig(encoder="classification", encoder_weights=str(classification_run), freeze_encoder=True,
                               cache_features=True, image_size=32, lstm_units=8, embed_dim=8, batch_size=8,
                               train_examples=24, eval_examples=8, min_word_count=1, **decoder)
-    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.datasets.shapes"))
+    task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes"))
     datasets = task.build_datasets()
     sample = next(iter(datasets["train"]))
     model = task.build_model()
@@ -422,7 +422,7 @@ def test_cached_features_of_a_run_encoder_are_its_trained_networks(classificatio
 def test_encoder_weights_that_are_no_classification_run_are_one_error(classification_run, tmp_path):
     from kerasapps.config import apply_overrides
     from kerasapps.errors import UsageError
-    from kerasapps.transfer import read_trained_run
+    from kerasapps.run.transfer import read_trained_run
     from kerasapps_captioning.task import CaptioningConfig
 
     small = ["--epochs", "1", "--batch-size", "8", "--set", "train_examples=16", "--set", "eval_examples=8",
@@ -530,7 +530,7 @@ def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
 
 
 def test_a_grayscale_classification_network_sees_the_images_in_grey():
-    from kerasapps.transfer import TrainedRun
+    from kerasapps.run.transfer import TrainedRun
     from kerasapps_captioning.model import build_run_features, build_run_network
     from kerasapps_captioning.task import CaptioningConfig
 

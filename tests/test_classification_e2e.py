@@ -20,7 +20,7 @@ def write_shape_pngs(folder, count=3, size=48):
     """PNG files of held-out shapes scenes (any size: the SavedModel resizes)."""
     import tensorflow as tf
 
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -69,7 +69,7 @@ def test_saved_model_serves_png_in_a_process_with_only_tensorflow(trained, tmp_p
     scores = served.serving["scores"]
     assert scores["shape"] == [2, 24], scores["shape"]
     assert abs(sum(scores["values"][0]) - 1.0) < 1e-4
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     label, class_id = served.serving["label"]["values"][0], served.serving["class_id"]["values"][0]
     assert label == shapes.CLASS_NAMES[int(class_id)]
@@ -87,7 +87,7 @@ def test_saved_model_cli_run_prints_a_label(trained, tmp_path):
         capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert result.returncode == 0, result.stderr
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     assert "Result for output key label" in result.stdout
     assert any(f"b'{name}'" in result.stdout for name in shapes.CLASS_NAMES)
@@ -99,7 +99,7 @@ def test_predict_prints_labels_and_rejects_corrupt_files(trained, tmp_path):
     result = cli("predict", root / "saved_models/classification/1", *[p for p, _ in pngs], "--json", check=0)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in records] == [str(p) for p, _ in pngs]
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     assert all(r["label"] in shapes.CLASS_NAMES for r in records)
     corrupt = tmp_path / "corrupt.png"

@@ -1,4 +1,4 @@
-"""Greedy and beam search (kerasapps.decoding) and corpus BLEU (kerasapps.bleu), on hand-computed cases."""
+"""Greedy and beam search (kerasapps.modeling.decoding) and corpus BLEU (kerasapps.metrics.bleu), on hand-computed cases."""
 
 import math
 import random
@@ -8,8 +8,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from kerasapps.bleu import corpus_bleu, exact_match_rate  # noqa: E402
-from kerasapps.decoding import beam_search, gnmt_length_penalty, greedy_decode  # noqa: E402
+from kerasapps.metrics.bleu import corpus_bleu, exact_match_rate  # noqa: E402
+from kerasapps.modeling.decoding import beam_search, gnmt_length_penalty, greedy_decode  # noqa: E402
 
 PAD, START, END, A, B = 0, 1, 2, 3, 4
 

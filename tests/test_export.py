@@ -6,9 +6,9 @@ import sys
 import keras
 import tensorflow as tf
 
-from kerasapps.export import export_saved_model
+from kerasapps.serving.export import export_saved_model
 from kerasapps.task import Task
-from kerasapps.text import Vocabulary
+from kerasapps.data.text import Vocabulary
 
 
 class _VocabularyTask(Task):

@@ -1,4 +1,4 @@
-"""kerasapps.layers: the fused batch normalisation matches keras.layers.BatchNormalization; the LSTM forget-gate bias."""
+"""kerasapps.modeling.layers: the fused batch normalisation matches keras.layers.BatchNormalization; the LSTM forget-gate bias."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from kerasapps.layers import ForgetGateBias, FusedBatchNormalization  # noqa: E402
+from kerasapps.modeling.layers import ForgetGateBias, FusedBatchNormalization  # noqa: E402
 
 
 def _pair(**kwargs):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from kerasapps.retrieval import frechet_distance, r_precision, recall_at_k
+from kerasapps.metrics.retrieval import frechet_distance, r_precision, recall_at_k
 from kerasapps.testing import check_task, write_scene_images
 
 TINY_MATCHING = ["--batch-size", "16", "--set", "image_size=32", "--set", "cnn_filters=8,16",
@@ -188,7 +188,7 @@ def write_caption_folder(root, train=40, dev=8, test=12, size=48):
     """Flickr8k's layout with its split lists: shapes scenes as photos, three captions each."""
     import tensorflow as tf
 
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     (root / "Images").mkdir(parents=True)
     rows, names = ["image,caption"], {}

@@ -43,7 +43,7 @@ def test_every_first_party_recipe_is_a_valid_config_of_its_task(path):
     from kerasapps.config import load_config_file
     from kerasapps.recipes import find_recipes
     from kerasapps.registry import discover
-    from kerasapps.runner import RunOptions, resolve_config
+    from kerasapps.run.runner import RunOptions, resolve_config
 
     registry = discover()
     package = path.parents[1].name

@@ -7,8 +7,8 @@ import pathlib
 import pytest
 
 from kerasapps.errors import UsageError
-from kerasapps.options import RUN_KEYS, RUN_OPTIONS, RunOptions
-from kerasapps.workdir import Workdir
+from kerasapps.run.options import RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.run.workdir import Workdir
 
 
 def test_one_table_makes_the_cli_options_the_dataclass_and_the_saved_keys():

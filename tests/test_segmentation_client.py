@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 from test_segmentation_data import CLASSES, VOID_ID, png
 
 pytestmark = pytest.mark.slow  # one CLI run (about 30 s on 2 cores)

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import cli
-from kerasapps.data import DatasetSource
-from kerasapps.datasets import shapes
+from kerasapps.data.sources import DatasetSource
+from kerasapps.data import shapes
 from kerasapps.errors import UsageError
 from kerasapps.task import SPLITS
 from kerasapps_segmentation.folder import find_pairs, read_native

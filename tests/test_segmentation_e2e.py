@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import TINY, cli
 from kerasapps.testing import check_export
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

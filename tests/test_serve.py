@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -188,7 +187,7 @@ def test_bad_requests_get_400_with_a_clear_message(server, body, status, words):
 
 @pytest.mark.parametrize("depth", [100_000, 900, 65])
 def test_deeply_nested_bodies_are_bad_requests_not_recursion_errors(depth):
-    from kerasapps.server.tensors import BadRequest, parse_json_body, parse_predict_body
+    from kerasapps.serving.server.tensors import BadRequest, parse_json_body, parse_predict_body
 
     nested = b"[" * depth + b"]" * depth
     specs = {"image_bytes": tf.TensorSpec([None], tf.string)}
@@ -242,7 +241,7 @@ def test_body_over_the_limit_is_refused_without_reading_it(server):
 def test_image_dimensions_are_read_from_the_header_of_each_format(kind):
     import io
 
-    from kerasapps.images import NotAnImage, image_dimensions
+    from kerasapps.data.images import NotAnImage, image_dimensions
 
     image = pytest.importorskip("PIL.Image", reason="Pillow writes the sample files").new("RGB", (37, 23), (200, 30, 30))
     encoded = io.BytesIO()
@@ -285,7 +284,7 @@ def test_concurrent_requests_get_the_same_outputs_as_one_at_a_time(server):
 def test_batcher_runs_concurrent_requests_as_one_call_and_splits_the_rows():
     import asyncio
 
-    from kerasapps.server.batching import Batcher
+    from kerasapps.serving.server.batching import Batcher
 
     calls = []
 
@@ -339,7 +338,7 @@ sys.modules["keras"] = None
 import base64, json
 import numpy as np, tensorflow as tf
 from starlette.testclient import TestClient
-from kerasapps.server import ServerSettings, create_app
+from kerasapps.serving.server import ServerSettings, create_app
 png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
 with TestClient(create_app(ServerSettings(root={str(exports)!r}))) as client:
     r = client.post("/v1/models/classification:predict", json={{"instances": [{{"b64": base64.b64encode(png).decode()}}]}})

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from kerasapps.datasets import shapes
-from kerasapps.datasets.shapes import (
+from kerasapps.data import shapes
+from kerasapps.data.shapes import (
     CLASS_NAMES,
     COLOURS,
     MASK_CLASS_NAMES,

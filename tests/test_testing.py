@@ -21,7 +21,7 @@ def test_contract_check_on_the_fake_plugin_and_predict_keeps_same_stem_outputs_a
     assert result.metrics["examples"] == 32  # the task's own metric, from its evaluate hook
     assert result.export_path.name == "1" and (result.export_path / "saved_model.pb").is_file()
     assert result.serving["colour"]["shape"] == [2] and result.serving["scores"]["shape"][0] == 2
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     assert [p["colour"] in shapes.COLOURS for p in result.predictions] == [True, True]
     written = [p["preview_bytes"] for p in result.predictions]

@@ -77,7 +77,7 @@ def tiny_batches(n=16, batch=8, seed=0):
 
 
 def test_backup_restores_generator_discriminator_encoder_and_both_optimizers(tmp_path):
-    from kerasapps.engine import ResumableBackup, Trainer
+    from kerasapps.run.engine import ResumableBackup, Trainer
 
     keras.utils.set_random_seed(1)
     gan = tiny_gan()
@@ -105,7 +105,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import keras
     sys.path.insert(0, sys.argv[1])
     from test_text_to_image import tiny_batches, tiny_gan
-    from kerasapps.engine import Trainer
+    from kerasapps.run.engine import Trainer
 
     def after_one_step(strategy):
         with strategy.scope():
@@ -179,7 +179,7 @@ def test_tiny_run_writes_grids_and_serves_in_a_fresh_process(tmp_path):
 
 
 def test_missing_image_row_is_a_usage_error_naming_the_row(tmp_path):
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     (tmp_path / "Images").mkdir()
     rows = ["image,caption"]

@@ -10,8 +10,8 @@ def test_classification_reads_mocked_tfds_mnist_and_trains():
     tfds = pytest.importorskip("tensorflow_datasets")
     import tensorflow as tf
 
-    from kerasapps.data import DatasetSource
-    from kerasapps.engine import Trainer
+    from kerasapps.data.sources import DatasetSource
+    from kerasapps.run.engine import Trainer
     from kerasapps_classification.task import ClassificationTask
 
     task = ClassificationTask(ClassificationTask.Config(batch_size=16), DatasetSource("tfds:mnist", "tfds", "mnist"))

@@ -48,7 +48,7 @@ def test_readme_plugin_installs_lists_runs_exports_and_uninstalls(tmp_path):
         png = tmp_path / "scene.png"
         import tensorflow as tf
 
-        from kerasapps.datasets import shapes
+        from kerasapps.data import shapes
 
         png.write_bytes(tf.io.encode_png(shapes.generate_scene(0, "test", image_size=32)["image"]).numpy())
         (record,) = [json.loads(line) for line in

@@ -21,13 +21,13 @@ TINY = ["--dataset", "phrasebook", "--epochs", "3", "--batch-size", "32", "--set
 
 
 def phrasebook_source():
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
 
     return DatasetSource("phrasebook", "registered", "phrasebook", factory="kerasapps_translation.phrasebook")
 
 
 def folder_source(path):
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
 
     return DatasetSource(f"folder:{path}", "folder", str(path))
 
@@ -61,7 +61,7 @@ def test_phrasebook_is_deterministic_disjoint_and_reorders_to_sov():
 
 # -- text rules ------------------------------------------------------------------
 def test_standardize_per_language_rules_keep_japanese_words():
-    from kerasapps.text import standardize_texts
+    from kerasapps.data.text import standardize_texts
     from kerasapps_translation.data import detokenize_spaced, make_standardize
 
     split = make_standardize(True, "split")
@@ -182,7 +182,7 @@ def test_cli_reports_misaligned_files_with_exit_2(tmp_path):
 
 def test_mocked_tfds_ted_hrlr_builds_batches():
     tfds = pytest.importorskip("tensorflow_datasets")
-    from kerasapps.data import DatasetSource
+    from kerasapps.data.sources import DatasetSource
     from kerasapps_translation.task import TranslationTask
 
     config = TranslationTask.Config(batch_size=4, source="pt", target="en")
@@ -236,7 +236,7 @@ def test_run_reports_bleu_and_exports(trained):
 
 def trained_task(root):
     from kerasapps.registry import discover
-    from kerasapps.runner import RunOptions, resolve_config
+    from kerasapps.run.runner import RunOptions, resolve_config
     from kerasapps_translation.task import TranslationTask
 
     _, _, config = resolve_config(discover(), RunOptions(task="translation", config_file=str(
@@ -250,7 +250,7 @@ def trained_task(root):
 
 @pytest.mark.slow
 def test_beam_one_is_greedy_and_beam_never_scores_below_greedy(trained):
-    from kerasapps.decoding import gnmt_length_penalty
+    from kerasapps.modeling.decoding import gnmt_length_penalty
 
     root, _ = trained
     task, model = trained_task(root)
@@ -271,8 +271,8 @@ def test_beam_one_is_greedy_and_beam_never_scores_below_greedy(trained):
 
 def beam_scores(task, model, sources, width, alpha):
     """Tokens, length-penalised score and log-prob of beam search, through the task's own step function."""
-    from kerasapps.decoding import beam_search
-    from kerasapps.text import END_ID, START_ID
+    from kerasapps.modeling.decoding import beam_search
+    from kerasapps.data.text import END_ID, START_ID
     from kerasapps_translation.model import ModelLayers
 
     layers = ModelLayers.from_model(task.config, model)

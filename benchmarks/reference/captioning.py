@@ -13,7 +13,7 @@ import collections
 import keras
 import tensorflow as tf
 
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 
 BATCH_SIZE = 64
 EPOCHS = 12

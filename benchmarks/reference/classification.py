@@ -8,7 +8,7 @@ The same model, batch size, precision (float32) and data as `kerasapps run class
 import keras
 import tensorflow as tf
 
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 
 BATCH_SIZE = 64
 EPOCHS = 8

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 
 BATCH_SIZE = 16
 EPOCHS = 10

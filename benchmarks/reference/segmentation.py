@@ -13,7 +13,7 @@ reshapes, which XLA can compile).
 import keras
 import tensorflow as tf
 
-from kerasapps.datasets import shapes
+from kerasapps.data import shapes
 
 BATCH_SIZE = 32
 EPOCHS = 6

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 
 def _shapes_generator(count: int) -> None:
-    from kerasapps.datasets import shapes
+    from kerasapps.data import shapes
 
     shapes.generate_arrays("train", count, seed=1, image_size=64)
 

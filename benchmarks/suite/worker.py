@@ -72,7 +72,7 @@ class Worker:
 
     def _build_kerasapps(self):
         from kerasapps.registry import discover
-        from kerasapps.runner import RunOptions, TaskRun
+        from kerasapps.run.runner import RunOptions, TaskRun
 
         import dataclasses
 
@@ -96,7 +96,7 @@ class Worker:
     # -- training ---------------------------------------------------------
     def _fit(self, steps: int, epochs: int, callbacks):
         if self.driver == "kerasapps":
-            from kerasapps.engine import StopOnNaN
+            from kerasapps.run.engine import StopOnNaN
 
             # StopOnNaN: the one per-batch callback every `kerasapps run` has.
             self.run.trainer.fit(self.train_data, epochs=epochs, steps_per_epoch=steps,
@@ -188,7 +188,7 @@ class Worker:
         """Export the (briefly trained) model as `kerasapps run` does, and the serving inputs beside it."""
         import numpy as np
 
-        from kerasapps.export import export_saved_model
+        from kerasapps.serving.export import export_saved_model
 
         self.exported = True
         path = export_saved_model(self.task, self.model, os.path.join(self.scratch, "models"), {})

@@ -1,6 +1,6 @@
 """A task plugin written against the previous release's documented API, kept as it was written.
 
-It imports from ``kerasapps``, ``kerasapps.config``, ``kerasapps.task`` and ``kerasapps.images``
+It imports from ``kerasapps``, ``kerasapps.config``, ``kerasapps.task`` and ``kerasapps.data.images``
 (not ``kerasapps.api``), reads its data in its own ``build_datasets``, overrides
 ``__init__`` with the old constructor and ``evaluate(self, trainer, dataset)`` calling
 ``super().evaluate(trainer, dataset)``. The core must still train, evaluate and export it,
@@ -77,7 +77,7 @@ class OldStyleTask(Task):
     def serving_function(self, model):
         import tensorflow as tf
 
-        from kerasapps.images import decode_images
+        from kerasapps.data.images import decode_images
 
         colours = tf.constant(self.info["colours"])
 

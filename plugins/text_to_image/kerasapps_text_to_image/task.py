@@ -114,7 +114,7 @@ class TextToImageTask(Task):
         return out
 
     def load_folder(self):
-        """The captioning task's layout (``kerasapps.captions``), held as arrays like shapes."""
+        """The captioning task's layout (``kerasapps.data.captions``), held as arrays like shapes."""
         folder = read_captions_folder(self.source.path, skip_bad_examples=self.config.skip_bad_examples)
         self.info["scored_split"] = folder.scored_split
         return {split: (np.stack(list(folder.image_dataset(split, self.config.image_size).as_numpy_iterator())),

@@ -6,7 +6,7 @@ GNMT's length penalty, as graph code inside the SavedModel.
 
 The task wires the pieces together: text rules, files and batching live in ``data``,
 the network and its decoder in ``model``; vocabularies are kerasapps' own
-(:mod:`kerasapps.text`) with each language's standardisation.
+(:mod:`kerasapps.data.text`) with each language's standardisation.
 """
 
 from __future__ import annotations

@@ -140,16 +140,3 @@ def tfds_split_mapping(available) -> dict[str, str]:
 def _first_line(exc) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def hash_split(key: str, fractions=(("train", 0.8), ("validation", 0.1), ("test", 0.1))) -> str:
-    """Assign ``key`` (e.g. a relative file path) to a split, stably across runs and machines."""
-    import hashlib
-
-    point = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
-    total = 0.0
-    for split, fraction in fractions:
-        total += fraction
-        if point < total:
-            return split
-    return fractions[-1][0]

@@ -1,8 +1,8 @@
 """From a command line to a finished run: config, strategy, data, model, engine, export.
 
-The CLI parses options into :class:`RunOptions` (declared in ``kerasapps.options``);
-:class:`TaskRun` does the rest, with the run folder's files in a :class:`kerasapps.workdir.Workdir`
-and the strategy, precision and workers in a :class:`kerasapps.runtime.Runtime`.
+The CLI parses options into :class:`RunOptions` (declared in ``kerasapps.run.options``);
+:class:`TaskRun` does the rest, with the run folder's files in a :class:`kerasapps.run.workdir.Workdir`
+and the strategy, precision and workers in a :class:`kerasapps.run.runtime.Runtime`.
 Task-agnostic: everything task-specific is behind the :class:`kerasapps.api.Task` API.
 
 Example::
@@ -22,13 +22,13 @@ import sys
 import time
 
 from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
-from kerasapps.data import parse_dataset_spec
+from kerasapps.data.sources import parse_dataset_spec
 from kerasapps.errors import UsageError, tf_error_cause
-from kerasapps.folder_links import check_folder_links
-from kerasapps.options import COMMON_CONFIG_OPTIONS, RUN_KEYS, RUN_OPTIONS, RunOptions
-from kerasapps.runtime import Runtime, writes_shared_files
-from kerasapps.workdir import RESUMABLE_CHANGES, Workdir, write_json_atomic
-from kerasapps.workdir_lock import check_writable_dir, hold_workdir_lock
+from kerasapps.data.folder_links import check_folder_links
+from kerasapps.run.options import COMMON_CONFIG_OPTIONS, RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.run.runtime import Runtime, writes_shared_files
+from kerasapps.run.workdir import RESUMABLE_CHANGES, Workdir, write_json_atomic
+from kerasapps.run.lock import check_writable_dir, hold_workdir_lock
 
 
 def weights_checksum(model) -> str:
@@ -53,7 +53,7 @@ def decoding_errors_as_usage_errors(source=None):
     except tf.errors.InvalidArgumentError as exc:
         cause = tf_error_cause(exc)
         if any(word in cause.lower() for word in ("decode", "image", "png", "jpeg", "gif", "bmp", "webp")):
-            from kerasapps.images import find_undecodable_image
+            from kerasapps.data.images import find_undecodable_image
 
             bad = find_undecodable_image(source.path) if getattr(source, "kind", None) == "folder" else None
             if bad is not None:
@@ -198,7 +198,7 @@ class TaskRun:
                 write_json_atomic(self.folder.task_info_file, self.task.info)
         elif info is None:
             raise UsageError(f"{self.workdir} holds no trained {self.task.name} run (no task_info.json); train first")
-        from kerasapps.engine import Trainer
+        from kerasapps.run.engine import Trainer
 
         with self.strategy.scope():
             with self._plugin("build_model"):
@@ -224,7 +224,7 @@ class TaskRun:
             with self._weights_must_fit(best):
                 self.model.load_weights(str(best))
             return str(best)
-        from kerasapps.engine import ResumableBackup
+        from kerasapps.run.engine import ResumableBackup
 
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, write=False,
                                  restore_from=self.folder.backup)
@@ -255,7 +255,7 @@ class TaskRun:
         """Train (resuming from the workdir's backup); returns the training summary."""
         import keras
 
-        from kerasapps.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
+        from kerasapps.run.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
@@ -355,7 +355,7 @@ class TaskRun:
             self._load_trained_weights()
         if not self.is_chief:
             return None
-        from kerasapps.export import export_saved_model
+        from kerasapps.serving.export import export_saved_model
 
         meta = {"config": self.resolved, "kerasapps_version": self.resolved["kerasapps_version"]}
         with self._plugin():  # its serving_function, serving_resources, export_assets
@@ -374,7 +374,7 @@ class TaskRun:
             return self.task.save_samples(self.model, self.datasets["test"], directory)
 
     def finish(self) -> None:
-        """Wait for every worker before exiting (see :meth:`kerasapps.runtime.Runtime.barrier`)."""
+        """Wait for every worker before exiting (see :meth:`kerasapps.run.runtime.Runtime.barrier`)."""
         if self.runtime is not None:
             self.runtime.barrier()
 

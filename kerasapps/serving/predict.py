@@ -19,7 +19,7 @@ import pathlib
 import sys
 
 from kerasapps.errors import UsageError, tf_error_cause
-from kerasapps.images import check_image_file, image_format
+from kerasapps.data.images import check_image_file, image_format
 
 
 def load_signature(model_dir):

@@ -6,7 +6,7 @@ cannot be imported.
 
 Example::
 
-    from kerasapps.server import ServerSettings, run_server
+    from kerasapps.serving.server import ServerSettings, run_server
     run_server(ServerSettings(root="saved_models"), host="127.0.0.1", port=8501)
 """
 
@@ -16,7 +16,7 @@ import os
 import socket
 
 from kerasapps.errors import UsageError
-from kerasapps.server.app import ServerSettings, create_app
+from kerasapps.serving.server.app import ServerSettings, create_app
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

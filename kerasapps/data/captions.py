@@ -27,9 +27,9 @@ import pathlib
 import re
 import sys
 
-from kerasapps.data import hash_split
+from kerasapps.data.splits import hash_split
 from kerasapps.errors import UsageError
-from kerasapps.images import check_image_files
+from kerasapps.data.images import check_image_files
 
 SPLITS = ("train", "validation", "test")
 LAYOUT = (
@@ -59,7 +59,7 @@ class CaptionsFolder:
         """``tf.data.Dataset`` of the split's images, decoded, resized to a square, uint8, cached."""
         import tensorflow as tf
 
-        from kerasapps.images import read_image
+        from kerasapps.data.images import read_image
 
         size = (image_size, image_size)
 

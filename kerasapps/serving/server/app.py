@@ -28,10 +28,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from kerasapps.server.batching import Batcher, batch_rows
-from kerasapps.images import NotAnImage, image_dimensions
-from kerasapps.server.repository import Repository
-from kerasapps.server.tensors import BadRequest, encode_predict_response, parse_json_body, parse_predict_body
+from kerasapps.serving.server.batching import Batcher, batch_rows
+from kerasapps.data.images import NotAnImage, image_dimensions
+from kerasapps.serving.server.repository import Repository
+from kerasapps.serving.server.tensors import BadRequest, encode_predict_response, parse_json_body, parse_predict_body
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _check_images(inputs: dict, max_pixels: int) -> list:
 
 
 def _batch_key(inputs: dict, image_sizes: list) -> tuple:
-    """Requests batch together only when this key is equal (see kerasapps.server.batching)."""
+    """Requests batch together only when this key is equal (see kerasapps.serving.server.batching)."""
     words = sorted({len(x.split()) for name, a in inputs.items() if a.dtype == object and not name.endswith("_bytes")
                     for x in a.ravel()})
     inner = tuple((name, a.shape[1:]) for name, a in sorted(inputs.items()))
@@ -192,10 +192,10 @@ def create_app(settings: ServerSettings) -> Starlette:
         return _json({"models": models})
 
     async def demo_page(request: Request) -> Response:
-        return HTMLResponse(resources.files("kerasapps.server").joinpath("static/index.html").read_text("utf-8"))
+        return HTMLResponse(resources.files("kerasapps.serving.server").joinpath("static/index.html").read_text("utf-8"))
 
     async def demo_script(request: Request) -> Response:
-        script = resources.files("kerasapps.server").joinpath("static/demo.js").read_text("utf-8")
+        script = resources.files("kerasapps.serving.server").joinpath("static/demo.js").read_text("utf-8")
         return Response(script, media_type="text/javascript")
 
     @asynccontextmanager

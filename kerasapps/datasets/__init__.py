@@ -1,1 +1,0 @@
-"""Datasets that ship with the core (no download): ``shapes``."""
