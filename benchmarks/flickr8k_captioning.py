@@ -157,7 +157,7 @@ def nearest_neighbour_captions(workdir, folder, split: str, train_captions: list
     import numpy as np
     import tensorflow as tf
 
-    from kerasapps.run.transfer import read_trained_run
+    from kerasapps.training.transfer import read_trained_run
 
     run = read_trained_run(workdir, task="captioning")
     encoder = run.build_model().get_layer("encoder")
@@ -245,7 +245,7 @@ def main(argv=None):
         print(f"skipped: {data} not found (a Flickr8k-style folder: Images/ + captions.txt)")
         return None
     from kerasapps.data.captions import read_captions_folder
-    from kerasapps.run.transfer import read_trained_run
+    from kerasapps.training.transfer import read_trained_run
 
     folder = read_captions_folder(data, quiet=True)  # the layout's errors before any training
     scored = folder.scored_split  # "test", or "dev" for a copy without the test list

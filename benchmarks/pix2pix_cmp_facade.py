@@ -36,7 +36,7 @@ def main():
     if not pathlib.Path(args.data, "base").is_dir():
         print(f"skipped: {args.data} not found")
         return
-    from kerasapps_pix2pix.folder import find_pairs
+    from kerasapps_pix2pix.data import find_pairs
 
     _, pairs = find_pairs(pathlib.Path(args.data))
     work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="pix2pix-cmp-"))

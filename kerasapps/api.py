@@ -21,6 +21,8 @@ Images: :func:`check_image_file`, :func:`check_image_files`, :func:`list_image_f
     :func:`crop_to`, :func:`to_png_bytes`.
 Image quality: :class:`PSNR`, :class:`SSIM`, :class:`ImageL1` (Keras metrics), :func:`image_quality`,
     :func:`mean_image_quality`, :func:`to_unit_range`.
+Text folders: :func:`read_text_folder` (one file per class, one sentence per line, split three
+    ways) and :data:`TEXT_FOLDER_LAYOUT`, :func:`read_lines` (a UTF-8 file's lines; errors name the line).
 Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:`standardize_texts`,
     the special tokens and ids (``PAD``, ``UNK``, ``START``, ``END``, ``*_ID``), :func:`decode`,
     :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`corpus_cider`,
@@ -84,6 +86,9 @@ _LAZY = {
     "mean_image_quality": "kerasapps.metrics.quality:mean_image_quality",
     "to_unit_range": "kerasapps.metrics.quality:to_unit_range",
     "IMAGE_SUFFIXES": "kerasapps.data.images:IMAGE_SUFFIXES",
+    "read_text_folder": "kerasapps.data.text_folder:read_text_folder",
+    "read_lines": "kerasapps.data.text_folder:read_lines",
+    "TEXT_FOLDER_LAYOUT": "kerasapps.data.text_folder:LAYOUT",
     "Vocabulary": "kerasapps.data.text:Vocabulary",
     "build_vocabulary": "kerasapps.data.text:build_vocabulary",
     "standardize": "kerasapps.data.text:standardize",
@@ -108,8 +113,8 @@ _LAZY = {
     "frechet_distance": "kerasapps.metrics.retrieval:frechet_distance",
     "ForgetGateBias": "kerasapps.modeling.layers:ForgetGateBias",
     "FusedBatchNormalization": "kerasapps.modeling.layers:FusedBatchNormalization",
-    "read_trained_run": "kerasapps.run.transfer:read_trained_run",
-    "TrainedRun": "kerasapps.run.transfer:TrainedRun",
+    "read_trained_run": "kerasapps.training.transfer:read_trained_run",
+    "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }
 
 

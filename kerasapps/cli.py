@@ -195,6 +195,7 @@ def _echo_table(title: str, rows: list[list[str]], empty: str = "") -> None:
 @click.pass_context
 def info(ctx, task, as_json):
     """Show a task's config fields, recipes, datasets and serving signature."""
+    from kerasapps.data.sources import DATASET_KINDS
     from kerasapps.recipes import find_recipes
 
     registry = _registry(ctx)
@@ -210,22 +211,24 @@ def info(ctx, task, as_json):
                                                  for row in description["config"]])
     if description["recipes"]:
         _echo_table("\nrecipes (--recipe NAME):", [[r["name"], r["description"]] for r in description["recipes"]])
-    kinds = description["dataset_kinds"]
     click.echo("\ndatasets (--dataset):")
-    if "registered" in kinds:
-        click.echo(f"  {', '.join(sorted(registry.datasets))} (built in or registered by plugins)")
-    if "tfds" in kinds:
-        click.echo("  tfds:NAME[/CONFIG]  a TensorFlow Datasets dataset (downloads into --data-dir)")
-    if "folder" in kinds:
-        click.echo(f"  folder:PATH  {description['folder_layout']}")
+    for name in description["dataset_kinds"]:
+        kind = DATASET_KINDS.get(name)
+        if kind is None:
+            continue
+        if name == "registered":
+            names = [dataset for dataset in task_class.registered_datasets if dataset in registry.datasets]
+            click.echo(f"  {', '.join(names) or 'none installed'}  ({kind.help})")
+        else:
+            click.echo(f"  {kind.syntax}  {description['folder_layout'] if name == 'folder' else kind.help}")
     click.echo(f"\nbest checkpoint on: {description['monitor'] or 'none (the last epoch is kept)'}")
     _echo_table("\nserving_default inputs:", [[name, text] for name, text in description["serving_inputs"].items()])
     _echo_table("serving_default outputs:", [[name, text] for name, text in description["serving_outputs"].items()])
 
 
 def _run_options(func):
-    """The task argument, every run option (declared once, in ``kerasapps.run.options``) and --print-config."""
-    from kerasapps.run.options import click_options
+    """The task argument, every run option (declared once, in ``kerasapps.training.options``) and --print-config."""
+    from kerasapps.training.options import click_options
 
     func = click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")(func)
     return click.argument("task")(click_options(func))
@@ -233,7 +236,7 @@ def _run_options(func):
 
 def _make_run(ctx, kwargs, fresh=False, use_workdir_config=False):
     from kerasapps.config import parse_set_options
-    from kerasapps.run.runner import RunOptions, TaskRun
+    from kerasapps.training.runner import RunOptions, TaskRun
 
     sets = parse_set_options(kwargs.pop("overrides"))
     print_config = kwargs.pop("print_config")
@@ -259,7 +262,7 @@ def _print_metrics(title, metrics):
 def run(ctx, fresh, samples, **kwargs):
     """Train TASK, evaluate it on the held-out split, export it and show predictions."""
     task_run = _make_run(ctx, kwargs, fresh)
-    from kerasapps.run.lock import check_writable_dir
+    from kerasapps.training.lock import check_writable_dir
 
     check_writable_dir(pathlib.Path(task_run.resolved["export_dir"]) / task_run.resolved["task"], "export directory")
     summary = task_run.train()
@@ -340,7 +343,7 @@ def launch(ctx, workers, command, network, task, run_args):
     chief's status (or the first failing worker's). On a cluster, run `kerasapps run
     --strategy multi-worker` on each host with that host's TF_CONFIG instead.
     """
-    from kerasapps.run.launch import launch_workers
+    from kerasapps.training.launch import launch_workers
 
     _registry(ctx).task(task)  # an unknown task fails here, before any worker starts
     if any(arg == "--strategy" or arg.startswith("--strategy=") for arg in run_args):

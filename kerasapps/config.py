@@ -29,6 +29,8 @@ from kerasapps.errors import UsageError
 def field(default, help: str = "", *, minimum=None, maximum=None, above=None, below=None, choices=None, **kwargs):
     """A dataclass field with a help text (shown by ``kerasapps info``) and the values it allows.
 
+    Returns a ``dataclasses.field`` whose metadata holds the help text and the bounds.
+
     ``minimum``/``maximum`` bound a number (or each item of a tuple) inclusively, ``above``/``below``
     exclusively; ``choices`` lists the allowed values. :func:`apply_overrides` checks them whenever
     a config is resolved, so a wrong value is one message before any data or model is built::

@@ -50,10 +50,12 @@ import warnings
 
 from kerasapps.config import TaskConfig
 from kerasapps.context import RunContext
+from kerasapps.data.sources import DATASET_KINDS as _KINDS
+from kerasapps.data.sources import dataset_choices
 from kerasapps.errors import PluginDeprecationWarning, UsageError
 
 SPLITS = ("train", "validation", "test")
-DATASET_KINDS = ("registered", "tfds", "folder")
+DATASET_KINDS = tuple(_KINDS)  # the --dataset kinds, in the order info shows them
 
 
 class Task(abc.ABC):
@@ -110,7 +112,7 @@ class Task(abc.ABC):
         # The --dataset kinds a task reads are the loaders it has, unless it says otherwise
         # or reads its data its own way (its own build_datasets).
         if "dataset_kinds" not in cls.__dict__ and cls.build_datasets is Task.build_datasets:
-            cls.dataset_kinds = tuple(kind for kind in DATASET_KINDS if callable(getattr(cls, f"load_{kind}", None)))
+            cls.dataset_kinds = tuple(kind for kind in _KINDS if callable(getattr(cls, f"load_{kind}", None)))
         # Said when the plugin's module is imported, before any data is read, not after training.
         for message in _deprecated_forms(cls):
             warnings.warn(message, PluginDeprecationWarning, stacklevel=3)
@@ -125,16 +127,13 @@ class Task(abc.ABC):
         elif seed is not None and seed != context.seed:
             context = dataclasses.replace(context, seed=seed)
         self.context = context
-        if source is not None and source.kind not in self.dataset_kinds:
-            raise UsageError(
-                f"task {self.name!r} cannot read {source.kind} dataset {source.spec!r} "
-                f"(it reads: {', '.join(self.dataset_kinds)})"
-            )
-        if source is not None and source.kind == "registered" and source.name not in self.registered_datasets:
-            raise UsageError(
-                f"task {self.name!r} cannot read dataset {source.name!r}; it reads "
-                f"{', '.join(self.registered_datasets)}, tfds:NAME or folder:PATH (see `kerasapps info {self.name}`)"
-            )
+        if source is not None and (source.kind not in self.dataset_kinds or (
+                source.kind == "registered" and source.name not in self.registered_datasets)):
+            choices = dataset_choices(type(self))
+            reads = " or ".join([", ".join(choices[:-1]), choices[-1]]) if len(choices) > 1 else "".join(choices)
+            kind = "" if source.kind == "registered" else f"{source.kind} "
+            raise UsageError(f"task {self.name!r} cannot read {kind}dataset {source.spec!r}; it reads "
+                             f"{reads or 'nothing'} (see `kerasapps info {self.name}`)")
 
     # -- run facts (read-only: the runner decides them) ----------------------
     @property
@@ -157,7 +156,7 @@ class Task(abc.ABC):
         data loader, or a method the core could not call with the arguments it passes
         (found when the class is loaded, not when the call comes after training)."""
         if cls.build_datasets is Task.build_datasets and not any(
-                callable(getattr(cls, f"load_{kind}", None)) for kind in DATASET_KINDS):
+                callable(getattr(cls, f"load_{kind}", None)) for kind in _KINDS):
             return (f"class {cls.__name__} reads no data: it needs load_registered, load_tfds or load_folder "
                     "(or its own build_datasets)")
         if not (_accepts_context(cls) or _binds(cls, "__init__", 2, info=None, seed=0)):
@@ -270,7 +269,7 @@ class Task(abc.ABC):
         """Create every variable before the first distributed step (metrics, loss,
         optimizer), from one non-distributed batch. Override for models without
         ``call`` (GANs): build their optimizers here."""
-        from kerasapps.run.engine import build_model_state
+        from kerasapps.training.engine import build_model_state
 
         build_model_state(model, batch)
 
@@ -349,6 +348,7 @@ class Task(abc.ABC):
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
             "config": describe_fields(cls.Config),
             "dataset_kinds": list(cls.dataset_kinds),
+            "datasets": dataset_choices(cls),
             "folder_layout": cls.folder_layout,
             "monitor": cls.monitor,
             "serving_inputs": dict(cls.serving_inputs),

@@ -239,4 +239,68 @@ def write_scene_images(directory, count: int = 2, size: int = 48, seed: int = 12
     return paths
 
 
-__all__ = ["ContractError", "ContractResult", "ServingResult", "check_export", "check_task", "write_scene_images"]
+def write_text_folder(directory, classes: dict | None = None, *, per_class: int = 40, splits=("train", "test"),
+                      seed: int = 0) -> pathlib.Path:
+    """A labelled text folder in :func:`kerasapps.api.read_text_folder`'s layout, for a text
+    task's tests: ``directory/<split>/<class>.txt``, one sentence per line.
+
+    ``classes`` maps each class name to its sentences (split round-robin over ``splits``);
+    by default three classes whose sentences differ only in their colour word, so a model
+    that reads the words can tell them apart::
+
+        root = write_text_folder(tmp_path / "text")
+        # root/train/red.txt: "a small red square on the left", ...
+    """
+    import random
+
+    directory = pathlib.Path(directory)
+    if classes is None:
+        rng = random.Random(seed)
+        classes = {colour: [f"a {rng.choice(['small', 'large', 'tiny'])} {colour} "
+                            f"{rng.choice(['square', 'circle', 'triangle'])} on the {rng.choice(['left', 'right'])}"
+                            for _ in range(per_class)] for colour in ("red", "green", "blue")}
+    for split_index, split in enumerate(splits):
+        folder = directory / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, sentences in classes.items():
+            lines = sentences[split_index::len(splits)]
+            (folder / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines), "utf-8")
+    return directory
+
+
+__all__ = ["ContractError", "ContractResult", "ServingResult", "check_export", "check_task", "reset_keras_precision",
+           "run_cli", "write_scene_images", "write_text_folder"]
+
+
+def run_cli(*args, cwd=None, env=None, timeout: float = 600, check: int | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m kerasapps ARGS`` in a fresh process, as a user would, and return the
+    ``CompletedProcess`` (text; TensorFlow's C++ log lines silenced). With ``check``, an exit
+    code other than ``check`` raises AssertionError showing both streams.
+
+    Example (a plugin's test)::
+
+        result = run_cli("train", "denoising", "--epochs", "1", "--workdir", tmp_path / "run", check=0)
+        assert "val_psnr" in result.stdout
+    """
+    result = subprocess.run([*_kerasapps(()), *map(str, args)], cwd=cwd, env=_environment((), env),
+                            capture_output=True, text=True, timeout=timeout)
+    if check is not None and result.returncode != check:
+        raise AssertionError(f"exit {result.returncode} (expected {check}) for {list(map(str, args))}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def reset_keras_precision() -> None:
+    """Put Keras's global dtype policy back to float32, if Keras is loaded.
+
+    An in-process run keeps the precision it picked (``mixed_bfloat16`` on CPUs with AMX), as
+    a script would; call this after each test (an autouse fixture in the plugin's
+    ``conftest.py``) so the next test starts from float32::
+
+        @pytest.fixture(autouse=True)
+        def _float32_after_each_test():
+            yield
+            reset_keras_precision()
+    """
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

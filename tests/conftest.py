@@ -1,12 +1,11 @@
 """Shared helpers: run the real `kerasapps` CLI in a subprocess, as a user would."""
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from kerasapps.testing import reset_keras_precision, run_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
@@ -18,17 +17,8 @@ TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "-
 
 
 def cli(*args, cwd=None, env=None, timeout=600, check=None):
-    """Run `python -m kerasapps ...`; returns CompletedProcess (text)."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    result = subprocess.run(
-        [sys.executable, "-m", "kerasapps", *map(str, args)],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
-    )
-    if check is not None and result.returncode != check:
-        raise AssertionError(
-            f"exit {result.returncode} (expected {check}) for {args}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-    return result
+    """Run `python -m kerasapps ...`; returns CompletedProcess (text). (kerasapps.testing.run_cli.)"""
+    return run_cli(*args, cwd=cwd, env=env, timeout=timeout, check=check)
 
 
 def make_distribution(site, dist, module, body, entry_name=None):
@@ -45,8 +35,7 @@ def _float32_after_each_test():
     """Runs in-process pick a precision (mixed_bfloat16 on CPUs with AMX) and keep it as Keras's
     global policy, as a script would; the next test in the same process starts from float32."""
     yield
-    if "keras" in sys.modules:
-        sys.modules["keras"].mixed_precision.set_global_policy("float32")
+    reset_keras_precision()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from conftest import FAKE, FAKE_ENV, ROOT, cli, make_distribution
+from tests.conftest import FAKE, FAKE_ENV, ROOT, cli, make_distribution
 
 SPLIT_ORDER = ("train", "validation", "test")
 
@@ -292,3 +292,13 @@ def test_scheduled_learning_rate_is_the_constant_or_a_cosine_over_the_whole_run(
     assert task(lr_schedule="constant").scheduled_learning_rate(400) == 0.1
     assert task().scheduled_learning_rate(None) == 0.1  # no data built (export): nothing to schedule
     assert minimal_task_class()(TaskConfig(learning_rate=0.3)).scheduled_learning_rate(400) == 0.3
+
+
+def test_every_exported_function_says_what_it_returns():
+    import inspect
+
+    from kerasapps import api
+
+    silent = [name for name in api.__all__ if inspect.isfunction(getattr(api, name))
+              and "Returns " not in (inspect.getdoc(getattr(api, name)) or "")]
+    assert silent == [], f"kerasapps.api functions whose docstring has no 'Returns ...': {silent}"

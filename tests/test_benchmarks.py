@@ -66,7 +66,7 @@ from kerasapps.data import shapes
 from kerasapps.data.text import Vocabulary, build_vocabulary
 from kerasapps_pix2pix.models import patchgan_discriminator, unet_generator
 from kerasapps_pix2pix.task import Pix2PixConfig
-from kerasapps_text_to_image.model import build_gan
+from kerasapps_text_to_image.models import build_gan
 from kerasapps_text_to_image.task import TextToImageConfig
 
 c = Pix2PixConfig()

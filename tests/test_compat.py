@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from conftest import FAKE_ENV, cli, make_distribution
+from tests.conftest import FAKE_ENV, cli, make_distribution
 
 OLD = ["-p", "kerasapps_oldstyle"]  # tests/plugins/kerasapps_oldstyle.py, written the old way
 

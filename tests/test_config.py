@@ -79,7 +79,7 @@ def test_describe_fields_shows_choices_as_it_shows_a_literal():
 
 
 def test_amx_bf16_is_read_from_the_cpu_flags(tmp_path):
-    from kerasapps.run.distribute import cpu_has_amx_bf16
+    from kerasapps.training.distribute import cpu_has_amx_bf16
 
     with_amx = tmp_path / "amx"
     with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
@@ -98,7 +98,7 @@ def test_amx_bf16_is_read_from_the_cpu_flags(tmp_path):
 def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_on_amx(monkeypatch, amx, task_allows, expected):
     import tensorflow as tf
 
-    from kerasapps.run import distribute
+    from kerasapps.training import distribute
 
     monkeypatch.setattr(distribute, "cpu_has_amx_bf16", lambda: amx)
     strategy = tf.distribute.get_strategy()
@@ -111,9 +111,9 @@ def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_on_amx(monkey
 def test_evaluate_and_export_start_from_the_config_the_workdir_was_trained_with(tmp_path, monkeypatch):
     import json
 
-    from conftest import FAKE_ENV
+    from tests.conftest import FAKE_ENV
     from kerasapps.registry import discover
-    from kerasapps.run.runner import RunOptions, resolve_config
+    from kerasapps.training.runner import RunOptions, resolve_config
 
     workdir = tmp_path / "run"
     workdir.mkdir()

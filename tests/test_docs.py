@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)

@@ -13,7 +13,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from kerasapps.run.engine import BestWeights, ResumableBackup, StopOnNaN, Trainer, TrainingDiverged  # noqa: E402
+from kerasapps.training.engine import BestWeights, ResumableBackup, StopOnNaN, Trainer, TrainingDiverged  # noqa: E402
 
 
 def regression_data(n=64, batch=16, seed=0):
@@ -157,7 +157,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from kerasapps.run.engine import Trainer
+    from kerasapps.training.engine import Trainer
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6)).astype("float32")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ROOT
+from tests.conftest import ROOT
 from kerasapps.testing import check_task, write_scene_images
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import cli
+from tests.conftest import cli
 
 from kerasapps.cli import cli as kerasapps_cli
 
@@ -149,7 +149,7 @@ def test_bad_input_is_one_error_line(tmp_path, files, args, fragment):
 KILL_HOOKS = {
     # mid-epoch: epoch 2's first batch is done, nothing of epoch 2 is saved
     "during training": """
-from kerasapps.run.engine import ResumableBackup as target
+from kerasapps.training.engine import ResumableBackup as target
 original = target.on_train_batch_end
 def hooked(self, batch, logs=None):
     original(self, batch, logs)
@@ -159,7 +159,7 @@ target.on_train_batch_end = hooked
 """,
     # epoch 1's best weights are written, its backup is not
     "after best weights, before backup": """
-from kerasapps.run.engine import ResumableBackup as target
+from kerasapps.training.engine import ResumableBackup as target
 original = target.on_epoch_end
 def hooked(self, epoch, logs=None):
     if epoch == 0:
@@ -169,7 +169,7 @@ target.on_epoch_end = hooked
 """,
     # epoch 1's backup is saved, nothing after it (the window that used to lose the best epoch and its log row)
     "after backup": """
-from kerasapps.run.engine import ResumableBackup as target
+from kerasapps.training.engine import ResumableBackup as target
 original = target.on_epoch_end
 def hooked(self, epoch, logs=None):
     original(self, epoch, logs)
@@ -220,7 +220,7 @@ def run_killed_at(hook: str, args, cwd):
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", list(KILL_HOOKS))
 def test_kill_9_then_the_same_command_loses_nothing(tmp_path, moment):
-    from kerasapps.run.engine import BestWeights
+    from kerasapps.training.engine import BestWeights
 
     killed = run_killed_at(KILL_HOOKS[moment], FAULT_RUN, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -287,7 +287,7 @@ def test_export_goes_past_files_links_and_partial_folders_and_cleans_stale_stagi
 
 @pytest.mark.slow
 def test_a_second_run_into_a_workdir_in_use_is_refused_and_a_killed_runs_lock_taken_over(tmp_path):
-    hold = ("import sys, time\nfrom kerasapps.run.lock import hold_workdir_lock\n"
+    hold = ("import sys, time\nfrom kerasapps.training.lock import hold_workdir_lock\n"
             "lock = hold_workdir_lock(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(120)\n")
     (tmp_path / "runs" / "classification").mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "runs" / "classification")],
@@ -376,11 +376,11 @@ def test_folder_links_leading_outside_are_refused_unless_allowed(tmp_path):
     assert_one_error(result, f"data/a/linked.png is a link to {secret / 'c' / '0.png'}, outside the dataset folder")
     assert "--set allow_links_outside_folder=true" in result.stderr
     assert not (tmp_path / "runs").exists()
-    from kerasapps.data.folder_links import check_folder_links
+    from kerasapps.data.folder_links import check_folder_links, links_leaving
 
     check_folder_links(data, allow=True)  # allowed: no error
     os.symlink(tmp_path / "elsewhere", data / "linked_folder")
-    assert len(__import__("kerasapps.data.folder_links").folder_links.links_leaving(data)) == 2
+    assert len(links_leaving(data)) == 2
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE, FAKE_ENV, cli
+from tests.conftest import FAKE, FAKE_ENV, cli
 from kerasapps.errors import UsageError
 
 TINY_CLASSIFICATION = ["--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
@@ -232,7 +232,7 @@ def test_a_namespace_the_probe_allowed_but_the_real_call_refuses_is_one_usage_er
 
 
 def test_private_network_is_available_on_this_linux_machine():
-    from kerasapps.run.launch import private_network_error
+    from kerasapps.training.launch import private_network_error
 
     # The launch tests above rely on it; where a kernel refuses namespaces this says why.
     assert private_network_error() is None
@@ -256,21 +256,21 @@ def test_multi_worker_without_tf_config_is_a_usage_error(workspace):
     ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "parameter-server"),
 ])
 def test_malformed_tf_config_names_what_is_wrong(raw, message):
-    from kerasapps.run.distribute import check_tf_config
+    from kerasapps.training.distribute import check_tf_config
 
     with pytest.raises(UsageError, match=re.escape(message)):
         check_tf_config(raw)
 
 
 def test_well_formed_tf_config_with_a_chief_is_accepted():
-    from kerasapps.run.distribute import check_tf_config
+    from kerasapps.training.distribute import check_tf_config
 
     raw = '{"cluster": {"chief": ["h0:2222"], "worker": ["h1:2222"]}, "task": {"type": "worker", "index": 0}}'
     assert check_tf_config(raw)["task"] == {"type": "worker", "index": 0}
 
 
 def test_stop_kills_a_worker_that_ignores_sigterm():
-    from kerasapps.run.launch import _stop
+    from kerasapps.training.launch import _stop
 
     stubborn = subprocess.Popen(
         [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -283,7 +283,7 @@ def test_stop_kills_a_worker_that_ignores_sigterm():
 
 
 def test_free_ports_are_distinct():
-    from kerasapps.run.launch import free_ports, worker_tf_configs
+    from kerasapps.training.launch import free_ports, worker_tf_configs
 
     assert len(set(free_ports(4))) == 4
     configs = worker_tf_configs(3)
@@ -294,7 +294,7 @@ def test_free_ports_are_distinct():
 def test_auto_shard_policy_becomes_data_unless_the_dataset_chose():
     import tensorflow as tf
 
-    from kerasapps.run.engine import shard_by_data
+    from kerasapps.training.engine import shard_by_data
 
     policy = tf.data.experimental.AutoShardPolicy
     assert shard_by_data(tf.data.Dataset.range(4)).options().experimental_distribute.auto_shard_policy == policy.DATA
@@ -327,7 +327,7 @@ class _FakeTPU:
 
 
 def test_tpu_by_name_connects_initialises_and_builds_the_strategy(monkeypatch):
-    from kerasapps.run.distribute import resolve_strategy
+    from kerasapps.training.distribute import resolve_strategy
 
     monkeypatch.delenv("TPU_NAME", raising=False)
     fake = _FakeTPU(monkeypatch)
@@ -336,7 +336,7 @@ def test_tpu_by_name_connects_initialises_and_builds_the_strategy(monkeypatch):
 
 
 def test_local_tpu_does_not_connect_and_auto_picks_tpu_from_the_environment(monkeypatch):
-    from kerasapps.run.distribute import resolve_strategy
+    from kerasapps.training.distribute import resolve_strategy
 
     fake = _FakeTPU(monkeypatch)
     assert resolve_strategy("tpu", "local") == ("TPUStrategy", "local")
@@ -348,7 +348,7 @@ def test_local_tpu_does_not_connect_and_auto_picks_tpu_from_the_environment(monk
 
 
 def test_missing_tpu_is_a_usage_error_that_names_it(monkeypatch):
-    from kerasapps.run.distribute import resolve_strategy
+    from kerasapps.training.distribute import resolve_strategy
 
     monkeypatch.delenv("TPU_NAME", raising=False)
     _FakeTPU(monkeypatch, fail=True)
@@ -367,7 +367,7 @@ def test_the_chief_is_the_chief_job_else_worker_zero(cluster, task_type, task_id
 
     import tensorflow as tf
 
-    from kerasapps.run.distribute import is_chief, worker_count
+    from kerasapps.training.distribute import is_chief, worker_count
 
     resolver = types.SimpleNamespace(task_type=task_type, task_id=task_id,
                                      cluster_spec=lambda: tf.train.ClusterSpec(cluster))
@@ -376,7 +376,7 @@ def test_the_chief_is_the_chief_job_else_worker_zero(cluster, task_type, task_id
     assert is_chief(strategy) is chief
     assert worker_count(strategy) == 2
     # the same rule decides from TF_CONFIG alone, before any strategy exists
-    from kerasapps.run.distribute import tf_config_is_chief
+    from kerasapps.training.distribute import tf_config_is_chief
 
     assert tf_config_is_chief({"cluster": cluster, "task": {"type": task_type, "index": task_id}}) is chief
 
@@ -386,7 +386,7 @@ def test_workers_writing_one_json_file_at_once_never_collide(tmp_path):
     # the other's file away (FileNotFoundError in CI). Each writer now has its own.
     import threading
 
-    from kerasapps.run.runner import write_json_atomic
+    from kerasapps.training.runner import write_json_atomic
 
     target, errors = tmp_path / "config.json", []
 

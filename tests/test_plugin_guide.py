@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 GUIDE = ROOT / "docs" / "plugins.md"

@@ -13,7 +13,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAKE_ENV, ROOT
+from tests.conftest import FAKE_ENV, ROOT
 
 from kerasapps.cli import cli as kerasapps_cli
 
@@ -43,7 +43,7 @@ def test_every_first_party_recipe_is_a_valid_config_of_its_task(path):
     from kerasapps.config import load_config_file
     from kerasapps.recipes import find_recipes
     from kerasapps.registry import discover
-    from kerasapps.run.runner import RunOptions, resolve_config
+    from kerasapps.training.runner import RunOptions, resolve_config
 
     registry = discover()
     package = path.parents[1].name

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FAKE, FAKE_ENV, cli, make_distribution
+from tests.conftest import FAKE, FAKE_ENV, cli, make_distribution
 
 
 CLASH = """
@@ -112,9 +112,13 @@ def test_blocked_plugin_is_not_loaded():
     (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
     (["run", "fake", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
     (["run", "fake", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
-    (["run", "fake", "--dataset", "folder:/no/such/dir", "--print-config"], "no such folder"),
-    (["run", "fake", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'"),
-    (["train", "fake", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes"),
+    # Every dataset mistake names what the task reads (the fake task reads only `shapes`).
+    (["run", "fake", "--dataset", "folder:/no/such/dir", "--print-config"],
+     "task 'fake' cannot read folder dataset 'folder:/no/such/dir'; it reads shapes (see `kerasapps info fake`)"),
+    (["run", "fake", "--dataset", "tfds:mnist", "--print-config"],
+     "task 'fake' cannot read tfds dataset 'tfds:mnist'; it reads shapes (see `kerasapps info fake`)"),
+    (["run", "fake", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'; it reads shapes ("),
+    (["train", "fake", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes ("),
     (["run", "fake", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
     (["run", "fake", "--strategy", "bogus"], "Invalid value for '--strategy'"),
 ])
@@ -160,3 +164,18 @@ def test_plugin_callbacks_join_training(tmp_path):
     recorded = json.loads((tmp_path / "run" / "recorded.json").read_text())
     assert recorded["task"] == "fake" and recorded["epoch"] == 0 and recorded["seed"] == 7
     assert "val_accuracy" in recorded["keys"] and "loss" in recorded["keys"]
+
+
+def test_every_installed_task_class_loads_without_tensorflow():
+    """`info`, `--print-config` and the option checks load the task class only: no TensorFlow start-up."""
+    code = (
+        "import sys\n"
+        "from kerasapps.registry import discover\n"
+        "registry = discover()\n"
+        "names = sorted(registry.tasks)\n"
+        "for name in names:\n"
+        "    registry.load_task(name).describe()\n"
+        "print(len(names), sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) >= 8 and out[1:] == ["[]"], out

@@ -7,8 +7,8 @@ import pathlib
 import pytest
 
 from kerasapps.errors import UsageError
-from kerasapps.run.options import RUN_KEYS, RUN_OPTIONS, RunOptions
-from kerasapps.run.workdir import Workdir
+from kerasapps.training.options import RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.training.workdir import Workdir
 
 
 def test_one_table_makes_the_cli_options_the_dataclass_and_the_saved_keys():
@@ -50,7 +50,7 @@ def test_metrics_keep_the_training_record_of_an_earlier_run(tmp_path):
 def test_restore_best_weights_chooses_the_weights_evaluate_reads(tmp_path, restore_best):
     """Default: the best validation epoch's file; false: no best file is kept and evaluate reads
     the last epoch's weights (the backup), so validation picks nothing."""
-    from conftest import FAKE, FAKE_ENV, cli
+    from tests.conftest import FAKE, FAKE_ENV, cli
 
     workdir = tmp_path / "run"
     common = [*FAKE, "--workdir", workdir, "--set", f"restore_best_weights={restore_best}"]

@@ -10,13 +10,25 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli
+from tests.conftest import ROOT, cli
 from kerasapps.data import shapes
-from test_segmentation_data import CLASSES, VOID_ID, png
+
+CLASSES = "name,r,g,b\n" + "".join(
+    f"{name},{r},{g},{b}\n" for name, (r, g, b) in zip(shapes.MASK_CLASS_NAMES, shapes.MASK_COLOURS)
+) + "Void,255,255,255\n"
+VOID_ID = len(shapes.MASK_CLASS_NAMES)  # the 6th class of the list
 
 pytestmark = pytest.mark.slow  # one CLI run (about 30 s on 2 cores)
 # (split, file, height): 48x64 files, one shorter so a served batch comes padded with -1.
 FILES = [("train", f"t{i}", 48) for i in range(8)] + [("val", "v0", 48), ("val", "v1", 40), ("val", "v2", 48)]
+
+
+def png(path, array):
+    import tensorflow as tf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.asarray(array, np.uint8)
+    path.write_bytes(tf.io.encode_png(array if array.ndim == 3 else array[..., None]).numpy())
 
 
 def write_folder(root):

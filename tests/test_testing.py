@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import FAKE, FAKE_ENV, ROOT, cli
+from tests.conftest import FAKE, FAKE_ENV, ROOT, cli
 from kerasapps.testing import ContractError, check_task, write_scene_images
 
 pytestmark = pytest.mark.slow

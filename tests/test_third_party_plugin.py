@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, cli
+from tests.conftest import ROOT, cli
 
 pytestmark = pytest.mark.slow
 

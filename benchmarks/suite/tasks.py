@@ -51,7 +51,7 @@ def translation_fixed_shapes(worker):
     s, t = int(round(np.mean(sources))), int(round(np.mean(targets)))
     inputs = {"source": keras.Input((s,), dtype="int32", name="source"),
               "target_in": keras.Input((t,), dtype="int32", name="target_in")}
-    from kerasapps_translation.model import SmoothedSparseCrossentropy
+    from kerasapps_translation.models import SmoothedSparseCrossentropy
 
     with keras.saving.CustomObjectScope({"SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}):
         return keras.models.clone_model(worker.model, input_tensors=inputs)

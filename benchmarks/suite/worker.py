@@ -72,7 +72,7 @@ class Worker:
 
     def _build_kerasapps(self):
         from kerasapps.registry import discover
-        from kerasapps.run.runner import RunOptions, TaskRun
+        from kerasapps.training.runner import RunOptions, TaskRun
 
         import dataclasses
 
@@ -96,7 +96,7 @@ class Worker:
     # -- training ---------------------------------------------------------
     def _fit(self, steps: int, epochs: int, callbacks):
         if self.driver == "kerasapps":
-            from kerasapps.run.engine import StopOnNaN
+            from kerasapps.training.engine import StopOnNaN
 
             # StopOnNaN: the one per-batch callback every `kerasapps run` has.
             self.run.trainer.fit(self.train_data, epochs=epochs, steps_per_epoch=steps,

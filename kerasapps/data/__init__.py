@@ -2,6 +2,8 @@
 folders (``images``), captioned-image folders (``captions``), text vocabularies (``text``),
 stable splits (``splits``), link checks of ``folder:`` datasets (``folder_links``) and the
 built-in ``shapes`` dataset (``shapes``).
+
+A new ``--dataset`` kind is one entry in ``sources.DATASET_KINDS``.
 """
 
 from kerasapps._moved import forward_old_names

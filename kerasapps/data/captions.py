@@ -73,6 +73,9 @@ class CaptionsFolder:
 def read_captions_folder(root, *, skip_bad_examples: bool = False, quiet: bool = False) -> CaptionsFolder:
     """Read and check a captioned-image folder (see the module docstring for its layout).
 
+    Returns a :class:`CaptionsFolder`: the captions of each image, the split of each image and the count of
+    skipped rows.
+
     A row naming a missing image or holding an empty caption is a UsageError naming the
     file and row, unless ``skip_bad_examples`` (then it is counted in ``skipped_rows``
     and the count is printed on standard error). Flickr8k's token file names a few captions

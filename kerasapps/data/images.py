@@ -214,12 +214,18 @@ def _read_checked(path, size: int = -1) -> bytes:
 
 def check_image_file(path) -> bytes:
     """Read an image file and return its bytes; UsageError naming the file if it is not an image,
-    its header is broken, or it declares more pixels than :func:`max_image_pixels`."""
+    its header is broken, or it declares more pixels than :func:`max_image_pixels`.
+
+    Returns the file's bytes.
+    """
     return _read_checked(path)
 
 
 def check_image_files(paths) -> None:
-    """Check the magic bytes of many files cheaply (reads 16 bytes of each)."""
+    """Check the magic bytes of many files cheaply (reads 16 bytes of each).
+
+    Returns None; the first file that is not an image is a UsageError naming it.
+    """
     for path in paths:
         _read_checked(path, 16)
 
@@ -227,6 +233,8 @@ def check_image_files(paths) -> None:
 def decode_image(image_bytes, size=None, channels: int = 3, antialias: bool = False):
     """Decode one encoded PNG/JPEG/GIF/BMP image to float32 ``[H, W, C]`` in 0..255: at its own
     size when ``size`` is None, else resized to ``size`` (height, width). Graph code.
+
+    Returns a float32 tensor ``[H, W, channels]`` in 0..255.
 
     ``channels=3`` turns grey and RGBA images into RGB (palette PNGs through their palette).
     """
@@ -253,12 +261,17 @@ def pad_to_multiple(image, multiple: int):
 
 
 def crop_to(image, size):
-    """The top-left ``size`` (height, width) of ``[H, W, C]`` or ``[N, H, W, C]``: undoes :func:`pad_to_multiple`."""
+    """The top-left ``size`` (height, width) of ``[H, W, C]`` or ``[N, H, W, C]``: undoes :func:`pad_to_multiple`.
+
+    Returns the cropped tensor, of the input's rank.
+    """
     return image[..., : size[0], : size[1], :]
 
 
 def to_png_bytes(images):
     """Graph code: ``[H, W, C]`` -> a PNG ``tf.string`` scalar, ``[N, H, W, C]`` -> ``tf.string [N]``.
+
+    Returns a ``tf.string`` scalar for one image, ``tf.string [N]`` for a batch.
 
     Float images are taken as 0..255, rounded and clipped; uint8 ones are encoded as they are.
     """
@@ -275,6 +288,8 @@ def to_png_bytes(images):
 def decode_images(image_bytes, size, channels: int = 3):
     """Decode a batch ``[N]`` of encoded PNG/JPEG strings to float32 ``[N, H, W, C]`` in 0..255.
 
+    Returns a float32 tensor ``[N, size[0], size[1], channels]`` in 0..255.
+
     Graph-friendly: use it inside a SavedModel's serving function.
     """
     import tensorflow as tf
@@ -287,7 +302,10 @@ def decode_images(image_bytes, size, channels: int = 3):
 
 
 def encode_png(image) -> bytes:
-    """Encode a uint8 ``[H, W, C]`` array as PNG bytes."""
+    """Encode a uint8 ``[H, W, C]`` array as PNG bytes.
+
+    Returns the PNG file's bytes.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -295,7 +313,10 @@ def encode_png(image) -> bytes:
 
 
 def list_image_files(folder) -> list[pathlib.Path]:
-    """Image files directly in ``folder`` (by suffix), sorted by name."""
+    """Image files directly in ``folder`` (by suffix), sorted by name.
+
+    Returns the paths, sorted by name (an empty list when there are none).
+    """
     folder = pathlib.Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -306,7 +327,10 @@ SPLITS = tuple(SPLIT_FOLDERS)
 
 def split_folders(root) -> dict[str, pathlib.Path]:
     """The split folders directly under ``root``: ``train/``, ``val/`` (or ``validation/``,
-    ``valid/``) and ``test/``, those that exist."""
+    ``valid/``) and ``test/``, those that exist.
+
+    Returns ``{split: folder}`` for the split folders that exist (possibly empty).
+    """
     root = pathlib.Path(root)
     found = {}
     for split, names in SPLIT_FOLDERS.items():
@@ -374,14 +398,20 @@ def read_image_folder(root, *, labelled: bool = False, layout: str = "", test_re
 
 
 def read_image(path, size, channels: int = 3):
-    """tf.data-friendly: read and decode one image file to float32 ``size`` x ``channels``."""
+    """tf.data-friendly: read and decode one image file to float32 ``size`` x ``channels``.
+
+    Returns a float32 tensor ``[size[0], size[1], channels]`` in 0..255.
+    """
     import tensorflow as tf
 
     return decode_image(tf.io.read_file(path), size, channels)
 
 
 def probe_image(path) -> tuple[int, int, int]:
-    """(height, width, channels) of one image file."""
+    """(height, width, channels) of one image file.
+
+    Returns ``(height, width, channels)`` read from the file's header, without decoding it.
+    """
     import tensorflow as tf
 
     image = tf.io.decode_image(check_image_file(path), expand_animations=False)

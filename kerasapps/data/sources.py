@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import pathlib
+from typing import Callable
 
 from kerasapps.errors import UsageError
 
@@ -28,7 +29,7 @@ OFFLINE_HINT = (
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSource:
-    """A parsed ``--dataset`` spec. ``kind`` is "registered", "tfds" or "folder"."""
+    """A parsed ``--dataset`` spec. ``kind`` names its :class:`DatasetKind` ("registered", "tfds", "folder")."""
 
     spec: str
     kind: str
@@ -50,25 +51,97 @@ class DatasetSource:
         return self.spec
 
 
-def parse_dataset_spec(spec: str, registry, data_dir: str | None = None) -> DatasetSource:
-    """Parse and check a ``--dataset`` value; UsageError if it names nothing usable."""
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "tfds":
-        if not rest:
-            raise UsageError("--dataset tfds: needs a dataset name, e.g. tfds:mnist")
-        return DatasetSource(spec, "tfds", rest, data_dir)
-    if sep and kind == "folder":
-        path = pathlib.Path(rest).expanduser()
-        if not rest or not path.is_dir():
-            raise UsageError(f"--dataset {spec}: no such folder {str(path)!r}")
-        return DatasetSource(spec, "folder", str(path), data_dir)
+def _parse_tfds(spec: str, rest: str, registry, data_dir) -> DatasetSource:
+    if not rest:
+        raise UsageError("--dataset tfds: needs a dataset name, e.g. tfds:mnist")
+    return DatasetSource(spec, "tfds", rest, data_dir)
+
+
+def _parse_folder(spec: str, rest: str, registry, data_dir) -> DatasetSource:
+    path = pathlib.Path(rest).expanduser()
+    if not rest or not path.is_dir():
+        raise UsageError(f"--dataset {spec}: no such folder {str(path)!r}")
+    return DatasetSource(spec, "folder", str(path), data_dir)
+
+
+def _parse_registered(spec: str, rest: str, registry, data_dir) -> DatasetSource:
     dataset = registry.dataset(spec)
     if dataset is None:
-        known = ", ".join(sorted(registry.datasets)) or "none"
-        raise UsageError(
-            f"unknown dataset {spec!r}; use a registered dataset ({known}), tfds:NAME[/CONFIG] or folder:PATH"
-        )
+        raise UsageError(f"unknown dataset {spec!r}")
     return DatasetSource(spec, "registered", spec, data_dir, dataset.factory)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetKind:
+    """One kind of ``--dataset`` value: how it is written and parsed, the Task method that loads
+    it (``load_<name>``) and how ``kerasapps info`` shows it. A new kind is one entry of
+    :data:`DATASET_KINDS` (and a ``load_<name>`` method in the tasks that read it)."""
+
+    name: str  # DatasetSource.kind
+    prefix: str  # what a spec of this kind starts with; "" for a registered dataset's bare name
+    syntax: str  # how info and errors write it
+    help: str  # info's line about it
+    parse: Callable  # (spec, text after the prefix, registry, data_dir) -> DatasetSource
+
+    @property
+    def loader(self) -> str:
+        return f"load_{self.name}"
+
+
+DATASET_KINDS = {kind.name: kind for kind in (
+    DatasetKind("registered", "", "NAME", "built in or registered by plugins", _parse_registered),
+    DatasetKind("tfds", "tfds:", "tfds:NAME[/CONFIG]", "a TensorFlow Datasets dataset (downloads into --data-dir)",
+                _parse_tfds),
+    DatasetKind("folder", "folder:", "folder:PATH", "your own files, in the layout the task documents", _parse_folder),
+)}
+
+
+def dataset_choices(task_class) -> list[str]:
+    """What ``--dataset`` can be for ``task_class``: its registered datasets' names, then the
+    syntax of each other kind it reads, e.g. ``["shapes", "tfds:NAME[/CONFIG]", "folder:PATH"]``."""
+    choices = []
+    for name in task_class.dataset_kinds:
+        kind = DATASET_KINDS.get(name)
+        if kind is None:
+            continue
+        choices.extend(task_class.registered_datasets if name == "registered" else [kind.syntax])
+    return choices
+
+
+def _either(choices) -> str:
+    return " or ".join([", ".join(choices[:-1]), choices[-1]]) if len(choices) > 1 else "".join(choices) or "nothing"
+
+
+def parse_dataset_spec(spec: str, registry, data_dir: str | None = None, task=None) -> DatasetSource:
+    """Parse and check a ``--dataset`` value; UsageError if it names nothing usable, or (given
+    ``task``, a Task class) nothing that task reads. Every such error lists what the task reads.
+
+    Example::
+
+        parse_dataset_spec("folder:data/pets", registry, task=registry.load_task("classification"))
+    """
+    prefix, sep, rest = spec.partition(":")
+    kind = DATASET_KINDS["registered"]
+    for candidate in DATASET_KINDS.values():
+        if sep and candidate.prefix == prefix + sep:
+            kind = candidate
+    if kind.name == "registered":
+        rest = spec
+    reads = f"; it reads {_either(dataset_choices(task))} (see `kerasapps info {task.name}`)" if task else ""
+    if task is not None and kind.name not in task.dataset_kinds:
+        label = "" if kind.name == "registered" else f"{kind.name} "
+        raise UsageError(f"task {task.name!r} cannot read {label}dataset {spec!r}{reads}")
+    if task is not None and kind.name == "registered" and spec not in task.registered_datasets:
+        known = registry.dataset(spec) is not None
+        raise UsageError(f"task {task.name!r} cannot read dataset {spec!r}{reads}" if known
+                         else f"unknown dataset {spec!r}{reads}")
+    try:
+        return kind.parse(spec, rest, registry, data_dir)
+    except UsageError as exc:
+        if not str(exc).startswith("unknown dataset"):
+            raise
+        every = sorted(registry.datasets) + [k.syntax for k in DATASET_KINDS.values() if k.prefix]
+        raise UsageError(f"{exc}{reads or '; use ' + _either(every)}") from None
 
 
 def load_tfds(source: DatasetSource, splits=("train", "validation", "test"), **kwargs):

@@ -19,7 +19,10 @@ from kerasapps.errors import UsageError
 
 
 def hash_split(key: str, fractions=(("train", 0.8), ("validation", 0.1), ("test", 0.1))) -> str:
-    """Assign ``key`` (e.g. a relative file path) to a split, stably across runs and machines."""
+    """Assign ``key`` (e.g. a relative file path) to a split, stably across runs and machines.
+
+    Returns the name of the split (one of ``fractions``' names) that ``key`` falls in.
+    """
     point = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
     total = 0.0
     for split, fraction in fractions:
@@ -31,7 +34,10 @@ def hash_split(key: str, fractions=(("train", 0.8), ("validation", 0.1), ("test"
 
 def split_by_hash(items, key, fractions=(("train", 0.8), ("validation", 0.1), ("test", 0.1))) -> dict[str, list]:
     """``{split: items}``, each item placed by :func:`hash_split` of ``key(item)``
-    (a file name, say): the same split on every machine and run, 80/10/10 by default."""
+    (a file name, say): the same split on every machine and run, 80/10/10 by default.
+
+    Returns ``{split: [items]}`` with every name of ``fractions`` as a key, items in the order given.
+    """
     splits = {split: [] for split, _ in fractions}
     for item in items:
         splits[hash_split(key(item), fractions)].append(item)
@@ -43,7 +49,10 @@ GROUP_PATTERN = r"[^_]+"  # the name up to its first underscore
 
 def group_of(name: str, pattern: str = GROUP_PATTERN) -> str | None:
     """The group ``name`` belongs to: the match of ``pattern`` at its start (its first capture
-    group, if it has one); None when the pattern does not match there."""
+    group, if it has one); None when the pattern does not match there.
+
+    Returns the group's name, or None.
+    """
     match = re.match(pattern, name)
     group = match and match.group(1 if match.re.groups else 0)
     return group or None
@@ -53,6 +62,8 @@ def split_by_group(items, key, held_out, pattern: str = GROUP_PATTERN, option: s
     """``(kept, held)``: ``items`` split by whole groups, the items of the groups named in
     ``held_out`` in ``held`` and all others in ``kept``, each in the order given (so the split
     is the same on every run). An item's group is :func:`group_of` its ``key`` (a file name, say).
+
+    Returns ``(kept, held)``, two lists of the items.
 
     For data whose neighbours are near-duplicates (frames of one recording, scans of one
     patient), a random split puts near-copies of the validation items in training; holding

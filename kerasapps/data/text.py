@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import collections
 
-import keras
-import tensorflow as tf
 
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 
 
 def standardize(texts):
-    """Lower-case, punctuation to spaces (apostrophes kept), single spaces: graph code."""
+    """Lower-case, punctuation to spaces (apostrophes kept), single spaces: graph code.
+
+    Returns a string tensor of the same shape.
+    """
+    import tensorflow as tf
+
     lowered = tf.strings.lower(texts, encoding="utf-8")
     # RE2's \w is ASCII-only: name the Unicode classes so accented and CJK text survive.
     spaced = tf.strings.regex_replace(lowered, r"[^\p{L}\p{M}\p{N}_\s']", " ")
@@ -34,7 +37,12 @@ def standardize(texts):
 
 
 def standardize_texts(texts, standardize=standardize) -> list[str]:
-    """``standardize`` (default :func:`standardize`) for a Python list of strings (batched, eager)."""
+    """``standardize`` (default :func:`standardize`) for a Python list of strings (batched, eager).
+
+    Returns a list of strings, one per text.
+    """
+    import tensorflow as tf
+
     texts = list(texts)
     out = []
     for start in range(0, len(texts), 4096):
@@ -44,7 +52,11 @@ def standardize_texts(texts, standardize=standardize) -> list[str]:
 
 def build_vocabulary(texts, min_count: int = 1, max_size: int | None = None, standardize=standardize) -> list[str]:
     """``[<start>, <end>, words...]``: words seen at least ``min_count`` times, most frequent first,
-    after ``standardize`` (default :func:`standardize`)."""
+    after ``standardize`` (default :func:`standardize`).
+
+    Returns the vocabulary's words, ``<start>`` and ``<end>`` first (padding and ``[UNK]`` are added by
+    :class:`Vocabulary`).
+    """
     counts: collections.Counter = collections.Counter()
     for line in standardize_texts(texts, standardize):
         counts.update(line.split())
@@ -61,6 +73,9 @@ class Vocabulary:
     """
 
     def __init__(self, words, max_length: int, standardize=standardize):
+        import keras
+        import tensorflow as tf
+
         self.words = list(words)
         self.max_length = max_length
         self.standardize = standardize
@@ -81,6 +96,8 @@ class Vocabulary:
 
     def decode(self, ids):
         """``int [N, T]`` -> ``tf.string [N]``: words up to the first ``<end>``, special ids dropped."""
+        import tensorflow as tf
+
         ids = tf.cast(ids, tf.int32)
         after_end = tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1) > 0
         keep = ((ids > END_ID) | tf.equal(ids, UNK_ID)) & ~after_end

@@ -41,7 +41,10 @@ def bleu_statistics(hypotheses, references, max_n: int = 4):
 
 
 def corpus_bleu(hypotheses, references, max_n: int = 4) -> dict:
-    """BLEU-1..``max_n`` in [0, 1] for token lists ``hypotheses[i]`` against ``references[i]`` (a list of token lists)."""
+    """BLEU-1..``max_n`` in [0, 1] for token lists ``hypotheses[i]`` against ``references[i]`` (a list of token lists).
+
+    Returns ``{"bleu1": ..., "bleu4": ...}`` (one key per n up to ``max_n``), each in [0, 1].
+    """
     matches, totals, hyp_len, ref_len = bleu_statistics(hypotheses, references, max_n)
     if hyp_len == 0:
         return {f"bleu{n}": 0.0 for n in range(1, max_n + 1)}
@@ -57,7 +60,10 @@ def corpus_bleu(hypotheses, references, max_n: int = 4) -> dict:
 
 
 def exact_match_rate(hypotheses, references) -> float:
-    """Share of hypotheses equal to one of their references."""
+    """Share of hypotheses equal to one of their references.
+
+    Returns a float in [0, 1].
+    """
     if not hypotheses:
         return 0.0
     return sum(any(list(h) == list(r) for r in refs) for h, refs in zip(hypotheses, references)) / len(hypotheses)

@@ -35,7 +35,10 @@ def _tf_idf(counts, document_frequency, log_images, max_n):
 
 def sentence_cider(hypotheses, references, max_n: int = 4) -> list[float]:
     """CIDEr-D of each hypothesis (a token list) against its references (token lists); document
-    frequencies come from all the references given, so the corpus is what is scored."""
+    frequencies come from all the references given, so the corpus is what is scored.
+
+    Returns one CIDEr-D per hypothesis, in order.
+    """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     if not hypotheses:
@@ -68,6 +71,10 @@ def sentence_cider(hypotheses, references, max_n: int = 4) -> list[float]:
 
 
 def corpus_cider(hypotheses, references, max_n: int = 4) -> float:
-    """Mean CIDEr-D over the corpus (see :func:`sentence_cider`)."""
+    """Mean CIDEr-D over the corpus (see :func:`sentence_cider`).
+
+    Returns the mean CIDEr-D, a float (0 for a caption sharing no n-gram with its references; about 10 at
+    most).
+    """
     scores = sentence_cider(hypotheses, references, max_n)
     return sum(scores) / len(scores) if scores else 0.0

@@ -20,13 +20,18 @@ import tensorflow as tf
 
 
 def to_unit_range(images, value_range=(0.0, 1.0)):
-    """Images in ``value_range`` -> float32 in [0, 1], clipped."""
+    """Images in ``value_range`` -> float32 in [0, 1], clipped.
+
+    Returns a float32 tensor of the input's shape, in [0, 1].
+    """
     low, high = value_range
     return tf.clip_by_value((tf.cast(images, tf.float32) - low) / (high - low), 0.0, 1.0)
 
 
 def image_quality(predicted, target, value_range=(0.0, 1.0)):
     """Per-example ``(L1, PSNR in dB, SSIM)`` of two ``[N, H, W, C]`` batches, measured in [0, 1].
+
+    Returns three float32 tensors ``[N]``: L1, PSNR (dB) and SSIM of each example.
 
     SSIM uses 11x11 windows: images need sides of at least 11 pixels.
     """
@@ -74,7 +79,10 @@ class ImageL1(_QualityMetric):
 def mean_image_quality(dataset, translate=None, value_range=(0.0, 1.0)) -> dict:
     """``{"l1", "psnr", "ssim"}``: means per example over a dataset of ``(inputs, targets)`` batches
     of ``translate(inputs)`` against the targets; without ``translate``, of the inputs themselves
-    (the do-nothing baseline every image-to-image model must beat)."""
+    (the do-nothing baseline every image-to-image model must beat).
+
+    Returns ``{"l1": float, "psnr": float, "ssim": float}``.
+    """
     totals, count = np.zeros(3), 0
     for inputs, targets in dataset:
         values = image_quality(inputs if translate is None else translate(inputs), targets, value_range)

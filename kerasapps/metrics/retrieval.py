@@ -25,6 +25,8 @@ def _unit_rows(vectors) -> np.ndarray:
 def recall_at_k(scores, relevant, ks=(1, 5, 10)) -> dict:
     """The share of queries (rows) with a relevant item among their ``k`` best-scored items.
 
+    Returns ``{"R@1": ..., "R@5": ...}``: one share in [0, 1] per ``k``.
+
     ``scores`` is ``[queries, items]`` (higher is better), ``relevant`` a boolean array of the
     same shape. A query's rank is the number of irrelevant items that score at least as high as
     its best relevant one: ties count against it, so constant scores earn nothing.
@@ -46,6 +48,8 @@ def r_precision(image_embeddings, caption_embeddings, distractors: int = 99, see
     """R-precision as AttnGAN (Xu et al. 2018) reports it for text-to-image models: for each
     image, rank its own caption among itself and ``distractors`` captions of other images drawn
     at random, by cosine similarity; return the share of images whose own caption is first.
+
+    Returns the mean R-precision over the images, a float in [0, 1].
 
     Row ``i`` of ``caption_embeddings`` is image ``i``'s caption (the one it was generated from,
     or one of a real photo's references). A distractor that scores the same as the true caption
@@ -77,6 +81,8 @@ def r_precision(image_embeddings, caption_embeddings, distractors: int = 99, see
 def frechet_distance(features_a, features_b) -> float:
     """The Frechet distance between Gaussians fitted to two feature sets (rows are samples):
     ``|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)``, the formula of FID.
+
+    Returns a float >= 0 (0 for identical feature distributions).
 
     Only as comparable as the features: FID is this distance in Inception-v3's pool features;
     in any other network's features it is a different figure, to be named as such. The matrix

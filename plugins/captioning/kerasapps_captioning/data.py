@@ -12,13 +12,14 @@ Example::
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import END_ID, SPLITS, START_ID, UsageError, load_tfds, read_captions_folder, standardize_texts
 
 
 def read_shapes(shapes, config, seed: int):
     """Generated scenes: per split ``(images, captions)``, a dataset of uint8 images and their references."""
+    import tensorflow as tf
+
     counts = {"train": config.train_examples, "validation": config.eval_examples, "test": config.eval_examples}
     out = {}
     for split in SPLITS:
@@ -28,6 +29,8 @@ def read_shapes(shapes, config, seed: int):
 
 def read_tfds(source, image_size: int):
     """A TFDS captions dataset (coco_captions): images without captions are left out."""
+    import tensorflow as tf
+
     datasets, info = load_tfds(source)
     if "image" not in info.features or "captions" not in info.features:
         raise UsageError(f"TFDS dataset {source.name!r} has no image and captions features")
@@ -75,6 +78,8 @@ def teacher_forcing(vocab, image, captions, captions_per_image: int, random_refe
     image's references (K > R) are empty captions with zero weight. ``input_key`` names the
     image input ("features" for cached encoder features).
     """
+    import tensorflow as tf
+
     k = captions_per_image
     captions = tf.pad(captions, [[0, max(0, k - captions.shape[0])]])  # references first, then ""
     count = tf.reduce_sum(tf.cast(tf.strings.length(captions) > 0, tf.int32))

@@ -19,14 +19,11 @@ import collections
 import dataclasses
 from typing import Literal
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, decode_images, field,
                            standardize_texts)
 from kerasapps_captioning import data
-from kerasapps_captioning import model as model_code
 
 # Words that say nothing a photo shows: English function words, and the verbs every caption has.
 FUNCTION_WORDS = frozenset("""
@@ -112,6 +109,8 @@ class TaggingTask(data.CaptionedImageLoaders, Task):
     # -- data: the loaders (data.CaptionedImageLoaders) give, per split, (images, captions) --
     def prepare_datasets(self, splits):
         """Tags from the training captions; each image with its uint8 tag labels."""
+        import tensorflow as tf
+
         words = {split: caption_words(splits[split][1]) for split in SPLITS}
         tags = choose_tags(words["train"], self.config.tags, self.config.min_images)
         self.info.update(tags=tags, image_size=self.config.image_size, train_examples=len(words["train"]))
@@ -134,6 +133,9 @@ class TaggingTask(data.CaptionedImageLoaders, Task):
     def build_model(self):
         """The captioning task's small CNN, dropout (named ``dropout``: captioning cuts the network
         there) and one logit per tag (``logits``)."""
+        import keras
+        from kerasapps_captioning import models as model_code
+
         size = self.config.image_size
         image = keras.Input((size, size, 3), name="image")
         x = model_code.small_cnn(image, self.config)
@@ -149,6 +151,8 @@ class TaggingTask(data.CaptionedImageLoaders, Task):
 
     # -- evaluation --------------------------------------------------------------
     def _scores(self, model, split) -> np.ndarray:
+        import tensorflow as tf
+
         predict = tf.function(lambda images: tf.sigmoid(model(tf.cast(images, tf.float32), training=False)))
         return np.concatenate([predict(images).numpy() for images in self.image_datasets[split]])
 
@@ -176,6 +180,8 @@ class TaggingTask(data.CaptionedImageLoaders, Task):
 
     # -- serving -----------------------------------------------------------------
     def serving_function(self, model):
+        import tensorflow as tf
+
         size = self.config.image_size
         k = min(self.config.top_k, len(self.info["tags"]))
         names = tf.constant(self.info["tags"])

@@ -14,13 +14,10 @@ import pathlib
 import sys
 from typing import Literal
 
-import keras
-import tensorflow as tf
 
 from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
                            build_vocabulary, corpus_bleu, corpus_cider, decode_images, exact_match_rate, field, read_trained_run)
 from kerasapps_captioning import data
-from kerasapps_captioning import model as model_code
 
 
 # Encoders that are the network of another kerasapps run (encoder_weights=RUN), by its task.
@@ -99,6 +96,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
     folder_layout = CAPTIONS_FOLDER_LAYOUT
 
     def __init__(self, *args, **kwargs):
+        from kerasapps_captioning import models as model_code
+
         super().__init__(*args, **kwargs)
         self._read_encoder_run = self.config.encoder in RUN_ENCODERS and "encoder_run" not in self.info
         if self._read_encoder_run:
@@ -116,6 +115,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
     # -- data: the loaders (data.CaptionedImageLoaders) give, per split, (images, captions) --
     def prepare_datasets(self, splits):
         """The vocabulary from the training captions, then teacher forcing and batching."""
+        import tensorflow as tf
+
         images = {split: splits[split][0] for split in SPLITS}
         captions = {split: splits[split][1] for split in SPLITS}
         words = build_vocabulary(
@@ -153,6 +154,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
     def _cached_features(self, image_batches):
         """Per split, each image's frozen-encoder features: computed by the model's own
         backbone on the first full pass, then read from memory (``Dataset.cache``)."""
+        import tensorflow as tf
+
         extractor = self._image_features()
         return {split: ds.map(lambda im: extractor(tf.cast(im, tf.float32), training=False)).unbatch().cache()
                 for split, ds in image_batches.items()}
@@ -165,10 +168,14 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
 
     # -- model -----------------------------------------------------------------
     def _encoder(self):
+        from kerasapps_captioning import models as model_code
+
         return model_code.build_encoder(self.config, None if self.config.encoder == "cnn" else self._image_features())
 
     def _image_features(self):
         """The pretrained backbone, built once per task (cached features and the model share it)."""
+        from kerasapps_captioning import models as model_code
+
         if getattr(self, "_image_features_model", None) is None:
             if self.config.encoder in RUN_ENCODERS:
                 self._encoder_network = model_code.build_run_network(
@@ -180,6 +187,9 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         return self._image_features_model
 
     def build_model(self):
+        import keras
+        from kerasapps_captioning import models as model_code
+
         model = model_code.build_show_and_tell(self.config, self.vocabulary.size, self._encoder())
         model.compile(
             optimizer=keras.optimizers.Adam(self.scheduled_learning_rate(self.info.get("train_images")), clipnorm=5.0),
@@ -215,10 +225,14 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
     def caption_function(self, model, beam_size: int | None = None, alpha: float | None = None,
                          use_beam: bool | None = None):
         """A graph function: float32 images [N, S, S, 3] (0..255) -> (token ids [N, T], log-prob [N]);
-        see :func:`kerasapps_captioning.model.caption_function`."""
+        see :func:`kerasapps_captioning.models.caption_function`."""
+        from kerasapps_captioning import models as model_code
+
         return model_code.caption_function(model, self.config, beam_size, alpha, use_beam)
 
     def _captions_for(self, model, split):
+        import tensorflow as tf
+
         decode = tf.function(self.caption_function(model))
         texts = []
         for images in self.image_datasets[split]:
@@ -247,6 +261,8 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
 
     # -- serving -----------------------------------------------------------------
     def serving_function(self, model):
+        import tensorflow as tf
+
         size = self.config.image_size
         captions = self.caption_function(model)
         vocab = self.vocabulary

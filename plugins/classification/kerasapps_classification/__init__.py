@@ -1,6 +1,6 @@
 """kerasapps plugin: image classification (LeNet-5, ResNet-20, a linear baseline).
 
-Cheap to import: the model code in ``task.py`` loads only when the task runs.
+Cheap to import: the task (``task.py``) and its networks (``models.py``) load only when the task runs.
 """
 
 from kerasapps.api import TaskSpec, hookimpl

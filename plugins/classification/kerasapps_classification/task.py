@@ -1,6 +1,6 @@
 """Image classification: LeNet-5 (default), ResNet-20, and a linear baseline.
 
-Data, model, metrics, serving, in that order.
+The task: config, data, model (built in ``models.py``), metrics, serving, in that order.
 """
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_images, field, load_tfds, probe_image,
                            read_image, read_image_folder)
@@ -54,6 +52,8 @@ class ClassificationTask(Task):
 
     # -- data (the core batches each split with ``batch`` below) -------------
     def load_registered(self):
+        import tensorflow as tf
+
         shapes = self.source.load()
         size = self.config.image_size or 64
         counts = {"train": self.config.train_examples, "validation": self.config.eval_examples,
@@ -70,6 +70,8 @@ class ClassificationTask(Task):
         return out
 
     def load_tfds(self):
+        import tensorflow as tf
+
         datasets, info = load_tfds(self.source, as_supervised=True)
         if "label" not in info.features or "image" not in info.features:
             raise UsageError(f"TFDS dataset {self.source.name!r} has no image and label features")
@@ -87,6 +89,8 @@ class ClassificationTask(Task):
         return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
 
     def load_folder(self):
+        import tensorflow as tf
+
         root = self.source.path
         files = read_image_folder(root, labelled=True, layout=self.folder_layout)
         class_names = sorted({c for _, c in files["train"]})
@@ -111,28 +115,21 @@ class ClassificationTask(Task):
         return out
 
     def batch(self, dataset, split, shuffle_buffer=20_000, map_batch=None, map_example=None):
+        import tensorflow as tf
+
         # uint8 in the pipeline (4x less memory for the cache); the model rescales.
         return super().batch(dataset, split, shuffle_buffer, map_batch=lambda x, y: (tf.cast(x, tf.float32), y))
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
+        import keras
+        from kerasapps_classification.models import build_classifier
+
         cfg = self.config
         size, channels = self.info["image_size"], self.info["channels"]
         num_classes = len(self.info["class_names"])
-        inputs = keras.Input((size, size, channels), name="image")
-        x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
-        if cfg.model == "lenet5":
-            x = _lenet5(x, cfg)
-        elif cfg.model == "resnet20":
-            x = _resnet20(x)
-        else:
-            x = keras.layers.Flatten(name="flatten")(x)
-        if cfg.dropout and cfg.model != "linear":
-            x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
-        logits = keras.layers.Dense(num_classes, name="logits")(x)
-        # Softmax in float32 even under mixed precision.
-        probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-        model = keras.Model(inputs, probabilities, name=cfg.model)
+        model = build_classifier(cfg.model, (size, size, channels), num_classes, filters=cfg.filters,
+                                 dense_units=cfg.dense_units, dropout=cfg.dropout)
         k = min(cfg.top_k, num_classes)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),
@@ -157,6 +154,8 @@ class ClassificationTask(Task):
         return lines
 
     def serving_function(self, model):
+        import tensorflow as tf
+
         size, channels = self.info["image_size"], self.info["channels"]
         class_names = tf.constant(self.info["class_names"])
 
@@ -168,37 +167,3 @@ class ClassificationTask(Task):
             return {"label": tf.gather(class_names, class_id), "class_id": class_id, "scores": scores}
 
         return serve
-
-
-def _lenet5(x, cfg):
-    """LeNet-5's shape: conv 5x5, pool, conv 5x5, pool, two dense layers (ReLU, max-pool)."""
-    for i, filters in enumerate(cfg.filters, start=1):
-        x = keras.layers.Conv2D(filters, 5, activation="relu", name=f"conv{i}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(cfg.dense_units, start=1):
-        x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
-    return x
-
-
-def _resnet20(x):
-    """ResNet-20 for small images (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks."""
-
-    def conv_bn(x, filters, strides, name, relu=True):
-        x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-        return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
-
-    x = conv_bn(x, 16, 1, "stem")
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(3):
-            strides = 2 if stage > 0 and block == 0 else 1
-            name = f"stage{stage + 1}_block{block + 1}"
-            shortcut = x
-            y = conv_bn(x, filters, strides, f"{name}_a")
-            y = conv_bn(y, filters, 1, f"{name}_b", relu=False)
-            if strides != 1 or shortcut.shape[-1] != filters:
-                shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_proj")(shortcut)
-                shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
-            x = keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([shortcut, y]))
-    return keras.layers.GlobalAveragePooling2D(name="pool")(x)

@@ -12,14 +12,10 @@ import math
 import pathlib
 from typing import Literal
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field,
-                           image_quality, mean_image_quality, to_png_bytes)
-from kerasapps_pix2pix.folder import read_folder
-from kerasapps_pix2pix.models import MODEL_RANGE, Pix2Pix, patchgan_discriminator, unet_generator
+from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, to_png_bytes)
+from kerasapps_pix2pix.data import read_folder
 
 
 @dataclasses.dataclass
@@ -101,6 +97,8 @@ class Pix2PixTask(Task):
 
     def prepare_datasets(self, arrays):
         """The direction (AtoB or BtoA), jitter of the training split, then batching."""
+        import tensorflow as tf
+
         cfg = self.config
         if cfg.direction == "BtoA":
             arrays = {split: (b, a) for split, (a, b) in arrays.items()}
@@ -116,6 +114,8 @@ class Pix2PixTask(Task):
 
     def _jitter(self, inputs, targets):
         """Resize up, random crop, random mirror: stacked so that both sides move together."""
+        import tensorflow as tf
+
         size = self.config.image_size
         big = int(math.ceil(size * self.config.jitter_scale))
         both = tf.image.resize(tf.concat([tf.cast(inputs, tf.float32), tf.cast(targets, tf.float32)], -1),
@@ -127,6 +127,8 @@ class Pix2PixTask(Task):
 
     def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None, map_example=None):
         # uint8 until here (4x less memory in shuffle buffers), then [-1, 1] floats.
+        import tensorflow as tf
+
         def to_model_range(inputs, targets):
             return tf.cast(inputs, tf.float32) / 127.5 - 1.0, tf.cast(targets, tf.float32) / 127.5 - 1.0
 
@@ -134,6 +136,9 @@ class Pix2PixTask(Task):
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
+        import keras
+        from kerasapps_pix2pix.models import Pix2Pix, patchgan_discriminator, unet_generator
+
         cfg = self.config
         size = int(self.info.get("image_size", cfg.image_size))
         model = Pix2Pix(
@@ -152,6 +157,8 @@ class Pix2PixTask(Task):
         self.initial_generator_weights = [np.array(w) for w in model.generator.get_weights()]
 
     def training_callbacks(self, model, datasets, workdir):
+        from kerasapps_pix2pix.callbacks import ProgressGrid
+
         return [ProgressGrid(datasets["validation"], pathlib.Path(workdir) / "progress", self.config.grid_examples)]
 
     # -- metrics -------------------------------------------------------------
@@ -159,6 +166,10 @@ class Pix2PixTask(Task):
         """L1, PSNR, SSIM of the trained generator, beside two baselines on the same images:
         ``identity_*`` (the input itself as the output) and ``untrained_*`` (the generator
         as initialised, before its first step)."""
+        from kerasapps.api import mean_image_quality
+
+        from kerasapps_pix2pix.models import MODEL_RANGE
+
         metrics.update({f"identity_{k}": v for k, v in mean_image_quality(dataset, value_range=MODEL_RANGE).items()})
         initial = getattr(self, "initial_generator_weights", None)
         if initial is not None:
@@ -184,6 +195,10 @@ class Pix2PixTask(Task):
         return inputs, targets, model.generator(inputs, training=False)
 
     def describe_predictions(self, model, dataset, count=5):
+        from kerasapps.api import image_quality
+
+        from kerasapps_pix2pix.models import MODEL_RANGE
+
         inputs, targets, generated = self._examples(model, dataset, count)
         ours = [np.asarray(m) for m in image_quality(generated, targets, MODEL_RANGE)]
         identity = [np.asarray(m) for m in image_quality(inputs, targets, MODEL_RANGE)]
@@ -192,6 +207,8 @@ class Pix2PixTask(Task):
 
     def save_samples(self, model, dataset, directory, count=8):
         """PNG panels of held-out examples: input | target | output."""
+        from kerasapps_pix2pix.callbacks import grid_rows
+
         inputs, targets, generated = self._examples(model, dataset, count)
         paths = []
         for i, row in enumerate(grid_rows(inputs, targets, generated)):
@@ -202,6 +219,9 @@ class Pix2PixTask(Task):
 
     # -- serving -------------------------------------------------------------
     def serving_function(self, model):
+        import tensorflow as tf
+        from kerasapps_pix2pix.callbacks import to_pixels
+
         size = int(self.info["image_size"])
         generator = model.generator
 
@@ -226,41 +246,4 @@ class Pix2PixTask(Task):
         return serve
 
 
-def to_pixels(images):
-    """[-1, 1] float images -> float 0..255."""
-    return (tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0) + 1.0) * 127.5
-
-
-def grid_rows(inputs, targets, generated) -> list[np.ndarray]:
-    """One uint8 row per example: input | target | output, with 2-pixel white gaps."""
-    rows = []
-    for a, b, c in zip(*(np.round(to_pixels(x).numpy()).astype(np.uint8) for x in (inputs, targets, generated))):
-        gap = np.full((a.shape[0], 2, 3), 255, np.uint8)
-        rows.append(np.concatenate([a, gap, b, gap, c], axis=1))
-    return rows
-
-
-class ProgressGrid(keras.callbacks.Callback):
-    """After each epoch, writes ``directory/epoch_NNN.png``: one row per fixed validation
-    example, input | target | output (the same examples every epoch, to watch training).
-
-    Example::
-
-        ProgressGrid(datasets["validation"], workdir / "progress", count=4)
-    """
-
-    def __init__(self, validation, directory, count: int = 4):
-        super().__init__()
-        self.directory = pathlib.Path(directory)
-        self.inputs, self.targets = next(iter(validation.unbatch().batch(count)))
-
-    def on_epoch_end(self, epoch, logs=None):
-        generated = self.model.generator(self.inputs, training=False)
-        rows = grid_rows(self.inputs, self.targets, generated)
-        gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
-        grid = np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / f"epoch_{epoch + 1:03d}.png").write_bytes(encode_png(grid))
-
-
-__all__ = ["Pix2PixConfig", "Pix2PixTask", "ProgressGrid"]
+__all__ = ["Pix2PixConfig", "Pix2PixTask"]

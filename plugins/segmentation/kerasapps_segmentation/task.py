@@ -11,22 +11,17 @@ import itertools
 import pathlib
 from typing import Literal, Optional
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import GROUP_PATTERN, SPLITS, Task, TaskConfig, UsageError, decode_image, encode_png, field, load_tfds, to_png_bytes
-from kerasapps_segmentation import models
-from kerasapps_segmentation.folder import read_folder, read_native
-from kerasapps_segmentation.metrics import (ConfusionMatrixMetric, MeanClassAccuracy, MeanIoU, PixelAccuracy,
-                                            per_class_iou)
+from kerasapps_segmentation.data import read_folder, read_native
 
 VOID = 255  # the ignore label in every mask of the pipeline
 # tfds:oxford_iiit_pet trimaps: 1 pet, 2 background, 3 border -> 0 background, 1 pet, 2 border.
 PET_CLASSES = ("background", "pet", "border")
 PET_COLOURS = ((0, 0, 0), (220, 60, 60), (250, 220, 60))
 PET_TRIMAP = (VOID, 1, 0, 2)
-SCORES = {"pixel_accuracy": PixelAccuracy, "class_accuracy": MeanClassAccuracy, "mean_iou": MeanIoU}
+SCORES = ("pixel_accuracy", "class_accuracy", "mean_iou")  # the confusion-matrix scores, by their metric names
 
 
 @dataclasses.dataclass
@@ -100,6 +95,8 @@ class SegmentationTask(Task):
 
     # -- data: each loader returns per split a dataset of (uint8 image, uint8 mask) ----------
     def load_registered(self):  # --dataset shapes
+        import tensorflow as tf
+
         self._check_no_holdout()
         shapes = self.source.load()
         height, width = _size(self.config, (64, 64))
@@ -116,6 +113,8 @@ class SegmentationTask(Task):
         return out
 
     def load_tfds(self):
+        import tensorflow as tf
+
         if not self.source.name.split("/")[0].startswith("oxford_iiit_pet"):
             raise UsageError(f"segmentation reads tfds:oxford_iiit_pet (trimaps), not tfds:{self.source.name}; "
                              "use folder:PATH for other data")
@@ -139,12 +138,16 @@ class SegmentationTask(Task):
                              f"{self.source} has no files")
 
     def load_folder(self):
+        import tensorflow as tf
+
         arrays = read_folder(self.source.path, self.config, _size, VOID)
         self.info.update(arrays.pop("info"))
         return {s: tf.data.Dataset.from_tensor_slices(arrays[s]) for s in SPLITS}
 
     def prepare_datasets(self, splits):
         """Class weights from the training masks, augmentation of the training split, then batching."""
+        import tensorflow as tf
+
         self.info["class_weights"] = self._class_weights(splits["train"])
         examples = int(splits["train"].cardinality())
         self.info["train_examples"] = examples if examples >= 0 else None  # unknown: a constant rate
@@ -176,6 +179,8 @@ class SegmentationTask(Task):
 
     def _augment(self, image, mask):
         """Flip, zoom in by up to max_scale and crop back: the same geometry for image and mask."""
+        import tensorflow as tf
+
         height, width = self.info["image_size"]
         flip = tf.random.uniform([]) < 0.5
         image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
@@ -193,11 +198,18 @@ class SegmentationTask(Task):
 
     def batch(self, dataset, split, shuffle_buffer=5_000, map_batch=None, map_example=None):
         # uint8 until here (4x less memory in caches and shuffle buffers); the model rescales.
+        import tensorflow as tf
+
         return super().batch(dataset, split, shuffle_buffer, map_example=map_example,
                              map_batch=lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
+        import keras
+        from kerasapps_segmentation import models
+        from kerasapps_segmentation.losses import PixelCrossEntropy
+        from kerasapps_segmentation.metrics import (MeanClassAccuracy, MeanIoU, PixelAccuracy)
+
         cfg = self.config
         height, width = self.info["image_size"]
         num_classes = len(self.info["class_names"])
@@ -224,11 +236,16 @@ class SegmentationTask(Task):
         """The compiled metrics, plus the per-class IoU table and the confusion matrix. On
         folder: data the figures are those of the served masks at the labels' own size (what a
         client scores); the model-size ones stay under "at_model_size"."""
+        import tensorflow as tf
+        from kerasapps_segmentation.metrics import (MeanClassAccuracy, MeanIoU, PixelAccuracy,
+            per_class_iou)
+
         confusion = np.asarray(self.iou_metric.confusion.numpy())
         if self.source.kind == "folder" and "label_ids" in self.info:
             metrics["at_model_size"] = {name: metrics[name] for name in SCORES}
             confusion = self._served_confusion(model)
-            metrics.update({name: float(metric.score(tf.constant(confusion))) for name, metric in SCORES.items()})
+            scorers = {"pixel_accuracy": PixelAccuracy, "class_accuracy": MeanClassAccuracy, "mean_iou": MeanIoU}
+            metrics.update({name: float(scorers[name].score(tf.constant(confusion))) for name in SCORES})
             metrics["scored_at"] = "own size, served masks"
         names = self.info["class_names"]
         table = dict(zip(names, per_class_iou(confusion)))
@@ -241,6 +258,9 @@ class SegmentationTask(Task):
 
     def _served_confusion(self, model):
         """Confusion matrix of the serving function's masks on the test split's own files."""
+        import tensorflow as tf
+        from kerasapps_segmentation.metrics import (ConfusionMatrixMetric)
+
         serve = self.serving_function(model)
         counts = ConfusionMatrixMetric(len(self.info["class_names"]))
         pairs = read_native(pathlib.Path(self.source.path), self.config, "test", self.info["label_ids"], VOID)
@@ -286,6 +306,8 @@ class SegmentationTask(Task):
 
     # -- serving -------------------------------------------------------------
     def serving_function(self, model):
+        import tensorflow as tf
+
         size = self.info["image_size"]
         colours = tf.constant(self.info["colours"], tf.uint8)
 
@@ -315,25 +337,4 @@ class SegmentationTask(Task):
         return serve
 
 
-@keras.saving.register_keras_serializable("kerasapps_segmentation")
-class PixelCrossEntropy(keras.losses.Loss):
-    """Per-pixel cross-entropy on probabilities, times a weight per true class; void
-    pixels (labels outside the class range, 255) weigh 0. Averaged over all pixels."""
-
-    def __init__(self, class_weights, name="pixel_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.class_weights = [float(w) for w in class_weights]
-
-    def call(self, y_true, y_pred):
-        num_classes = len(self.class_weights)
-        labels = tf.cast(y_true, tf.int32)
-        valid = (labels >= 0) & (labels < num_classes)
-        labels = tf.where(valid, labels, 0)
-        weights = tf.gather(tf.constant(self.class_weights, y_pred.dtype), labels) * tf.cast(valid, y_pred.dtype)
-        return keras.losses.sparse_categorical_crossentropy(labels, y_pred) * weights
-
-    def get_config(self):
-        return {**super().get_config(), "class_weights": self.class_weights}
-
-
-__all__ = ["SegmentationConfig", "SegmentationTask", "PixelCrossEntropy", "VOID"]
+__all__ = ["SegmentationConfig", "SegmentationTask", "VOID"]

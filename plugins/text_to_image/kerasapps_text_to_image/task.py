@@ -13,15 +13,11 @@ import pathlib
 import sys
 from typing import Optional
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
                            build_vocabulary, field, frechet_distance, r_precision, read_captions_folder,
                            read_trained_run)
-from kerasapps_text_to_image import judge as judging
-from kerasapps_text_to_image.model import build_gan
 
 # Shown in every sample grid: the issue's example plus a few unseen combinations.
 DEMO_CAPTIONS = (
@@ -135,6 +131,8 @@ class TextToImageTask(Task):
         return {split: self._pipeline(images[split], captions[split], split) for split in SPLITS}
 
     def _pipeline(self, images, captions, split):
+        import tensorflow as tf
+
         cfg, vocab, train = self.config, self.vocabulary, split == "train"
         refs = max(len(c) for c in captions)
         padded = tf.constant([list(c) + [""] * (refs - len(c)) for c in captions])
@@ -173,6 +171,8 @@ class TextToImageTask(Task):
 
     # -- model -----------------------------------------------------------------
     def build_model(self):
+        from kerasapps_text_to_image.models import build_gan
+
         cfg = self.config
         return build_gan(
             self.vocabulary.size, cfg.max_caption_length, cfg.image_size, embed_dim=cfg.embed_dim,
@@ -189,11 +189,15 @@ class TextToImageTask(Task):
             metric.reset_state()
 
     def training_callbacks(self, model, datasets, workdir):
+        from kerasapps_text_to_image.callbacks import ProgressGrid
+
         return [ProgressGrid(self, workdir / "progress")]
 
     # -- generation ------------------------------------------------------------
     def generate(self, model, captions, seeds) -> np.ndarray:
         """Captions (str) and integer seeds -> uint8 images ``[N, S, S, 3]`` (as the SavedModel does)."""
+        import tensorflow as tf
+
         out = []
         for start in range(0, len(captions), 256):
             text = tf.constant(list(captions[start:start + 256]))
@@ -202,6 +206,8 @@ class TextToImageTask(Task):
         return np.concatenate(out) if out else np.zeros((0,) + (self.config.image_size,) * 2 + (3,), np.uint8)
 
     def _generate_uint8(self, model):
+        import tensorflow as tf
+
         if getattr(self, "_generator_fn", (None, None))[0] is not model:
             cfg, vocab = self.config, self.vocabulary
 
@@ -237,6 +243,8 @@ class TextToImageTask(Task):
 
         With a matching run (``matching_run``), on any dataset: see :meth:`_matching_metrics`.
         """
+        from kerasapps_text_to_image import judge as judging
+
         captions = self.captions["test"]
         seeds = [self.seed * 1_000_003 + i for i in range(len(captions))]
         generated = self.generate(model, captions, seeds)
@@ -305,6 +313,8 @@ class TextToImageTask(Task):
 
     @property
     def judge(self):
+        from kerasapps_text_to_image import judge as judging
+
         cfg = self.config
         return judging.train_judge(self.seed, cfg.image_size, cfg.judge_examples, cfg.judge_epochs)
 
@@ -317,6 +327,8 @@ class TextToImageTask(Task):
         return {"diversity": float(pair.mean()), "distinct_draws": float((pair > 0.02).mean())}
 
     def describe_predictions(self, model, dataset, count=5):
+        from kerasapps_text_to_image import judge as judging
+
         captions = self.captions["test"][:count]
         images = self.generate(model, captions, [0] * len(captions))
         if self.source.kind != "registered":
@@ -340,6 +352,8 @@ class TextToImageTask(Task):
 
     # -- serving -----------------------------------------------------------------
     def serving_function(self, model):
+        import tensorflow as tf
+
         generate = self._generate_uint8(model)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
@@ -359,6 +373,8 @@ def seeded_noise(seeds, z_dim: int, cond_dim: int):
 
     Stateless random numbers: the same seed gives the same image in any batch, process or machine.
     """
+    import tensorflow as tf
+
     def one(seed):
         noise = tf.random.stateless_normal([z_dim + cond_dim], seed=tf.stack([seed, tf.constant(NOISE_SALT, tf.int64)]))
         return noise
@@ -369,11 +385,15 @@ def seeded_noise(seeds, z_dim: int, cond_dim: int):
 
 def indexed_noise(index, seed: int, z_dim: int, cond_dim: int):
     """Noise for evaluation examples, from their index: the same at every validation pass."""
+    import tensorflow as tf
+
     return seeded_noise(tf.cast(index, tf.int64) + seed * 1_000_003 + 500_000_000, z_dim, cond_dim)
 
 
 def write_grid(task, model, captions, stem, real=None, draws: int | None = None) -> list:
     """Write ``stem.png`` (rows: captions; columns: [real,] noise draws) and ``stem.txt`` (row captions)."""
+    import tensorflow as tf
+
     draws = draws or task.config.grid_draws
     size = task.config.image_size
     rows = [c for c in captions for _ in range(draws)]
@@ -396,14 +416,3 @@ def write_grid(task, model, captions, stem, real=None, draws: int | None = None)
     return [png, txt]
 
 
-class ProgressGrid(keras.callbacks.Callback):
-    """After each epoch, ``epoch_NNN.png``: the demo captions and a few held-out ones,
-    the same noise every epoch, so a person sees the generator learn."""
-
-    def __init__(self, task, directory):
-        super().__init__()
-        self.task, self.directory = task, directory
-
-    def on_epoch_end(self, epoch, logs=None):
-        captions = list(self.task.captions["validation"][:4]) + list(DEMO_CAPTIONS)
-        write_grid(self.task, self.model, captions, self.directory / f"epoch_{epoch + 1:03d}", draws=4)

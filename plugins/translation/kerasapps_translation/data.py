@@ -14,7 +14,6 @@ import gzip
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import END_ID, START_ID, UsageError
 
@@ -38,6 +37,8 @@ def make_standardize(lowercase: bool, punctuation: str):
     punctuation and symbols split off as tokens (apostrophes and hyphens inside words, and
     marks inside numbers, kept), stripped, or kept; single spaces."""
 
+    import tensorflow as tf
+
     def standardize(texts):
         if lowercase:
             texts = tf.strings.lower(texts, encoding="utf-8")
@@ -57,6 +58,8 @@ def detokenize_spaced(texts):
     """Graph code: split-off punctuation joined back for reading (``a man , in a t-shirt .``
     -> ``a man, in a t-shirt.``): no space before closing marks or after opening ones,
     and a pair of straight double quotes hugs what it encloses."""
+    import tensorflow as tf
+
     texts = tf.strings.regex_replace(texts, r" ([.,!?;:%)\]}»”’…])", r"\1")
     texts = tf.strings.regex_replace(texts, r"([(\[{«“‘¿¡]) ", r"\1")
     return tf.strings.regex_replace(texts, r'"\s+([^"]*?)\s+"', r'"\1"')
@@ -119,6 +122,8 @@ def batch_by_length(dataset, batch_size: int, width: int, longest: int, drop_rem
     target steps) falls in the same ``width``-wide bucket; batches leave each bucket as it
     fills, so a shuffled input gives batches in random order."""
 
+    import tensorflow as tf
+
     def length(inputs, targets, weights):
         return tf.maximum(tf.reduce_sum(tf.cast(inputs["source"] > 0, tf.int32)),
                           tf.cast(tf.reduce_sum(weights), tf.int32))
@@ -130,12 +135,16 @@ def batch_by_length(dataset, batch_size: int, width: int, longest: int, drop_rem
 
 def trim_ids(ids):
     """Drop the padding columns every row has (at least one column is kept)."""
+    import tensorflow as tf
+
     length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)), 1)
     return ids[:, :length]
 
 
 def trim_batch(inputs, targets, weights):
     """Cut a batch to its longest source and target: LSTMs then run no padding-only steps."""
+    import tensorflow as tf
+
     target_length = tf.cast(tf.reduce_max(tf.reduce_sum(weights, axis=1)), tf.int32)
     return ({"source": trim_ids(inputs["source"]), "target_in": inputs["target_in"][:, :target_length]},
             targets[:, :target_length], weights[:, :target_length])

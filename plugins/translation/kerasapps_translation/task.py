@@ -15,18 +15,15 @@ import dataclasses
 import pathlib
 import re
 import sys
-import time
 from typing import Literal
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kerasapps.api import (SPLITS, UNK, Task, TaskConfig, UsageError, Vocabulary,
-                           build_vocabulary, corpus_bleu, exact_match_rate, field, load_tfds, standardize_texts)
+                           build_vocabulary, field, load_tfds, standardize_texts)
 from kerasapps_translation.data import (batch_by_length, detokenize_spaced, make_standardize, read_parallel,
                                         teacher_forcing, trim_batch, trim_ids)
-from kerasapps_translation.model import SmoothedSparseCrossentropy, build_model, translator
+from kerasapps_translation.metrics import translation_scores
 
 # Languages written without spaces between words: output tokens are joined without them.
 UNSPACED_LANGUAGES = {"ja", "zh", "th"}
@@ -117,6 +114,8 @@ class TranslationTask(Task):
         return texts
 
     def load_tfds(self):
+        import tensorflow as tf
+
         datasets, info = load_tfds(self.source)
         text_features = [k for k, v in info.features.items() if getattr(v, "dtype", None) == tf.string]
         default = tuple(info.supervised_keys or ()) if info.supervised_keys else ("", "")
@@ -167,6 +166,8 @@ class TranslationTask(Task):
 
     def prepare_datasets(self, texts):
         """Vocabularies from the training split, then teacher forcing and batching."""
+        import tensorflow as tf
+
         cfg = self.config
         source_std, target_std = self.standardizers
         self.info.update(
@@ -198,6 +199,8 @@ class TranslationTask(Task):
 
     @staticmethod
     def _encode(vocab, lines) -> np.ndarray:
+        import tensorflow as tf
+
         parts = [vocab.encode(tf.constant(lines[i:i + 8192])).numpy() for i in range(0, len(lines), 8192)]
         return np.concatenate(parts).astype(np.int32)
 
@@ -226,6 +229,9 @@ class TranslationTask(Task):
 
     # -- model -----------------------------------------------------------------
     def build_model(self):
+        import keras
+        from kerasapps_translation.models import SmoothedSparseCrossentropy, build_model
+
         cfg = self.config
         source_vocab, target_vocab = self.vocabularies
         model = build_model(cfg, source_vocab.size, target_vocab.size)
@@ -239,14 +245,18 @@ class TranslationTask(Task):
     # -- decoding --------------------------------------------------------------
     def translate_function(self, model, beam_size: int | None = None, alpha: float | None = None,
                            use_beam: bool | None = None):
-        """:func:`kerasapps_translation.model.translator` with the config's beam size and
+        """:func:`kerasapps_translation.models.translator` with the config's beam size and
         length penalty unless given."""
+        from kerasapps_translation.models import translator
+
         cfg = self.config
         return translator(cfg, model, cfg.beam_size if beam_size is None else beam_size,
                           cfg.length_penalty if alpha is None else alpha, use_beam)
 
     def translate_split(self, model, split: str, limit: int | None = None, beam_size: int | None = None) -> list[str]:
         """Tokenised translations (space-separated, as BLEU sees them) of a split's sources."""
+        import tensorflow as tf
+
         translate = tf.function(self.translate_function(model, beam_size=beam_size), reduce_retracing=True)
         ids = self.source_ids[split][:limit]
         _, target_vocab = self.vocabularies
@@ -260,6 +270,8 @@ class TranslationTask(Task):
     def detokenize_graph(self, texts):
         """Graph code: space-separated output tokens -> the text a user reads (words the
         target vocabulary lacks, ``UNK``, are left out)."""
+        import tensorflow as tf
+
         known = tf.strings.regex_replace(texts, re.escape(UNK), "")
         texts = tf.strings.strip(tf.strings.regex_replace(known, " +", " "))
         if self.join_without_spaces:
@@ -267,10 +279,14 @@ class TranslationTask(Task):
         return detokenize_spaced(texts) if self.config.target_punctuation == "split" else texts
 
     def detokenize(self, text: str) -> str:
+        import tensorflow as tf
+
         return self.detokenize_graph(tf.constant([text]))[0].numpy().decode("utf-8")
 
     # -- training ----------------------------------------------------------------
     def training_callbacks(self, model, datasets, workdir):
+        from kerasapps_translation.callbacks import TrainingTimeBudget, ValidationBleu
+
         callbacks = []
         if self.config.validation_bleu:
             callbacks.append(ValidationBleu(self, pathlib.Path(workdir) / "validation_bleu.csv"))
@@ -300,6 +316,8 @@ class TranslationTask(Task):
         return [vocabulary.vectorizer for vocabulary in self.vocabularies]
 
     def serving_function(self, model):
+        import tensorflow as tf
+
         translate = self.translate_function(model)
         source_vocab, target_vocab = self.vocabularies
 
@@ -313,60 +331,3 @@ class TranslationTask(Task):
         return serve
 
 
-def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU-4 as sacreBLEU reports it (0-100; equals ``sacrebleu.corpus_bleu(hypotheses,
-    [references], tokenize="none").score``), BLEU-1 (0-100) and exact-match rate (0-1), on
-    space-separated tokens, one reference per sentence."""
-    hyps = [h.split() for h in hypotheses]
-    refs = [[r.split()] for r in references]
-    scores = corpus_bleu(hyps, refs)
-    return {"bleu": 100 * scores["bleu4"], "bleu1": 100 * scores["bleu1"], "exact_match": exact_match_rate(hyps, refs)}
-
-
-class ValidationBleu(keras.callbacks.Callback):
-    """Greedy-decodes the validation split after each epoch: ``val_bleu`` in the epoch's
-    logs (seen by the callbacks after this one: the epoch line, the run's history) and a
-    row ``epoch,seconds,val_bleu`` (seconds since training began) in ``path``."""
-
-    def __init__(self, task, path: pathlib.Path):
-        super().__init__()
-        self.task, self.path = task, path
-
-    def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
-        if not self.path.exists():
-            self.path.write_text("epoch,seconds,val_bleu\n")
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
-        references = [" ".join(r) for r in self.task.references["validation"]]
-        hypotheses = self.task.translate_split(self.model, "validation", beam_size=1)
-        bleu = translation_scores(hypotheses, references)["bleu"]
-        if logs is not None:
-            logs["val_bleu"] = bleu
-        with self.path.open("a") as out:
-            out.write(f"{epoch + 1},{seconds:.0f},{bleu:.2f}\n")
-
-
-class TrainingTimeBudget(keras.callbacks.Callback):
-    """Stops training at an epoch's end when one more epoch (as long as the longest so
-    far) would end past ``seconds`` since training began."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds = seconds
-
-    def on_train_begin(self, logs=None):
-        self.started = self.epoch_started = time.perf_counter()
-        self.longest = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
-        self.longest = max(self.longest, now - self.epoch_started)
-        if now - self.started + self.longest > self.seconds:
-            print(f"translation: stopping after epoch {epoch + 1}: another would overrun "
-                  f"train_minutes={self.seconds / 60:g}", file=sys.stderr)
-            self.model.stop_training = True

@@ -1,8 +1,8 @@
 """From a command line to a finished run: config, strategy, data, model, engine, export.
 
-The CLI parses options into :class:`RunOptions` (declared in ``kerasapps.run.options``);
-:class:`TaskRun` does the rest, with the run folder's files in a :class:`kerasapps.run.workdir.Workdir`
-and the strategy, precision and workers in a :class:`kerasapps.run.runtime.Runtime`.
+The CLI parses options into :class:`RunOptions` (declared in ``kerasapps.training.options``);
+:class:`TaskRun` does the rest, with the run folder's files in a :class:`kerasapps.training.workdir.Workdir`
+and the strategy, precision and workers in a :class:`kerasapps.training.runtime.Runtime`.
 Task-agnostic: everything task-specific is behind the :class:`kerasapps.api.Task` API.
 
 Example::
@@ -25,10 +25,10 @@ from kerasapps.config import apply_overrides, check_memory, check_run_settings, 
 from kerasapps.data.sources import parse_dataset_spec
 from kerasapps.errors import UsageError, tf_error_cause
 from kerasapps.data.folder_links import check_folder_links
-from kerasapps.run.options import COMMON_CONFIG_OPTIONS, RUN_KEYS, RUN_OPTIONS, RunOptions
-from kerasapps.run.runtime import Runtime, writes_shared_files
-from kerasapps.run.workdir import RESUMABLE_CHANGES, Workdir, write_json_atomic
-from kerasapps.run.lock import check_writable_dir, hold_workdir_lock
+from kerasapps.training.options import COMMON_CONFIG_OPTIONS, RUN_KEYS, RUN_OPTIONS, RunOptions
+from kerasapps.training.runtime import Runtime, writes_shared_files
+from kerasapps.training.workdir import RESUMABLE_CHANGES, Workdir, write_json_atomic
+from kerasapps.training.lock import check_writable_dir, hold_workdir_lock
 
 
 def weights_checksum(model) -> str:
@@ -124,7 +124,8 @@ class TaskRun:
         self.registry = registry
         self.options = options
         self.task_class, self.resolved, self.config = resolve_config(registry, options)
-        self.source = parse_dataset_spec(self.resolved["dataset"], registry, self.resolved["data_dir"])
+        self.source = parse_dataset_spec(self.resolved["dataset"], registry, self.resolved["data_dir"],
+                                         task=self.task_class)
         if self.source.kind == "folder":
             check_folder_links(self.source.path, allow=self.config.allow_links_outside_folder)
         self.workdir = pathlib.Path(self.resolved["workdir"])
@@ -198,7 +199,7 @@ class TaskRun:
                 write_json_atomic(self.folder.task_info_file, self.task.info)
         elif info is None:
             raise UsageError(f"{self.workdir} holds no trained {self.task.name} run (no task_info.json); train first")
-        from kerasapps.run.engine import Trainer
+        from kerasapps.training.engine import Trainer
 
         with self.strategy.scope():
             with self._plugin("build_model"):
@@ -224,7 +225,7 @@ class TaskRun:
             with self._weights_must_fit(best):
                 self.model.load_weights(str(best))
             return str(best)
-        from kerasapps.run.engine import ResumableBackup
+        from kerasapps.training.engine import ResumableBackup
 
         backup = ResumableBackup(self.scratch_dir / "backup", self.model, write=False,
                                  restore_from=self.folder.backup)
@@ -255,7 +256,7 @@ class TaskRun:
         """Train (resuming from the workdir's backup); returns the training summary."""
         import keras
 
-        from kerasapps.run.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
+        from kerasapps.training.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
@@ -374,7 +375,7 @@ class TaskRun:
             return self.task.save_samples(self.model, self.datasets["test"], directory)
 
     def finish(self) -> None:
-        """Wait for every worker before exiting (see :meth:`kerasapps.run.runtime.Runtime.barrier`)."""
+        """Wait for every worker before exiting (see :meth:`kerasapps.training.runtime.Runtime.barrier`)."""
         if self.runtime is not None:
             self.runtime.barrier()
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, cli
+from kerasapps.testing import run_cli as cli
+
+# Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
+TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+        "--set", "image_size=32"]
 from kerasapps.testing import check_export
 from kerasapps.data import shapes
 

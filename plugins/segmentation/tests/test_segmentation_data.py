@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
 from kerasapps.data.sources import DatasetSource
 from kerasapps.data import shapes
 from kerasapps.errors import UsageError
 from kerasapps.task import SPLITS
-from kerasapps_segmentation.folder import find_pairs, read_native
+from kerasapps_segmentation.data import find_pairs, read_native
 from kerasapps_segmentation.task import VOID, SegmentationTask
 
 CLASSES = "name,r,g,b\n" + "".join(
@@ -179,13 +179,13 @@ def test_cosine_schedule_spans_the_training_split_prepare_datasets_counted():
     assert float(optimizer.learning_rate) == pytest.approx(config.learning_rate * 0.05)
 
 
-CAMVID = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+CAMVID = pathlib.Path(__file__).resolve().parents[4] / "shared" / "data" / "camvid"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CAMVID / "train.txt").exists(), reason="CamVid copy not present")
 def test_reads_the_real_camvid_copy():
-    from kerasapps_segmentation.folder import _read_pair
+    from kerasapps_segmentation.data import _read_pair
 
     pairs = find_pairs(CAMVID)
     assert [len(pairs[s]) for s in ("train", "validation", "test")] == [367, 101, 101]

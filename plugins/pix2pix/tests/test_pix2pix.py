@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_pix2pix")
 
-from conftest import cli  # noqa: E402
+from kerasapps.testing import run_cli as cli  # noqa: E402
 from kerasapps.testing import check_export  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
 from kerasapps.testing import check_task, write_scene_images
 
 pytest.importorskip("tensorflow")
@@ -55,7 +55,7 @@ def test_captioning_starts_from_a_tagging_runs_network(tmp_path):
     import keras
     import tensorflow as tf
 
-    from kerasapps.run.transfer import read_trained_run
+    from kerasapps.training.transfer import read_trained_run
 
     small = ["--epochs", "1", "--batch-size", "16", "--set", "train_examples=64", "--set", "eval_examples=16",
              "--set", "image_size=32", "--set", "cnn_filters=8,16"]

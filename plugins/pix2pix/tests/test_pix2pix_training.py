@@ -15,7 +15,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_pix2pix")
 
-from kerasapps.run.engine import ResumableBackup, Trainer  # noqa: E402
+from kerasapps.training.engine import ResumableBackup, Trainer  # noqa: E402
 from kerasapps_pix2pix.models import Pix2Pix, patchgan_discriminator, unet_generator  # noqa: E402
 
 
@@ -64,7 +64,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-    from kerasapps.run.engine import Trainer
+    from kerasapps.training.engine import Trainer
     from test_pix2pix_training import pairs, tiny_model
 
     def after_one_step(strategy, batch):

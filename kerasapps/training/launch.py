@@ -196,7 +196,7 @@ def _launch_in_private_network(count, command, *, out, env, poll_seconds) -> int
     out.write("[launch] workers run in a private network namespace (loopback only)\n")
     out.flush()
     try:
-        inner = subprocess.Popen([sys.executable, "-m", "kerasapps.run.launch", request],
+        inner = subprocess.Popen([sys.executable, "-m", "kerasapps.training.launch", request],
                                  preexec_fn=_enter_private_network, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
     except (subprocess.SubprocessError, OSError) as exc:  # the probe passed but the real unshare did not

@@ -155,7 +155,7 @@ class Trainer:
         all-reduce; ``BatchNormalization(synchronized=True)`` is the per-step alternative.
         Within one process, replicas already share them.
         """
-        from kerasapps.run.distribute import is_multi_worker
+        from kerasapps.training.distribute import is_multi_worker
 
         if not is_multi_worker(self.strategy):
             return

@@ -24,7 +24,7 @@ def writes_shared_files(strategy_name: str) -> bool:
     strategy exists): only the chief writes the workdir's shared files."""
     if strategy_name != "multi-worker":
         return True
-    from kerasapps.run import distribute
+    from kerasapps.training import distribute
 
     return distribute.tf_config_is_chief(distribute.check_tf_config())
 
@@ -45,7 +45,7 @@ class Runtime:
     @classmethod
     def start(cls, *, strategy: str, tpu, precision: str, jit_compile, seed: int, workdir, cpu_bfloat16=False):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from kerasapps.run import distribute
+        from kerasapps.training import distribute
 
         virtual_cpus = distribute.configure_virtual_cpus()
         import keras
@@ -88,7 +88,7 @@ class Runtime:
 
     def describe(self) -> dict:
         """The figures metrics.json records about the runtime."""
-        from kerasapps.run import distribute
+        from kerasapps.training import distribute
 
         return {
             # (TensorFlow's class behind MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.)

@@ -12,7 +12,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
+
+# Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
+TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+        "--set", "image_size=32"]
 from kerasapps.metrics.retrieval import frechet_distance, r_precision, recall_at_k
 from kerasapps.testing import check_task, write_scene_images
 
@@ -94,7 +98,7 @@ def test_frechet_distance_by_hand():
 def test_contrastive_loss_by_hand():
     import tensorflow as tf
 
-    from kerasapps_captioning.matching import contrastive_losses
+    from kerasapps_captioning.models import contrastive_losses
 
     # Two orthogonal pairs, scale s: each direction's cross-entropy is log(1 + e^-s).
     vectors = tf.constant([[1.0, 0.0], [0.0, 1.0]])
@@ -112,7 +116,7 @@ TWO_REPLICAS = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from kerasapps_captioning.matching import DualEncoder
+    from kerasapps_captioning.models import DualEncoder
 
     def encoder(name, width):
         x = keras.Input((width,))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
 
 
 def test_classification_reads_mocked_tfds_mnist_and_trains():
@@ -11,7 +11,7 @@ def test_classification_reads_mocked_tfds_mnist_and_trains():
     import tensorflow as tf
 
     from kerasapps.data.sources import DatasetSource
-    from kerasapps.run.engine import Trainer
+    from kerasapps.training.engine import Trainer
     from kerasapps_classification.task import ClassificationTask
 
     task = ClassificationTask(ClassificationTask.Config(batch_size=16), DatasetSource("tfds:mnist", "tfds", "mnist"))

@@ -10,7 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY, cli
+from kerasapps.testing import run_cli as cli
+
+# Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
+TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+        "--set", "image_size=32"]
 from kerasapps.testing import check_export
 
 pytestmark = pytest.mark.slow
@@ -125,13 +129,13 @@ def test_evaluate_and_export_reuse_the_workdir(trained, tmp_path):
     assert (tmp_path / "exports/classification/1/saved_model.pb").exists(), good.stdout
 
 
-def test_killed_run_resumes_at_the_next_epoch(workspace):
+def test_killed_run_resumes_at_the_next_epoch(tmp_path):
     args = ["train", "classification", "--epochs", "5", "--batch-size", "32", "--set", "train_examples=1500",
             "--set", "eval_examples=64", "--set", "image_size=32"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=workspace, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state = workspace / "runs/classification/backup/checkpoint"
+    state = tmp_path / "runs/classification/backup/checkpoint"
     deadline = time.time() + 300
     try:
         while time.time() < deadline and proc.poll() is None:
@@ -145,44 +149,44 @@ def test_killed_run_resumes_at_the_next_epoch(workspace):
     text = state.read_text()
     completed = int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
     assert 2 <= completed < 5
-    again = cli(*args, cwd=workspace, check=0)
+    again = cli(*args, cwd=tmp_path, check=0)
     assert f"epoch {completed + 1}/5" in again.stdout
     assert f"epoch {completed}/5 " not in again.stdout  # nothing before k+1 was trained again
     first_line = next(line for line in again.stdout.splitlines() if line.startswith("epoch "))
     assert first_line.startswith(f"epoch {completed + 1}/5")
-    metrics = json.loads((workspace / "runs/classification/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs/classification/metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
     assert metrics["epochs_completed"] == 5 and metrics["resumed_from_epoch"] == completed
 
 
-def test_mirrored_strategy_on_two_logical_cpus(workspace):
-    result = cli("train", "classification", *TINY, "--strategy", "mirrored", cwd=workspace,
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    result = cli("train", "classification", *TINY, "--strategy", "mirrored", cwd=tmp_path,
                  env={"KERASAPPS_VIRTUAL_CPUS": "2"}, check=0)
-    metrics = json.loads((workspace / "runs/classification/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs/classification/metrics.json").read_text())
     assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2, result.stdout
     assert np.isfinite(metrics["history"][0]["loss"])
 
 
-def test_folder_dataset_and_its_errors(workspace):
-    data = workspace / "data"
+def test_folder_dataset_and_its_errors(tmp_path):
+    data = tmp_path / "data"
     for split, count in (("train", 12), ("test", 4)):
         for cls in ("cats", "dogs"):
             write_shape_pngs(data / split / cls, count=count, size=20)
     result = cli("run", "classification", "--dataset", f"folder:{data}", "--epochs", "1", "--batch-size", "8",
-                 cwd=workspace, check=0)
-    info = json.loads((workspace / "runs/classification/task_info.json").read_text())
+                 cwd=tmp_path, check=0)
+    info = json.loads((tmp_path / "runs/classification/task_info.json").read_text())
     assert info == {"class_names": ["cats", "dogs"], "image_size": 20, "channels": 3}
     assert "exported:" in result.stdout
     (data / "test" / "dogs" / "broken.png").write_text("garbage")
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
     assert "broken.png is not a PNG" in bad.stderr and "Traceback" not in bad.stderr
     (data / "test" / "dogs" / "broken.png").unlink()
     truncated = data / "train" / "cats" / "truncated.png"
     truncated.write_bytes((data / "train" / "cats" / "scene0.png").read_bytes()[:60])
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
     assert "could not be decoded" in bad.stderr and "Traceback" not in bad.stderr
     truncated.unlink()
     (data / "test" / "birds").mkdir()
     write_shape_pngs(data / "test" / "birds", count=1, size=20)
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=workspace, check=2)
+    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
     assert "classes not in train: birds" in bad.stderr

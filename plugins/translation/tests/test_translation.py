@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
 from kerasapps.testing import check_export
 
 tf = pytest.importorskip("tensorflow")
@@ -236,7 +236,7 @@ def test_run_reports_bleu_and_exports(trained):
 
 def trained_task(root):
     from kerasapps.registry import discover
-    from kerasapps.run.runner import RunOptions, resolve_config
+    from kerasapps.training.runner import RunOptions, resolve_config
     from kerasapps_translation.task import TranslationTask
 
     _, _, config = resolve_config(discover(), RunOptions(task="translation", config_file=str(
@@ -273,7 +273,7 @@ def beam_scores(task, model, sources, width, alpha):
     """Tokens, length-penalised score and log-prob of beam search, through the task's own step function."""
     from kerasapps.modeling.decoding import beam_search
     from kerasapps.data.text import END_ID, START_ID
-    from kerasapps_translation.model import ModelLayers
+    from kerasapps_translation.models import ModelLayers
 
     layers = ModelLayers.from_model(task.config, model)
     memory, keys, mask, decoder = layers.encode(sources, training=False)

@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import cli
-from kerasapps.api import UNK
+from kerasapps.testing import run_cli as cli
+from kerasapps.api import UNK, UsageError
 from kerasapps.testing import check_export
-from kerasapps.run.transfer import read_trained_run
+from kerasapps.training.transfer import read_trained_run
 
 tf = pytest.importorskip("tensorflow")
 
@@ -54,23 +54,30 @@ def write_flickr_folder(root, images=12, bad_row=None, size=40):
 
 @pytest.mark.slow
 def test_folder_loader_and_its_errors(tmp_path):
-    good = write_flickr_folder(tmp_path / "good", images=30)
-    result = cli("train", "captioning", "--dataset", f"folder:{good}", *TINY, "--workdir", tmp_path / "run", check=0)
+    from kerasapps.data.sources import DatasetSource
+    from kerasapps_captioning.task import CaptioningTask
+
+    # One run on a folder with a bad row, skipped: the loader, the vocabulary and skip_bad_examples.
+    folder = write_flickr_folder(tmp_path / "empty", images=30, bad_row="img0.png,")
+    result = cli("train", "captioning", "--dataset", f"folder:{folder}", *TINY, "--set", "skip_bad_examples=true",
+                 "--workdir", tmp_path / "run", check=0)
+    assert "skipped 1 bad rows" in result.stderr
     info = json.loads((tmp_path / "run" / "task_info.json").read_text())
     assert "circle" in info["vocabulary"] or "square" in info["vocabulary"], result.stdout
-    bad = write_flickr_folder(tmp_path / "missing", bad_row="nowhere.png,a caption")
-    err = cli("train", "captioning", "--dataset", f"folder:{bad}", "--workdir", tmp_path / "r2", check=2).stderr
-    assert "captions.txt, row 4: image 'nowhere.png' not found" in err and "Traceback" not in err
-    empty = write_flickr_folder(tmp_path / "empty", bad_row="img0.png,")
-    err = cli("train", "captioning", "--dataset", f"folder:{empty}", "--workdir", tmp_path / "r3", check=2).stderr
-    assert "row 4: empty caption" in err
-    skipped = cli("train", "captioning", "--dataset", f"folder:{empty}", *TINY, "--set", "skip_bad_examples=true",
-                  "--workdir", tmp_path / "r4", check=0)
-    assert "skipped 1 bad rows" in skipped.stderr
+    # Without skipping, the same folder is one error line: how every loader error reaches the user.
+    err = cli("train", "captioning", "--dataset", f"folder:{folder}", "--workdir", tmp_path / "r2", check=2).stderr
+    assert "row 4: empty caption" in err and "Traceback" not in err
+
+    def load(root):
+        source = DatasetSource(f"folder:{root}", "folder", str(root))
+        return CaptioningTask(CaptioningTask.Config(image_size=32), source).build_datasets()
+
+    with pytest.raises(UsageError, match="captions.txt, row 4: image 'nowhere.png' not found"):
+        load(write_flickr_folder(tmp_path / "missing", bad_row="nowhere.png,a caption"))
     corrupt = write_flickr_folder(tmp_path / "corrupt")
     (corrupt / "Images" / "img1.png").write_bytes(b"not a png")
-    err = cli("train", "captioning", "--dataset", f"folder:{corrupt}", "--workdir", tmp_path / "r5", check=2).stderr
-    assert "img1.png is not a PNG" in err
+    with pytest.raises(UsageError, match="img1.png is not a PNG"):
+        load(corrupt)
 
 
 def test_mocked_tfds_coco_captions_builds_batches():
@@ -170,7 +177,7 @@ def test_export_of_weights_that_do_not_fit_the_recorded_config_is_one_message(tr
 def trained_task(root):
     from kerasapps.data.sources import DatasetSource
     from kerasapps.registry import discover
-    from kerasapps.run.runner import RunOptions, resolve_config
+    from kerasapps.training.runner import RunOptions, resolve_config
 
     _, resolved, config = resolve_config(discover(), RunOptions(task="captioning", config_file=str(
         root / "runs/captioning/config.json")))
@@ -267,7 +274,7 @@ MERGE = dict(decoder="merge", normalize_features=True)
 @pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
 def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images(decoder):
     from kerasapps.data.sources import DatasetSource
-    from kerasapps_captioning.model import embed_features
+    from kerasapps_captioning.models import embed_features
     from kerasapps_captioning.task import CaptioningTask
 
     source = DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes")
@@ -353,6 +360,7 @@ def test_run_with_cached_frozen_encoder_trains_exports_and_rejects_a_trainable_o
 @pytest.fixture(scope="module")
 def classification_run(tmp_path_factory):
     """A tiny trained classification run (LeNet-5 on 32x32 shapes), to start captioning encoders from."""
+    pytest.importorskip("kerasapps_classification", reason="encoders from a classification run need that plugin")
     workdir = tmp_path_factory.mktemp("classification") / "run"
     cli("train", "classification", "--epochs", "1", "--batch-size", "32", "--set", "train_examples=64",
         "--set", "eval_examples=32", "--set", "image_size=32", "--set", "filters=8,8", "--set", "dense_units=16",
@@ -422,7 +430,7 @@ def test_cached_features_of_a_run_encoder_are_its_trained_networks(classificatio
 def test_encoder_weights_that_are_no_classification_run_are_one_error(classification_run, tmp_path):
     from kerasapps.config import apply_overrides
     from kerasapps.errors import UsageError
-    from kerasapps.run.transfer import read_trained_run
+    from kerasapps.training.transfer import read_trained_run
     from kerasapps_captioning.task import CaptioningConfig
 
     small = ["--epochs", "1", "--batch-size", "8", "--set", "train_examples=16", "--set", "eval_examples=8",
@@ -513,7 +521,7 @@ def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
 
     from kerasapps.config import apply_overrides
     from kerasapps.errors import UsageError
-    from kerasapps_captioning.model import build_image_features
+    from kerasapps_captioning.models import build_image_features
     from kerasapps_captioning.task import CaptioningConfig
 
     saved = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
@@ -530,8 +538,8 @@ def test_a_keras_applications_encoder_starts_from_a_weights_file(tmp_path):
 
 
 def test_a_grayscale_classification_network_sees_the_images_in_grey():
-    from kerasapps.run.transfer import TrainedRun
-    from kerasapps_captioning.model import build_run_features, build_run_network
+    from kerasapps.training.transfer import TrainedRun
+    from kerasapps_captioning.models import build_run_features, build_run_network
     from kerasapps_captioning.task import CaptioningConfig
 
     run = TrainedRun("unused", "unused.weights.h5", "classification",

@@ -2,7 +2,7 @@
 
 :data:`RUN_OPTIONS` is the one table: the command line's options are made from it
 (``kerasapps.cli``), so are :class:`RunOptions` (what the command line said) and the
-defaults of the resolved run (``kerasapps.run.runner.resolve_config``). Nothing here imports
+defaults of the resolved run (``kerasapps.training.runner.resolve_config``). Nothing here imports
 TensorFlow.
 
 Example::

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import cli
+from kerasapps.testing import run_cli as cli
 from kerasapps.testing import check_export
 
 tf = pytest.importorskip("tensorflow")
@@ -60,7 +60,7 @@ def test_stage2_is_rejected_with_a_clear_message():
 
 
 def tiny_gan(**kwargs):
-    from kerasapps_text_to_image.model import build_gan
+    from kerasapps_text_to_image.models import build_gan
 
     return build_gan(20, 6, 16, embed_dim=8, lstm_units=8, z_dim=8, cond_dim=8, generator_filters=32,
                      discriminator_filters=8, text_dim=8, **kwargs)
@@ -77,7 +77,7 @@ def tiny_batches(n=16, batch=8, seed=0):
 
 
 def test_backup_restores_generator_discriminator_encoder_and_both_optimizers(tmp_path):
-    from kerasapps.run.engine import ResumableBackup, Trainer
+    from kerasapps.training.engine import ResumableBackup, Trainer
 
     keras.utils.set_random_seed(1)
     gan = tiny_gan()
@@ -105,7 +105,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import keras
     sys.path.insert(0, sys.argv[1])
     from test_text_to_image import tiny_batches, tiny_gan
-    from kerasapps.run.engine import Trainer
+    from kerasapps.training.engine import Trainer
 
     def after_one_step(strategy):
         with strategy.scope():

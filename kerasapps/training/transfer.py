@@ -94,7 +94,11 @@ def _shape_mismatch(message: str) -> str:
 
 def read_trained_run(path, task: str | None = None) -> TrainedRun:
     """Read the run folder ``path`` (or ``path`` = a ``.weights.h5`` file inside one) and check
-    that it holds a trained run, of ``task`` when given. No TensorFlow is imported."""
+    that it holds a trained run, of ``task`` when given. No TensorFlow is imported.
+
+    Returns a :class:`TrainedRun` (its folder, weights file, task and config; ``build_model()`` rebuilds the
+    model).
+    """
     path = pathlib.Path(path).expanduser()
     kind = f"a kerasapps {task} run" if task else "a kerasapps run"
     if not path.exists():

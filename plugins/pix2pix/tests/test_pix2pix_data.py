@@ -8,11 +8,11 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_pix2pix")
 
-from conftest import cli  # noqa: E402
+from kerasapps.testing import run_cli as cli  # noqa: E402
 from kerasapps.errors import UsageError  # noqa: E402
-from kerasapps_pix2pix.folder import find_pairs, read_folder  # noqa: E402
+from kerasapps_pix2pix.data import find_pairs, read_folder  # noqa: E402
 
-CMP_FACADE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cmp_facade"
+CMP_FACADE = pathlib.Path(__file__).resolve().parents[4] / "shared" / "data" / "cmp_facade"
 
 
 def solid(height, width, colour, channels=3):

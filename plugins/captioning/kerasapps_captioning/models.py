@@ -10,12 +10,14 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import END_ID, START_ID, ForgetGateBias, FusedBatchNormalization, UsageError, decode
+from kerasapps.api import END_ID, START_ID, ForgetGateBias, FusedBatchNormalization, UsageError, Vocabulary, decode
 
 # keras.applications encoders: constructor and the preprocessing its weights expect.
 APPLICATIONS = {
@@ -240,3 +242,138 @@ class ShowAndTell(keras.Model):
                 raise ValueError("this model was built without cache_features: it takes images")
             return self.features_head(inputs, training=training)
         return super().call(inputs, training=training, mask=mask)
+
+
+MAX_LOGIT_SCALE = 100.0  # CLIP's cap on 1 / temperature: a larger scale made its training unstable
+
+
+def gather_replicas(local):
+    """Every replica's rows of ``local``, in replica order, and where this replica's rows start.
+
+    Under one replica: ``(local, 0)``. The gradient flows back to each replica's own rows
+    (``ReplicaContext.all_gather`` sums the replicas' gradients and slices), so a loss over the
+    gathered rows trains as if the global batch were on one device.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return local, tf.constant(0)
+    gathered = context.all_gather(local, axis=0)
+    sizes = context.all_gather(tf.shape(local)[:1], axis=0)
+    return gathered, tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+
+
+def contrastive_losses(image_embeddings, text_embeddings, logit_scale):
+    """Symmetric InfoNCE (CLIP): per local pair, the mean of two cross-entropies, image -> the
+    global batch's texts and text -> its images, with logits ``logit_scale * cosine``.
+
+    Returns ``(losses [n], correct [n], pairs)``: each local pair's loss, whether both directions
+    rank it first in the global batch, and the global batch's pair count. Inputs are unit
+    vectors ``[n, d]`` of this replica.
+    """
+    all_images, offset = gather_replicas(image_embeddings)
+    all_texts, _ = gather_replicas(text_embeddings)
+    labels = offset + tf.range(tf.shape(image_embeddings)[0])
+    image_to_text = logit_scale * tf.matmul(image_embeddings, all_texts, transpose_b=True)
+    text_to_image = logit_scale * tf.matmul(text_embeddings, all_images, transpose_b=True)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits
+    losses = 0.5 * (cross_entropy(labels, image_to_text) + cross_entropy(labels, text_to_image))
+    correct = ((tf.argmax(image_to_text, -1, output_type=tf.int32) == labels)
+               & (tf.argmax(text_to_image, -1, output_type=tf.int32) == labels))
+    return losses, correct, tf.shape(all_texts)[0]
+
+
+class DualEncoder(keras.Model):
+    """An image encoder and a text encoder into one space, and a learnt temperature.
+
+    ``call`` maps ``{"image": [N, S, S, 3] 0..255, "tokens": [N, T]}`` to
+    ``{"image_embedding", "text_embedding"}`` (unit vectors); ``train_step`` minimises
+    :func:`contrastive_losses` over the global batch (all replicas' pairs are each pair's
+    negatives) and logs ``loss``, ``batch_accuracy`` (both directions rank the pair first in the
+    batch) and ``temperature``.
+
+    Example::
+
+        model = DualEncoder(build_image_encoder(cfg), build_text_encoder(cfg, vocab.size), vocabulary=vocab)
+        model.compile(keras.optimizers.Adam(1e-3))
+        model.image_embeddings(uint8_images) @ model.text_embeddings(["a red circle"]).T   # cosines
+    """
+
+    def __init__(self, image_encoder, text_encoder, *, vocabulary: Vocabulary | None = None,
+                 temperature: float = 0.07, learn_temperature: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.vocabulary = vocabulary  # not a layer: the export tracks its lookup table (serving_resources)
+        self.log_logit_scale = self.add_weight(
+            name="log_logit_scale", shape=(), initializer=keras.initializers.Constant(math.log(1 / temperature)),
+            trainable=learn_temperature)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "batch_accuracy", "temperature")}
+        self.built = True  # both encoders are built; the engine must not build it again
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def logit_scale(self):
+        return tf.minimum(tf.exp(tf.cast(self.log_logit_scale, tf.float32)), MAX_LOGIT_SCALE)
+
+    def call(self, inputs, training=None):
+        return {"image_embedding": self.image_encoder(tf.cast(inputs["image"], tf.float32), training=training),
+                "text_embedding": self.text_encoder(inputs["tokens"], training=training)}
+
+    def _step(self, data, training):
+        embeddings = self(data, training=training)
+        return contrastive_losses(embeddings["image_embedding"], embeddings["text_embedding"], self.logit_scale)
+
+    def _update(self, losses, correct):
+        self.trackers["loss"].update_state(losses)
+        self.trackers["batch_accuracy"].update_state(tf.cast(correct, tf.float32))
+        self.trackers["temperature"].update_state(1.0 / self.logit_scale)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses, correct, pairs = self._step(data, training=True)
+            # Each replica's share of the global mean: the optimizer sums the replicas' gradients.
+            loss = tf.reduce_sum(losses) / tf.cast(tf.maximum(pairs, 1), tf.float32)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._update(losses, correct)
+
+    def test_step(self, data):
+        losses, correct, _ = self._step(data, training=False)
+        return self._update(losses, correct)
+
+    # -- embeddings for other tasks and for serving ------------------------------
+    @property
+    def image_size(self) -> int:
+        return int(self.image_encoder.input.shape[1])
+
+    def embed_images(self, images):
+        """Graph code: images ``[N, H, W, 3]`` in 0..255 (resized when not the model's size) -> unit vectors."""
+        images = tf.cast(images, tf.float32)
+        size = self.image_size
+        if images.shape[1] != size or images.shape[2] != size:
+            images = tf.image.resize(images, (size, size), antialias=True)
+        return self.image_encoder(images, training=False)
+
+    def embed_texts(self, texts):
+        """Graph code: captions ``tf.string [N]`` -> unit vectors (standardised as in training)."""
+        return self.text_encoder(tf.cast(self.vocabulary.encode(texts), tf.int32), training=False)
+
+    def image_embeddings(self, images, batch_size: int = 256) -> np.ndarray:
+        """uint8 or float images ``[N, H, W, 3]`` (0..255; an array or batches of them) -> float32 ``[N, d]``."""
+        embed = tf.function(self.embed_images, reduce_retracing=True)
+        batches = ([images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+                   if isinstance(images, np.ndarray) else images)
+        out = [embed(tf.convert_to_tensor(batch)).numpy() for batch in batches]
+        return np.concatenate(out) if out else np.zeros((0, self.image_encoder.output.shape[-1]), np.float32)
+
+    def text_embeddings(self, texts, batch_size: int = 1024) -> np.ndarray:
+        """Captions (str) -> float32 ``[N, d]``."""
+        texts = list(texts)
+        embed = tf.function(self.embed_texts, reduce_retracing=True)
+        out = [embed(tf.constant(texts[i:i + batch_size])).numpy() for i in range(0, len(texts), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.text_encoder.output.shape[-1]), np.float32)

@@ -9,7 +9,8 @@ import tensorflow as tf
 from kerasapps_segmentation import models
 from kerasapps_segmentation.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from kerasapps_segmentation.metrics import MeanClassAccuracy, MeanIoU, PixelAccuracy, per_class_iou
-from kerasapps_segmentation.task import VOID, PixelCrossEntropy
+from kerasapps_segmentation.losses import PixelCrossEntropy
+from kerasapps_segmentation.task import VOID
 
 # Two 3x5 single-channel images (odd height and width). The second is all negative, so a
 # padded position would win its window if padding were wrong.
