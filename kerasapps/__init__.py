@@ -5,9 +5,16 @@ group and are run by one engine under any ``tf.distribute`` strategy.
 
 Importing this package is cheap: TensorFlow is imported only when a task runs.
 
-Plugin authors import from :mod:`kerasapps.api`, the supported surface.
+Users run tasks from Python with :func:`run`, :func:`train`, :func:`evaluate`, :func:`export` and
+:func:`load` (:mod:`kerasapps.runs`, what the command line itself calls); plugin authors import
+from :mod:`kerasapps.api`, the supported surface for plugins.
 
 Example::
+
+    import kerasapps
+
+    result = kerasapps.run("classification", epochs=2)        # result.metrics, result.model
+    kerasapps.load(result.export_path).predict(["cat.png"])
 
     from kerasapps.api import TaskSpec, hookimpl
 
@@ -28,4 +35,17 @@ hookimpl = pluggy.HookimplMarker("kerasapps")
 
 _moved.install()  # the flat layout's import paths (kerasapps.images, ...), deprecated
 
-__all__ = ["DatasetSpec", "TaskSpec", "UsageError", "__version__", "hookimpl"]
+_PYTHON_API = {"run", "train", "evaluate", "export", "load", "RunResult"}
+
+
+def __getattr__(name):
+    # The Python API loads on first use: `import kerasapps` stays free of TensorFlow (`kerasapps list`).
+    if name in _PYTHON_API:
+        from kerasapps import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module 'kerasapps' has no attribute {name!r}")
+
+
+__all__ = ["DatasetSpec", "RunResult", "TaskSpec", "UsageError", "__version__", "evaluate", "export", "hookimpl",
+           "load", "run", "train"]

@@ -14,6 +14,7 @@ import sys
 import warnings
 
 # old module -> its new home; a moved package's submodules follow it (kerasapps.server.app).
+# (kerasapps.export, an internal module, is not here: the name is the Python API's export function.)
 MOVED_MODULES = {
     "kerasapps.runner": "kerasapps.training.runner",
     "kerasapps.engine": "kerasapps.training.engine",
@@ -29,7 +30,6 @@ MOVED_MODULES = {
     "kerasapps.text": "kerasapps.data.text",
     "kerasapps.folder_links": "kerasapps.data.folder_links",
     "kerasapps.datasets": "kerasapps.data",
-    "kerasapps.export": "kerasapps.serving.export",
     "kerasapps.server": "kerasapps.serving.server",
     "kerasapps.bleu": "kerasapps.metrics.bleu",
     "kerasapps.cider": "kerasapps.metrics.cider",

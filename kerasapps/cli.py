@@ -234,24 +234,25 @@ def _run_options(func):
     return click.argument("task")(click_options(func))
 
 
-def _make_run(ctx, kwargs, fresh=False, use_workdir_config=False):
+def _call_api(ctx, function, kwargs, use_workdir_config=False, **arguments):
+    """Run ``function`` (one of :mod:`kerasapps.runs`) with the command line's options: the
+    command line is this thin layer over the Python API. ``--print-config`` prints the resolved
+    settings instead."""
+    from kerasapps import runs
     from kerasapps.config import parse_set_options
-    from kerasapps.training.runner import RunOptions, TaskRun
 
-    sets = parse_set_options(kwargs.pop("overrides"))
+    overrides = parse_set_options(kwargs.pop("overrides"))
     print_config = kwargs.pop("print_config")
-    run = TaskRun(_registry(ctx), RunOptions(overrides=sets, fresh=fresh, use_workdir_config=use_workdir_config,
-                                             **kwargs))
+    task = kwargs.pop("task")
+    settings = {("config" if name == "config_file" else name): value for name, value in kwargs.items()
+                if value is not None}
+    registry = _registry(ctx)
     if print_config:
-        click.echo(json.dumps(run.resolved, indent=2, default=str))
+        task_run = runs.make_run(task, overrides=overrides, registry=registry, use_workdir_config=use_workdir_config,
+                                 fresh=arguments.get("fresh", False), **settings)
+        click.echo(json.dumps(task_run.resolved, indent=2, default=str))
         ctx.exit(0)
-    return run
-
-
-def _print_metrics(title, metrics):
-    click.echo(f"{title}: " + ", ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if not isinstance(v, (dict, list))
-    ))
+    function(task, overrides=overrides, registry=registry, **arguments, **settings)
 
 
 @cli.command()
@@ -261,30 +262,9 @@ def _print_metrics(title, metrics):
 @click.pass_context
 def run(ctx, fresh, samples, **kwargs):
     """Train TASK, evaluate it on the held-out split, export it and show predictions."""
-    task_run = _make_run(ctx, kwargs, fresh)
-    from kerasapps.training.lock import check_writable_dir
+    from kerasapps import runs
 
-    check_writable_dir(pathlib.Path(task_run.resolved["export_dir"]) / task_run.resolved["task"], "export directory")
-    summary = task_run.train()
-    evaluation = task_run.evaluate()
-    _print_metrics(evaluation["split"], evaluation["test"])
-    export_path = task_run.export()
-    path = task_run.write_metrics(**summary, metrics=evaluation["test"], weights=evaluation["weights"],
-                                 scored_split=evaluation["split"], export_path=str(export_path))
-    if samples:
-        lines = task_run.samples(samples)
-        pictures = task_run.sample_pictures()
-        if task_run.is_chief:
-            if lines:
-                click.echo("sample predictions (held-out):")
-            for line in lines:
-                click.echo(f"  {line}")
-            if pictures:
-                click.echo(f"sample pictures: {len(pictures)} under {pathlib.Path(pictures[0]).parent}")
-    task_run.finish()
-    if task_run.is_chief:
-        click.echo(f"exported: {export_path}")
-        click.echo(f"metrics: {path}")
+    _call_api(ctx, runs.run, kwargs, fresh=fresh, samples=samples)
 
 
 @cli.command()
@@ -293,11 +273,9 @@ def run(ctx, fresh, samples, **kwargs):
 @click.pass_context
 def train(ctx, fresh, **kwargs):
     """Train TASK (resumes from the workdir's last completed epoch)."""
-    task_run = _make_run(ctx, kwargs, fresh)
-    summary = task_run.train()
-    path = task_run.write_metrics(**summary)
-    task_run.finish()
-    click.echo(f"trained {summary['epochs_completed']} epochs; metrics: {path}")
+    from kerasapps import runs
+
+    _call_api(ctx, runs.train, kwargs, fresh=fresh)
 
 
 @cli.command()
@@ -306,10 +284,9 @@ def train(ctx, fresh, **kwargs):
 def evaluate(ctx, **kwargs):
     """Evaluate the workdir's best weights on the held-out split (with the config they were
     trained with; options given here override it)."""
-    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
-    evaluation = task_run.evaluate()
-    _print_metrics(evaluation["split"], evaluation["test"])
-    click.echo(f"metrics: {task_run.write_metrics(metrics=evaluation['test'], weights=evaluation['weights'], scored_split=evaluation['split'])}")
+    from kerasapps import runs
+
+    _call_api(ctx, runs.evaluate, kwargs, use_workdir_config=True)
 
 
 @cli.command()
@@ -318,8 +295,9 @@ def evaluate(ctx, **kwargs):
 def export(ctx, **kwargs):
     """Export the workdir's best weights as the next SavedModel version (with the config
     they were trained with; options given here override it)."""
-    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
-    click.echo(f"exported: {task_run.export()}")
+    from kerasapps import runs
+
+    _call_api(ctx, runs.export, kwargs, use_workdir_config=True)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

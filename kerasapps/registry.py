@@ -85,6 +85,16 @@ class _LazySpec:
             raise UsageError(f"{self.name!r} cannot be loaded from {self.factory}: {_describe_fault(exc)}") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class _ClassSpec(_LazySpec):
+    """A task given as a class (not through an entry point): loading it is returning it."""
+
+    task_class: type = None
+
+    def load(self):
+        return self.task_class
+
+
 class TaskSpec(_LazySpec):
     """A light description of a task; the model code loads only on demand.
 
@@ -177,6 +187,20 @@ class Registry:
             self.broken_tasks[name] = problem
             raise UsageError(f"task {name!r} from {info.describe()} is broken: {problem}")
         return task_class
+
+    def add_task_class(self, task_class) -> None:
+        """Make a Task class that no plugin registers runnable by its ``name`` (notebook
+        prototyping: ``kerasapps.run(MyTask)``); refused like a plugin's broken task."""
+        name = getattr(task_class, "name", None)
+        if not isinstance(task_class, type) or not name:
+            raise UsageError(f"{task_class!r} is not a task class with a name (subclass kerasapps.api.Task "
+                             "and set its name)")
+        problem = task_contract_problem(task_class)
+        if problem:
+            raise UsageError(f"task class {task_class.__name__} is broken: {problem}")
+        module = getattr(task_class, "__module__", "__main__")
+        info = PluginInfo(name=module, value=module, distribution="(not installed)", version="")
+        self.tasks[name] = (_ClassSpec(name, f"{module}:{task_class.__qualname__}", task_class=task_class), info)
 
     def check_tasks(self) -> dict[str, str]:
         """Load every task class (TensorFlow included) and return ``broken_tasks``."""

@@ -199,16 +199,28 @@ def _read_checked(path, size: int = -1) -> bytes:
             data = f.read(size)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size < 0:  # the whole file: its header is there, so its size can be checked before decoding
+        return check_image_bytes(data, str(path))
     if image_format(data[:16]) is None:
         raise UsageError(f"{path} is not a PNG, JPEG, GIF, BMP or WebP image (corrupt or wrong file?)")
-    if size < 0:  # the whole file: its header is there, so its size can be checked before decoding
-        try:
-            width, height, _ = image_dimensions(data)
-        except NotAnImage as exc:
-            raise UsageError(f"{path}: {exc} (corrupt or truncated file?)") from None
-        if width * height > max_image_pixels():
-            raise UsageError(f"{path}: {width}x{height} pixels is over the limit of {max_image_pixels()} "
-                             f"(set ${MAX_PIXELS_ENV} to allow larger images)")
+    return data
+
+
+def check_image_bytes(data: bytes, label: str = "image") -> bytes:
+    """Check encoded image bytes as :func:`check_image_file` checks a file (``label`` names them
+    in the error): a known format, a readable header, at most :func:`max_image_pixels` pixels.
+
+    Returns ``data``, unchanged.
+    """
+    if image_format(data[:16]) is None:
+        raise UsageError(f"{label} is not a PNG, JPEG, GIF, BMP or WebP image (corrupt or wrong file?)")
+    try:
+        width, height, _ = image_dimensions(data)
+    except NotAnImage as exc:
+        raise UsageError(f"{label}: {exc} (corrupt or truncated file?)") from None
+    if width * height > max_image_pixels():
+        raise UsageError(f"{label}: {width}x{height} pixels is over the limit of {max_image_pixels()} "
+                         f"(set ${MAX_PIXELS_ENV} to allow larger images)")
     return data
 
 

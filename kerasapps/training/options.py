@@ -81,6 +81,32 @@ def click_options(func: Callable) -> Callable:
     return func
 
 
+def check_option_value(option: RunOption, value):
+    """``value`` of ``option`` checked and converted as the command line converts its text (for
+    settings given from Python). A bad value is a UsageError with the command line's message:
+    ``Invalid value for '--strategy': 'bogus' is not one of 'auto', ...``.
+
+    Returns the converted value.
+    """
+    from kerasapps.errors import UsageError
+
+    if option.name == "jit_compile":  # an on/off flag: True, False or None (the default: on GPU/TPU)
+        if value is None or isinstance(value, bool):
+            return value
+        raise UsageError(f"Invalid value for '--jit-compile': expected True, False or None, not {value!r}")
+    kind = option.click.get("type")
+    if kind is None:  # a text option: a name, a spec, a path
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) and not hasattr(value, "__fspath__"):
+            raise UsageError(f"Invalid value for '{option.flags[0]}': expected text, not {value!r}")
+        return str(value.__fspath__() if hasattr(value, "__fspath__") else value)
+    if isinstance(value, bool) and not isinstance(kind, click.Choice):
+        raise UsageError(f"Invalid value for '{option.flags[0]}': {value!r} is not a number")
+    try:
+        return click.types.convert_type(kind).convert(value, None, None)
+    except click.BadParameter as exc:
+        raise UsageError(f"Invalid value for '{option.flags[0]}': {exc.message}") from None
+
+
 def _run_options_class():
     fields = [("task", str)]
     fields += [(o.name, Any, dataclasses.field(default=None)) for o in RUN_OPTIONS if o.name != "overrides"]
@@ -100,4 +126,5 @@ def _run_options_class():
 
 RunOptions = _run_options_class()
 
-__all__ = ["COMMON_CONFIG_OPTIONS", "RUN_KEYS", "RUN_OPTIONS", "RunOption", "RunOptions", "click_options"]
+__all__ = ["COMMON_CONFIG_OPTIONS", "RUN_KEYS", "RUN_OPTIONS", "RunOption", "RunOptions", "check_option_value",
+           "click_options"]
