@@ -5,6 +5,8 @@ core could not call is refused when the task is loaded, not after training."""
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -182,3 +184,37 @@ def test_plugin_code_names_the_plugin_and_leaves_the_core_s_errors_alone():
     with pytest.raises(UsageError):  # the user's mistake, reported by the CLI as it is
         with registry.plugin_code("tiny", "load_folder"):
             raise UsageError("no such folder")
+
+
+def test_the_flat_layouts_import_paths_still_work_with_a_warning_naming_the_new_path(tmp_path):
+    code = r'''
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import kerasapps.images as old_images
+    from kerasapps.data import DatasetSource, hash_split
+    from kerasapps.datasets import shapes
+    from kerasapps.server.app import create_app
+    from kerasapps.serving import predict_inputs
+    import kerasapps.workdir_lock
+import kerasapps.data.images, kerasapps.data.sources, kerasapps.data.shapes, kerasapps.training.lock
+assert old_images is kerasapps.data.images and old_images.__spec__.name == "kerasapps.data.images"
+assert DatasetSource is kerasapps.data.sources.DatasetSource and shapes is kerasapps.data.shapes
+assert kerasapps.workdir_lock is kerasapps.training.lock
+for warning in caught:
+    assert warning.category is DeprecationWarning and warning.filename == __file__, (warning.filename, warning.message)
+print(sorted({str(w.message).split(";")[0] for w in caught}))
+'''
+    script = tmp_path / "old_imports.py"  # a file of its own: each warning must name the line importing
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(sorted([
+        "kerasapps.data.DatasetSource moved to kerasapps.data.sources.DatasetSource",
+        "kerasapps.data.hash_split moved to kerasapps.data.splits.hash_split",
+        "kerasapps.datasets moved to kerasapps.data",
+        "kerasapps.images moved to kerasapps.data.images",
+        "kerasapps.server moved to kerasapps.serving.server",
+        "kerasapps.server.app moved to kerasapps.serving.server.app",
+        "kerasapps.serving.predict_inputs moved to kerasapps.serving.predict.predict_inputs",
+        "kerasapps.workdir_lock moved to kerasapps.training.lock",
+    ]))
