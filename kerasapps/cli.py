@@ -332,7 +332,7 @@ def export(ctx, **kwargs):
 @click.option("--step-size", default=None, metavar="FRACTION",
               help="PGD step, a fraction of the pixel range (default 2.5 * epsilon / steps).")
 @click.option("--target", default=None, metavar="CLASS", help="Targeted attack towards CLASS (id or name).")
-@click.option("--examples", default=None, type=int, help="Attack only the first N test examples.")
+@click.option("--examples", default=None, type=int, help="Attack only N test examples, spread evenly over the split.")
 @click.option("--panels", default=4, show_default=True, type=int,
               help="Pictures (clean | perturbation | adversarial) written under WORKDIR/samples.")
 @click.option("--check-epsilon", default="0.5", show_default=True, metavar="FRACTION",

@@ -168,15 +168,19 @@ def count_examples(dataset) -> int:
 
 
 def take_examples(dataset, examples: int | None):
-    """The first ``examples`` examples of a batched dataset, batched the same (None: all).
+    """``examples`` examples spread evenly over a batched dataset (every k-th one, so that a split
+    stored class by class is sampled from every class), batched the same (None: all).
 
     Returns a batched ``tf.data.Dataset``.
     """
     if examples is None:
         return dataset
-    batch_size = next(iter(dataset.take(1)))
-    batch_size = int(tf.shape(tf.nest.flatten(batch_size)[-1])[0])
-    return dataset.unbatch().take(examples).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    total = count_examples(dataset)
+    if examples >= total:
+        return dataset
+    first = next(iter(dataset.take(1)))
+    batch_size = int(tf.shape(tf.nest.flatten(first)[-1])[0])
+    return dataset.unbatch().shard(total // examples, 0).take(examples).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def measure_robustness(meter: RobustnessMeter, dataset) -> dict:
