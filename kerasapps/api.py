@@ -30,6 +30,9 @@ Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:
 Paired embeddings: :func:`recall_at_k`, :func:`r_precision` (text-to-image, as AttnGAN reports it),
     :func:`frechet_distance` (FID's formula, in any network's features).
 Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
+Adversarial examples: :func:`fgsm`, :func:`pgd`, :func:`input_gradient` (L-infinity attacks as graph
+    code, on a loss of (inputs, labels)), :class:`AttackSurface` (what ``Task.attack_surface``
+    returns: the image input, its pixel range, the loss, the score), :func:`default_attack_surface`.
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
 
@@ -113,6 +116,11 @@ _LAZY = {
     "frechet_distance": "kerasapps.metrics.retrieval:frechet_distance",
     "ForgetGateBias": "kerasapps.modeling.layers:ForgetGateBias",
     "FusedBatchNormalization": "kerasapps.modeling.layers:FusedBatchNormalization",
+    "fgsm": "kerasapps.adversarial.attacks:fgsm",
+    "pgd": "kerasapps.adversarial.attacks:pgd",
+    "input_gradient": "kerasapps.adversarial.attacks:input_gradient",
+    "AttackSurface": "kerasapps.adversarial.surface:AttackSurface",
+    "default_attack_surface": "kerasapps.adversarial.surface:default_attack_surface",
     "read_trained_run": "kerasapps.training.transfer:read_trained_run",
     "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }

@@ -300,6 +300,50 @@ def export(ctx, **kwargs):
     _call_api(ctx, runs.export, kwargs, use_workdir_config=True)
 
 
+@cli.command()
+@_run_options
+@click.option("--attack", "attacks", default="fgsm,pgd", show_default=True, metavar="NAMES",
+              help="Comma-separated attacks: fgsm, pgd (L-infinity, random start).")
+@click.option("--epsilon", "epsilons", default="0,2/255,4/255,8/255", show_default=True, metavar="LIST",
+              help="Perturbation budgets, fractions of the input's pixel range (8/255: 8 levels of 0..255 pixels).")
+@click.option("--steps", default=10, show_default=True, type=int, help="PGD steps.")
+@click.option("--step-size", default=None, metavar="FRACTION",
+              help="PGD step, a fraction of the pixel range (default 2.5 * epsilon / steps).")
+@click.option("--target", default=None, metavar="CLASS", help="Targeted attack towards CLASS (id or name).")
+@click.option("--examples", default=None, type=int, help="Attack only N test examples, spread evenly over the split.")
+@click.option("--panels", default=4, show_default=True, type=int,
+              help="Pictures (clean | perturbation | adversarial) written under WORKDIR/samples.")
+@click.option("--check-epsilon", default="0.5", show_default=True, metavar="FRACTION",
+              help="Epsilon of the gradient-masking check ('none': skip it).")
+@click.pass_context
+def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, check_epsilon, **kwargs):
+    """Attack the workdir's trained model on its test split with adversarial examples
+    (white-box, L-infinity); write WORKDIR/attack/report.json and a plot of the score vs epsilon."""
+    from kerasapps.adversarial.settings import AttackSettings
+
+    settings = AttackSettings.parse(attacks, epsilons, steps, step_size, target, examples, panels, check_epsilon,
+                                    seed=kwargs["seed"] or 0)
+    if kwargs["precision"] not in (None, "float32"):
+        raise UsageError(f"--precision {kwargs['precision']}: attacks run in float32 (input gradients in "
+                         "half precision are too coarse); leave --precision out")
+    kwargs["precision"] = "float32"
+    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
+    from kerasapps.adversarial.attack_run import attack_trained_run, report_table
+
+    report = attack_trained_run(task_run, settings)
+    task_run.finish()
+    if not task_run.is_chief:
+        return
+    for line in report_table(report):
+        click.echo(line)
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"report: {report['files']['report']}")
+    click.echo(f"plot: {report['files']['plot']}")
+    if report["files"]["panels"]:
+        click.echo(f"panels: {len(report['files']['panels'])} under {pathlib.Path(report['files']['panels'][0]).parent}")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes to start on this machine.")

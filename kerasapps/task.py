@@ -315,6 +315,26 @@ class Task(abc.ABC):
         under ``directory`` (``<workdir>/samples`` on ``run``); return the paths written."""
         return []
 
+    # -- adversarial examples ------------------------------------------------
+    def attack_surface(self, model):
+        """What ``kerasapps attack`` perturbs and scores: a
+        :class:`kerasapps.api.AttackSurface` (the image input, its pixel range, the loss to
+        climb, the metric to report). Raise ``UsageError`` saying why when the model cannot be
+        attacked.
+
+        Default: a compiled model with one float image input ``[N, H, W, C]`` of 0..255 pixels,
+        attacked through its compiled loss and scored by the task's ``monitor`` (without
+        ``val_``); any other model is refused, naming why.
+
+        Example (a model with an image and a text input)::
+
+            def attack_surface(self, model):
+                return AttackSurface(input_name="image", score="accuracy")
+        """
+        from kerasapps.adversarial.surface import default_attack_surface
+
+        return default_attack_surface(self, model)
+
     # -- serving -----------------------------------------------------------
     @abc.abstractmethod
     def serving_function(self, model):
@@ -410,7 +430,7 @@ _CORE_CALLS = {
     "load_registered": 0, "load_tfds": 0, "load_folder": 0, "build_datasets": 0, "prepare_datasets": 1,
     "build_model": 0, "build_training_state": 2, "training_callbacks": 3, "evaluate": 3,
     "describe_predictions": 3, "save_samples": 3, "serving_function": 1, "serving_resources": 0,
-    "export_assets": 0,
+    "export_assets": 0, "attack_surface": 1,
 }
 
 

@@ -349,6 +349,27 @@ class TaskRun:
         # its info (e.g. "validation"): the figures are labelled with it, never as test figures.
         return {"weights": weights, "test": metrics, "split": self.task.info.get("scored_split", "test")}
 
+    def load_trained(self) -> str:
+        """Rebuild the trained model from the workdir with its data (every split, lazily), load its
+        best (else latest) weights and build its metrics on a test batch, writing nothing: for
+        commands that read a run (``attack``). Returns the weights file loaded."""
+        if not self.folder.task_info_file.is_file():
+            raise UsageError(f"{self.workdir} holds no trained {self.resolved['task']} run (no task_info.json); "
+                             f"train one first: kerasapps run {self.resolved['task']} --workdir {self.workdir}")
+        self._setup_runtime()
+        self._make_task(self.folder.read_task_info())
+        with self._plugin("build_datasets"), decoding_errors_as_usage_errors(self.source):
+            self.datasets = self.task.build_datasets()
+        from kerasapps.training.engine import build_model_state
+
+        with self.strategy.scope():
+            with self._plugin("build_model"):
+                self.model = self.task.build_model()
+        weights = self._load_trained_weights()
+        with self.strategy.scope(), decoding_errors_as_usage_errors(self.source):
+            build_model_state(self.model, next(iter(self.datasets["test"])))
+        return weights
+
     def export(self) -> pathlib.Path:
         if self.model is None:
             self._setup_runtime()

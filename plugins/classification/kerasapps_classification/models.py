@@ -67,3 +67,57 @@ def resnet20_features(x):
                 shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
             x = keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([shortcut, y]))
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+class AdversarialClassifier(keras.Model):
+    """A functional classifier whose ``train_step`` also trains on adversarial examples made from
+    each batch: FGSM (Goodfellow et al. 2015) or PGD with a random start (Madry et al. 2018), in
+    the L-infinity ball of ``epsilon`` (pixels of 0..255). The loss is ``(1 - adversarial_weight)``
+    times the clean batch's plus ``adversarial_weight`` times the adversarial batch's (0.5: Goodfellow's
+    mix; 1.0: Madry's adversarial-only). Its layers, weights and ``call`` are the plain
+    classifier's, so checkpoints, best weights and the export are exactly as before.
+
+    Example::
+
+        plain = build_classifier("lenet5", (28, 28, 1), 10)
+        model = AdversarialClassifier(plain.inputs, plain.outputs, attack="pgd", epsilon=76.5, steps=7)
+    """
+
+    def __init__(self, inputs, outputs, *, attack: str, epsilon: float, steps: int = 10, step_size=None,
+                 adversarial_weight: float = 0.5, name=None):
+        super().__init__(inputs=inputs, outputs=outputs, name=name)
+        self.attack, self.epsilon, self.steps = attack, float(epsilon), int(steps)
+        self.step_size, self.adversarial_weight = step_size, float(adversarial_weight)
+
+    def adversarial_examples(self, images, labels):
+        """The attack on one batch, against the model in inference mode (no dropout)."""
+        from kerasapps.api import fgsm, pgd
+
+        def loss_fn(candidate, labels):
+            return self.compute_loss(x=candidate, y=labels, y_pred=self(candidate, training=False), training=False)
+
+        if self.attack == "fgsm":
+            return fgsm(loss_fn, images, labels, self.epsilon)
+        return pgd(loss_fn, images, labels, self.epsilon, self.steps, self.step_size)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        images, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        adversarial = tf.stop_gradient(self.adversarial_examples(images, labels))
+        with tf.GradientTape() as tape:
+            clean_scores = self(images, training=True)
+            adversarial_scores = self(adversarial, training=True)
+            clean_loss = self.compute_loss(x=images, y=labels, y_pred=clean_scores, sample_weight=sample_weight)
+            adversarial_loss = self.compute_loss(x=adversarial, y=labels, y_pred=adversarial_scores,
+                                                 sample_weight=sample_weight)
+            loss = (1 - self.adversarial_weight) * clean_loss + self.adversarial_weight * adversarial_loss
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        # compute_loss shares the loss among replicas; the logged loss is the whole batch's.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync if tf.distribute.has_strategy() else 1
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss * replicas)
+        return self.compute_metrics(images, labels, clean_scores, sample_weight=sample_weight)

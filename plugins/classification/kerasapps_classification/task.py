@@ -27,6 +27,13 @@ class ClassificationConfig(TaskConfig):
                                       minimum=16, maximum=8192)
     channels: Optional[int] = field(None, "1 or 3; default: the dataset's own", choices=(1, 3))
     top_k: int = field(3, "k of the top-k accuracy metric", minimum=1)
+    adversarial: Literal["none", "fgsm", "pgd"] = field(
+        "none", "adversarial training: none, fgsm (Goodfellow et al.) or pgd (Madry et al.) examples of each batch")
+    adversarial_epsilon: float = field(8 / 255, "adversarial training: L-infinity budget, a fraction of the pixel "
+                                       "range (0.3 = 76.5 of 0..255)", minimum=0, maximum=1)
+    adversarial_steps: int = field(7, "adversarial training: PGD steps (step 2.5 * epsilon / steps)", minimum=1)
+    adversarial_weight: float = field(0.5, "adversarial training: share of the loss from adversarial examples "
+                                      "(0.5: Goodfellow's mix; 1: Madry's adversarial-only)", minimum=0, maximum=1)
     train_examples: int = field(20000, "shapes: training examples generated", minimum=1)
     eval_examples: int = field(2000, "shapes: validation and test examples each", minimum=1)
 
@@ -123,13 +130,17 @@ class ClassificationTask(Task):
     # -- model ---------------------------------------------------------------
     def build_model(self):
         import keras
-        from kerasapps_classification.models import build_classifier
+        from kerasapps_classification.models import AdversarialClassifier, build_classifier
 
         cfg = self.config
         size, channels = self.info["image_size"], self.info["channels"]
         num_classes = len(self.info["class_names"])
         model = build_classifier(cfg.model, (size, size, channels), num_classes, filters=cfg.filters,
                                  dense_units=cfg.dense_units, dropout=cfg.dropout)
+        if cfg.adversarial != "none":  # the same layers and weights; only training differs
+            model = AdversarialClassifier(model.inputs, model.outputs, name=model.name, attack=cfg.adversarial,
+                                          epsilon=cfg.adversarial_epsilon * 255, steps=cfg.adversarial_steps,
+                                          adversarial_weight=cfg.adversarial_weight)
         k = min(cfg.top_k, num_classes)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),

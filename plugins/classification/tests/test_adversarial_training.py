@@ -1,0 +1,70 @@
+"""Adversarial training (--set adversarial=fgsm|pgd): the plain classifier's layers, trained on a
+mix of clean and adversarial batches, exported and served exactly as before."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kerasapps.testing import check_export, run_cli, write_scene_images
+
+TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+        "--set", "image_size=32"]
+
+
+def test_adversarial_classifier_is_the_plain_model_with_another_train_step(tmp_path):
+    import keras
+
+    from kerasapps_classification.models import AdversarialClassifier, build_classifier
+
+    keras.utils.set_random_seed(0)
+    images = np.random.default_rng(0).uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    labels = np.arange(64) % 4
+    for attack in ("fgsm", "pgd"):
+        plain = build_classifier("lenet5", (32, 32, 3), 4, filters=(4, 8), dense_units=(16,))
+        model = AdversarialClassifier(plain.inputs, plain.outputs, attack=attack, epsilon=8.0, steps=2)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        before = [w.numpy().copy() for w in model.weights]
+        history = model.fit(images, labels, epochs=1, batch_size=32, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.weights))  # it trained
+        adversarial = model.adversarial_examples(images[:8], labels[:8]).numpy()
+        assert np.abs(adversarial - images[:8]).max() <= 8.0 + 1e-4 and adversarial.min() >= 0
+        # Its weights load into the plain model (what export and evaluate build), with the same outputs.
+        model.save_weights(tmp_path / f"{attack}.weights.h5")
+        fresh = build_classifier("lenet5", (32, 32, 3), 4, filters=(4, 8), dense_units=(16,))
+        fresh.load_weights(tmp_path / f"{attack}.weights.h5")
+        np.testing.assert_allclose(fresh.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_adversarial_weight_zero_trains_exactly_as_the_plain_model():
+    import keras
+
+    from kerasapps_classification.models import AdversarialClassifier, build_classifier
+
+    images = np.random.default_rng(1).uniform(0, 255, (32, 32, 32, 3)).astype("float32")
+    labels = np.arange(32) % 4
+    weights = []
+    for adversarial in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_classifier("lenet5", (32, 32, 3), 4, filters=(4, 8), dense_units=(16,))
+        if adversarial:
+            model = AdversarialClassifier(model.inputs, model.outputs, attack="fgsm", epsilon=8.0,
+                                          adversarial_weight=0.0)
+        model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+        model.fit(images, labels, epochs=1, batch_size=32, shuffle=False, verbose=0)
+        weights.append([w.numpy() for w in model.weights])
+    for plain, mixed in zip(*weights):
+        np.testing.assert_allclose(plain, mixed, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_pgd_trained_run_exports_and_serves_as_before(tmp_path):
+    run_cli("run", "classification", *TINY, "--set", "adversarial=pgd", "--set", "adversarial_steps=2",
+            "--workdir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "saved"), "--samples", "0", check=0)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["params"]["adversarial"] == "pgd" and config["params"]["adversarial_steps"] == 2
+    images = write_scene_images(tmp_path / "inputs", count=2)
+    result = check_export(tmp_path / "saved" / "classification" / "1", images)
+    assert sorted(result.serving) == ["class_id", "label", "scores"]
+    assert result.serving["scores"]["shape"] == [2, 24]  # the 24 shapes classes
