@@ -234,24 +234,39 @@ def _run_options(func):
     return click.argument("task")(click_options(func))
 
 
+def _api_settings(ctx, kwargs):
+    """The command line's options as the Python API's arguments: (task, overrides, registry, settings)."""
+    from kerasapps.config import parse_set_options
+
+    overrides = parse_set_options(kwargs.pop("overrides"))
+    task = kwargs.pop("task")
+    settings = {("config" if name == "config_file" else name): value for name, value in kwargs.items()
+                if value is not None}
+    return task, overrides, _registry(ctx), settings
+
+
+def _task_run(ctx, kwargs, use_workdir_config=False, fresh=False):
+    """The resolved, checked TaskRun of a command (``--print-config`` prints its settings and exits)."""
+    from kerasapps import runs
+
+    print_config = kwargs.pop("print_config")
+    task, overrides, registry, settings = _api_settings(ctx, kwargs)
+    task_run = runs.make_run(task, overrides=overrides, registry=registry, use_workdir_config=use_workdir_config,
+                             fresh=fresh, **settings)
+    if print_config:
+        click.echo(json.dumps(task_run.resolved, indent=2, default=str))
+        ctx.exit(0)
+    return task_run
+
+
 def _call_api(ctx, function, kwargs, use_workdir_config=False, **arguments):
     """Run ``function`` (one of :mod:`kerasapps.runs`) with the command line's options: the
     command line is this thin layer over the Python API. ``--print-config`` prints the resolved
     settings instead."""
-    from kerasapps import runs
-    from kerasapps.config import parse_set_options
-
-    overrides = parse_set_options(kwargs.pop("overrides"))
-    print_config = kwargs.pop("print_config")
-    task = kwargs.pop("task")
-    settings = {("config" if name == "config_file" else name): value for name, value in kwargs.items()
-                if value is not None}
-    registry = _registry(ctx)
-    if print_config:
-        task_run = runs.make_run(task, overrides=overrides, registry=registry, use_workdir_config=use_workdir_config,
-                                 fresh=arguments.get("fresh", False), **settings)
-        click.echo(json.dumps(task_run.resolved, indent=2, default=str))
-        ctx.exit(0)
+    if kwargs["print_config"]:
+        _task_run(ctx, kwargs, use_workdir_config, arguments.get("fresh", False))
+    kwargs.pop("print_config")
+    task, overrides, registry, settings = _api_settings(ctx, kwargs)
     function(task, overrides=overrides, registry=registry, **arguments, **settings)
 
 
@@ -327,7 +342,7 @@ def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, c
         raise UsageError(f"--precision {kwargs['precision']}: attacks run in float32 (input gradients in "
                          "half precision are too coarse); leave --precision out")
     kwargs["precision"] = "float32"
-    task_run = _make_run(ctx, kwargs, use_workdir_config=True)
+    task_run = _task_run(ctx, kwargs, use_workdir_config=True)
     from kerasapps.adversarial.attack_run import attack_trained_run, report_table
 
     report = attack_trained_run(task_run, settings)
