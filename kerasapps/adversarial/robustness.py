@@ -324,7 +324,7 @@ def panel_png(clean, adversarial, epsilon_pixels: float, clean_caption: str, adv
     delta = np.asarray(adversarial, np.float32) - np.asarray(clean, np.float32)
     amplified = 127.5 + delta / max(epsilon_pixels, 1e-12) * 127.5  # -epsilon black, 0 grey, +epsilon white
     tiles = [to_rgb(clean), to_rgb(amplified * (high - low) / 255 + low), to_rgb(adversarial)]
-    scale = max(1, 112 // max(tiles[0].shape[:2]))
+    scale = max(1, -(-160 // max(tiles[0].shape[:2])))  # tiles of at least 160 pixels: room for the captions
     tiles = [np.kron(tile, np.ones((scale, scale, 1), np.uint8)) for tile in tiles]
     rows = [tiles]
     if clean_mask is not None and adversarial_mask is not None:
@@ -332,17 +332,21 @@ def panel_png(clean, adversarial, epsilon_pixels: float, clean_caption: str, adv
                  for m in (clean_mask, adversarial_mask)]
         rows.append([masks[0], np.full_like(masks[0], 255), masks[1]])
     tile_h, tile_w = tiles[0].shape[:2]
-    gap, caption = 8, 32
+    gap, caption = 8, 48
     canvas = Image.new("RGB", (3 * tile_w + 4 * gap, len(rows) * (tile_h + gap) + caption + gap), "white")
     for r, row in enumerate(rows):
         for c, tile in enumerate(row):
             canvas.paste(Image.fromarray(tile), (gap + c * (tile_w + gap), caption + r * (tile_h + gap)))
     draw = ImageDraw.Draw(canvas)
-    labels = [f"clean: {clean_caption}", f"perturbation x{127.5 / max(epsilon_pixels, 1e-12):.3g}",
-              f"adversarial: {adversarial_caption}"]
-    for c, text in enumerate(labels):
-        draw.text((gap + c * (tile_w + gap), 4), text[:40], fill="black")
-    draw.text((gap, 18), f"epsilon {epsilon_pixels:g} of {low:g}..{high:g}", fill=(90, 90, 90))
+    labels = [("clean", clean_caption), (f"perturbation x{127.5 / max(epsilon_pixels, 1e-12):.3g}",
+                                         f"epsilon {epsilon_pixels:g} of {low:g}..{high:g}"),
+              ("adversarial", adversarial_caption)]
+    width = max(8, tile_w // 6)  # characters of PIL's default font that fit over a tile
+    for c, (title, text) in enumerate(labels):
+        draw.text((gap + c * (tile_w + gap), 4), title[:width], fill="black")
+        draw.text((gap + c * (tile_w + gap), 18), text[:width], fill=(60, 60, 60))
+        if len(text) > width:
+            draw.text((gap + c * (tile_w + gap), 32), text[width:2 * width], fill=(60, 60, 60))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()
