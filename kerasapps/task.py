@@ -51,7 +51,7 @@ import warnings
 from kerasapps.config import TaskConfig
 from kerasapps.context import RunContext
 from kerasapps.data.sources import DATASET_KINDS as _KINDS
-from kerasapps.data.sources import dataset_choices
+from kerasapps.data.sources import cannot_read, dataset_choices
 from kerasapps.errors import PluginDeprecationWarning, UsageError
 
 SPLITS = ("train", "validation", "test")
@@ -129,11 +129,7 @@ class Task(abc.ABC):
         self.context = context
         if source is not None and (source.kind not in self.dataset_kinds or (
                 source.kind == "registered" and source.name not in self.registered_datasets)):
-            choices = dataset_choices(type(self))
-            reads = " or ".join([", ".join(choices[:-1]), choices[-1]]) if len(choices) > 1 else "".join(choices)
-            kind = "" if source.kind == "registered" else f"{source.kind} "
-            raise UsageError(f"task {self.name!r} cannot read {kind}dataset {source.spec!r}; it reads "
-                             f"{reads or 'nothing'} (see `kerasapps info {self.name}`)")
+            raise cannot_read(type(self), source.kind, source.spec)
 
     # -- run facts (read-only: the runner decides them) ----------------------
     @property

@@ -112,6 +112,15 @@ def _either(choices) -> str:
     return " or ".join([", ".join(choices[:-1]), choices[-1]]) if len(choices) > 1 else "".join(choices) or "nothing"
 
 
+def cannot_read(task_class, kind: str, spec: str) -> UsageError:
+    """The one error for a ``--dataset`` that ``task_class`` does not read: it names what it reads.
+
+    Returns the UsageError (to raise)."""
+    label = "" if kind == "registered" else f"{kind} "
+    return UsageError(f"task {task_class.name!r} cannot read {label}dataset {spec!r}; it reads "
+                      f"{_either(dataset_choices(task_class))} (see `kerasapps info {task_class.name}`)")
+
+
 def parse_dataset_spec(spec: str, registry, data_dir: str | None = None, task=None) -> DatasetSource:
     """Parse and check a ``--dataset`` value; UsageError if it names nothing usable, or (given
     ``task``, a Task class) nothing that task reads. Every such error lists what the task reads.
@@ -129,12 +138,11 @@ def parse_dataset_spec(spec: str, registry, data_dir: str | None = None, task=No
         rest = spec
     reads = f"; it reads {_either(dataset_choices(task))} (see `kerasapps info {task.name}`)" if task else ""
     if task is not None and kind.name not in task.dataset_kinds:
-        label = "" if kind.name == "registered" else f"{kind.name} "
-        raise UsageError(f"task {task.name!r} cannot read {label}dataset {spec!r}{reads}")
+        raise cannot_read(task, kind.name, spec)
     if task is not None and kind.name == "registered" and spec not in task.registered_datasets:
-        known = registry.dataset(spec) is not None
-        raise UsageError(f"task {task.name!r} cannot read dataset {spec!r}{reads}" if known
-                         else f"unknown dataset {spec!r}{reads}")
+        if registry.dataset(spec) is not None:
+            raise cannot_read(task, kind.name, spec)
+        raise UsageError(f"unknown dataset {spec!r}{reads}")
     try:
         return kind.parse(spec, rest, registry, data_dir)
     except UsageError as exc:

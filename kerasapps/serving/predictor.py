@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import os
@@ -104,7 +105,8 @@ class Prediction(dict):
         self.input = input
         self._input_image = input_image
 
-    def _input_pixels(self):
+    @functools.cached_property
+    def _input_pixels(self):  # decoded once, however many outputs are drawn over it
         if self._input_image is None:
             return None
         import tensorflow as tf
@@ -118,7 +120,7 @@ class Prediction(dict):
         if image_class is not None and isinstance(value, image_class.Image):
             return _img_tag(np.asarray(value.convert("RGB")))
         if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind in "iu":
-            pixels = self._input_pixels()
+            pixels = self._input_pixels
             return _img_tag(mask_overlay(value, pixels)) + f"<br><small>mask {value.shape[0]}x{value.shape[1]}, " \
                 f"classes {sorted(set(np.unique(value).tolist()))[:12]}</small>"
         if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[-1] in (1, 3) and value.size > 64:
@@ -133,7 +135,7 @@ class Prediction(dict):
 
     def _repr_html_(self) -> str:
         rows = []
-        pixels = self._input_pixels()
+        pixels = self._input_pixels
         if pixels is not None:
             rows.append(f"<tr><th>input</th><td>{_img_tag(pixels)}</td></tr>")
         elif isinstance(self.input, str):
