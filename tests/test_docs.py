@@ -95,13 +95,15 @@ def documented_pages():
 
 def test_site_builds_strictly_with_every_page_in_the_navigation(tmp_path):
     pages = {p.resolve() for p in nav_pages()}
-    on_disk = {p.resolve() for p in DOCS.rglob("*.md")}
+    on_disk = {p.resolve() for pattern in ("*.md", "*.ipynb") for p in DOCS.rglob(pattern)}
     assert on_disk - pages == set(), "pages missing from mkdocs.yml's nav"
     assert pages - on_disk == set(), "nav names pages that do not exist"
     built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                            cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert built.returncode == 0, built.stderr
     assert (tmp_path / "site" / "tasks" / "captioning" / "index.html").is_file()
+    # Notebooks are pages, with their saved outputs (a picture the predictor drew).
+    assert "data:image/png;base64," in (tmp_path / "site" / "notebooks" / "quickstart" / "index.html").read_text()
     # RESULTS.md is included into the benchmarks page, not copied.
     assert "Training throughput" in (tmp_path / "site" / "benchmarks" / "index.html").read_text()
 

@@ -1,6 +1,8 @@
 """`kerasapps serve`: TF Serving's REST API against a real uvicorn server on 127.0.0.1.
 
-Tiny exports (two training steps) are made once per session and shared by every test.
+The models are the fake plugin's (tests/plugins/kerasapps_fake.py): `fake` takes images and
+answers a colour, its scores and a PNG (`preview_bytes`); `fake-text` takes text and answers one
+output. Tiny exports (two training steps, in this process) are made once and shared by every test.
 """
 
 import base64
@@ -19,29 +21,28 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import cli
+import kerasapps
+from tests.conftest import ROOT, cli
 
-SMALL = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
-EXPORTS = {
-    "classification": ["--set", "train_examples=64", "--set", "eval_examples=16", "--set", "image_size=16"],
-    "segmentation": ["--set", "train_examples=64", "--set", "eval_examples=16", "--set", "image_size=32",
-                     "--set", "width=8"],
-    "translation": ["--dataset", "phrasebook", "--set", "train_examples=200", "--set", "eval_examples=16",
-                    "--set", "units=16", "--set", "embed_dim=16", "--set", "beam_size=2"],
-}
+sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the fake plugin, loaded in-process with plugins=[...]
+SMALL = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "train_examples": 32, "eval_examples": 16, "samples": 0,
+         "verbose": 0}
 
 
-def tiny_exports(root: pathlib.Path, tasks=EXPORTS) -> pathlib.Path:
-    """Train each task for two steps and export it under ``root/saved_models``."""
-    for task, options in tasks.items():
-        cli("run", task, *SMALL, *options, "--samples", "0", "--workdir", root / "runs" / task,
-            "--export-dir", root / "saved_models", check=0)
-    return root / "saved_models"
+def tiny_export(root: pathlib.Path, task: str, **settings) -> pathlib.Path:
+    """Train ``task`` for two steps and export it under ``root/saved_models``; returns the version folder."""
+    return kerasapps.run(task, plugins=["kerasapps_fake"], workdir=root / "runs" / task,
+                         export_dir=root / "saved_models", **{**SMALL, **settings}).export_path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    return tiny_exports(tmp_path_factory.mktemp("serve"))
+    """saved_models/{fake,fake-text}/1, and beside it other/fake/1: the image model trained from another seed."""
+    root = tmp_path_factory.mktemp("serve")
+    tiny_export(root, "fake")
+    tiny_export(root, "fake-text")
+    tiny_export(root / "other", "fake", seed=7)
+    return root / "saved_models"
 
 
 def png_bytes(height=20, width=30, seed=0) -> bytes:
@@ -92,8 +93,8 @@ class Server:
 def server(exports, tmp_path_factory):
     root = tmp_path_factory.mktemp("served") / "saved_models"
     shutil.copytree(exports, root)
-    shutil.copytree(exports / "classification" / "1", root / "live" / "1")  # the model whose versions change
-    running = Server(root, "--label", "classification:stable=1", "--max-body-mb", "1", "--max-image-pixels", "1000000")
+    shutil.copytree(exports / "fake" / "1", root / "live" / "1")  # the model whose versions change
+    running = Server(root, "--label", "fake:stable=1", "--max-body-mb", "1", "--max-image-pixels", "1000000")
     running.root = root
     yield running
     running.close()
@@ -113,59 +114,60 @@ def in_process(exports, task, **inputs):
 # -- TF Serving's documented shapes -------------------------------------------------------------
 @pytest.mark.slow
 def test_status_is_tf_servings_get_model_status_response(server):
-    response = server.client.get("/v1/models/classification")
+    response = server.client.get("/v1/models/fake")
     assert response.status_code == 200
     assert response.json() == {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
-    assert server.client.get("/v1/models/classification/versions/1").json()["model_version_status"][0]["version"] == "1"
-    assert server.client.get("/v1/models/classification/labels/stable").status_code == 200
+    assert server.client.get("/v1/models/fake/versions/1").json()["model_version_status"][0]["version"] == "1"
+    assert server.client.get("/v1/models/fake/labels/stable").status_code == 200
     missing = server.client.get("/v1/models/nosuchmodel")
     assert missing.status_code == 404 and "nosuchmodel" in missing.json()["error"]
 
 
 @pytest.mark.slow
 def test_metadata_is_the_signature_def_map_as_tf_serving_writes_it(server):
-    body = server.client.get("/v1/models/classification/metadata").json()
-    assert body["model_spec"] == {"name": "classification", "signature_name": "", "version": "1"}
+    body = server.client.get("/v1/models/fake/metadata").json()
+    assert body["model_spec"] == {"name": "fake", "signature_name": "", "version": "1"}
     signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["method_name"] == "tensorflow/serving/predict"
     assert signature["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
     assert signature["inputs"]["image_bytes"]["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
-    assert set(signature["outputs"]) == {"label", "class_id", "scores"}
-    assert signature["outputs"]["class_id"]["dtype"] == "DT_INT64"
+    assert set(signature["outputs"]) == {"colour", "scores", "preview_bytes"}
+    assert signature["outputs"]["scores"]["dtype"] == "DT_FLOAT"
 
 
 @pytest.mark.slow
 def test_row_and_columnar_predictions_equal_serving_default_in_process(server, exports):
     images = [png_bytes(seed=0), png_bytes(24, 24, seed=1)]
-    expected = in_process(exports, "classification", image_bytes=images)
-    rows = server.post("/v1/models/classification:predict", {"instances": [b64(i) for i in images]})
+    expected = in_process(exports, "fake", image_bytes=images)
+    rows = server.post("/v1/models/fake:predict", {"instances": [b64(i) for i in images]})
     assert rows.status_code == 200, rows.text
     predictions = rows.json()["predictions"]  # several outputs: one object per row
-    assert [p["label"] for p in predictions] == [x.decode() for x in expected["label"]]
-    assert [p["class_id"] for p in predictions] == expected["class_id"].tolist()
+    assert [p["colour"] for p in predictions] == [x.decode() for x in expected["colour"]]
     np.testing.assert_allclose([p["scores"] for p in predictions], expected["scores"], rtol=1e-5, atol=1e-6)
     # Row format with named inputs, and the columnar format, give the same values.
-    named = server.post("/v1/models/classification:predict", {"instances": [{"image_bytes": b64(i)} for i in images]})
+    named = server.post("/v1/models/fake:predict", {"instances": [{"image_bytes": b64(i)} for i in images]})
     assert named.json() == rows.json()
-    columns = server.post("/v1/models/classification/versions/1:predict", {"inputs": {"image_bytes": [b64(i) for i in images]}})
+    columns = server.post("/v1/models/fake/versions/1:predict", {"inputs": {"image_bytes": [b64(i) for i in images]}})
     outputs = columns.json()["outputs"]
-    assert outputs["label"] == [p["label"] for p in predictions] and outputs["class_id"] == expected["class_id"].tolist()
+    assert outputs["colour"] == [p["colour"] for p in predictions]
+    np.testing.assert_allclose(outputs["scores"], expected["scores"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(server, exports):
     image = png_bytes(32, 32, seed=2)
-    expected = in_process(exports, "segmentation", image_bytes=[image])
-    prediction = server.post("/v1/models/segmentation:predict", {"instances": [b64(image)]}).json()["predictions"][0]
-    assert base64.b64decode(prediction["png_bytes"]["b64"]) == expected["png_bytes"][0]
-    assert prediction["mask"] == expected["mask"][0].tolist()
-    # One output (translation): "predictions" is the list of values, "outputs" the value itself.
-    texts = ["this is a pen .", "he goes to the hospital ."]
-    expected = [x.decode() for x in in_process(exports, "translation", text=texts)["translation"]]
-    assert server.post("/v1/models/translation:predict", {"instances": texts}).json() == {"predictions": expected}
-    assert server.post("/v1/models/translation:predict", {"inputs": texts}).json() == {"outputs": expected}
-    assert server.post("/v1/models/translation/labels/stable:predict", {"inputs": texts}).status_code == 404
+    expected = in_process(exports, "fake", image_bytes=[image])
+    prediction = server.post("/v1/models/fake:predict", {"instances": [b64(image)]}).json()["predictions"][0]
+    assert set(prediction["preview_bytes"]) == {"b64"}
+    assert base64.b64decode(prediction["preview_bytes"]["b64"]) == expected["preview_bytes"][0]
+    assert tf.io.decode_png(expected["preview_bytes"][0]).shape == (16, 16, 3)
+    # One output (fake-text): "predictions" is the list of values, "outputs" the value itself.
+    texts = ["a big red circle", "a small blue square on the left of a green cross"]
+    expected = [x.decode() for x in in_process(exports, "fake-text", text=texts)["colour"]]
+    assert server.post("/v1/models/fake-text:predict", {"instances": texts}).json() == {"predictions": expected}
+    assert server.post("/v1/models/fake-text:predict", {"inputs": texts}).json() == {"outputs": expected}
+    assert server.post("/v1/models/fake-text/labels/stable:predict", {"inputs": texts}).status_code == 404
 
 
 # -- bad requests: 400 with a clear message, and the server lives on -----------------------------
@@ -181,7 +183,7 @@ def test_bytes_outputs_come_back_as_b64_and_single_outputs_without_their_name(se
 ])
 @pytest.mark.slow
 def test_bad_requests_get_400_with_a_clear_message(server, body, status, words):
-    response = server.post("/v1/models/classification:predict", body)
+    response = server.post("/v1/models/fake:predict", body)
     assert response.status_code == status and words in response.json()["error"], response.text
 
 
@@ -210,7 +212,7 @@ def test_huge_image_is_refused_from_its_header_before_decoding(server):
                                    + zlib.crc32(kind + payload).to_bytes(4, "big"))
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00")
            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    response = server.post("/v1/models/classification:predict", {"instances": [b64(png)]})
+    response = server.post("/v1/models/fake:predict", {"instances": [b64(png)]})
     assert response.status_code == 400
     assert "20000x20000 pixels is over the limit of 1000000 pixels" in response.json()["error"]
 
@@ -220,7 +222,7 @@ def test_body_over_the_limit_is_refused_without_reading_it(server):
     # Declared 50 MB: the answer comes after the headers, before the client sends the body.
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(b"POST /v1/models/classification:predict HTTP/1.1\r\nHost: x\r\n"
+        connection.sendall(b"POST /v1/models/fake:predict HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{\"instances\": [")
         answer = b""
         while b"}" not in answer.partition(b"\r\n\r\n")[2]:
@@ -230,11 +232,11 @@ def test_body_over_the_limit_is_refused_without_reading_it(server):
     # A streamed body without a length is cut off as soon as it passes the limit.
     chunks = (b"x" * 65536 for _ in range(800))  # 50 MB if it were all read
     try:
-        response = server.client.post("/v1/models/classification:predict", content=chunks)
+        response = server.client.post("/v1/models/fake:predict", content=chunks)
         assert response.status_code == 413 and "over the limit" in response.json()["error"]
     except httpx.TransportError:
         pass  # the server closed the connection after answering: also a refusal
-    assert server.client.get("/v1/models/classification").status_code == 200
+    assert server.client.get("/v1/models/fake").status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
@@ -257,28 +259,29 @@ def test_image_dimensions_are_read_from_the_header_of_each_format(kind):
 
 # -- batching: concurrent requests run together and get the same answers --------------------------
 @pytest.mark.slow
-def test_concurrent_sentences_of_different_lengths_get_their_own_translations(server, exports):
-    # Translation pads a batch to its longest sentence, which changes beam search's output for the
+def test_concurrent_sentences_of_different_lengths_get_their_own_answers(server, exports):
+    # A sequence model pads a batch to its longest sentence, which can change its output for the
     # shorter ones: the server batches only sentences of equal word count together.
-    texts = ["this is a pen .", "he goes to the hospital .", "my brother washes five cats in the kitchen .",
-             "i read a book .", "that is a cat ."] * 2
-    expected = [in_process(exports, "translation", text=[t])["translation"][0].decode() for t in texts]
+    texts = ["a red circle", "a big blue square on the left", "a small green cross above a big red triangle",
+             "a cyan circle", "the yellow square"] * 2
+    expected = [in_process(exports, "fake-text", text=[t])["colour"][0].decode() for t in texts]
     with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
-        answers = list(pool.map(lambda t: server.post("/v1/models/translation:predict", {"instances": [t]}).json(), texts))
+        answers = list(pool.map(lambda t: server.post("/v1/models/fake-text:predict", {"instances": [t]}).json(), texts))
     assert [a["predictions"][0] for a in answers] == expected
 
 
 @pytest.mark.slow
 def test_concurrent_requests_get_the_same_outputs_as_one_at_a_time(server):
     images = [png_bytes(20, 30, seed=i) for i in range(12)] + [png_bytes(16, 16, seed=i) for i in range(4)]
-    alone = [server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}).json() for i in images]
+    alone = [server.post("/v1/models/fake:predict", {"instances": [b64(i)]}).json() for i in images]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(lambda i: server.post("/v1/models/segmentation:predict", {"instances": [b64(i)]}), images))
+        responses = list(pool.map(lambda i: server.post("/v1/models/fake:predict", {"instances": [b64(i)]}), images))
     together = [r.json() for r in responses]
     assert max(int(r.headers["X-Batch-Rows"]) for r in responses) > 1  # some ran together
     for one, many in zip(alone, together):
-        assert one["predictions"][0]["mask"] == many["predictions"][0]["mask"]
-        assert one["predictions"][0]["png_bytes"] == many["predictions"][0]["png_bytes"]
+        assert one["predictions"][0]["colour"] == many["predictions"][0]["colour"]
+        assert one["predictions"][0]["preview_bytes"] == many["predictions"][0]["preview_bytes"]
+        np.testing.assert_allclose(one["predictions"][0]["scores"], many["predictions"][0]["scores"], atol=1e-6)
 
 
 def test_batcher_runs_concurrent_requests_as_one_call_and_splits_the_rows():
@@ -313,18 +316,22 @@ def test_new_version_is_served_without_restart_and_incomplete_ones_never(server,
     live = server.root / "live"
     (live / ".export-abc123" / "model").mkdir(parents=True)  # the core's staging folder, mid-write
     (live / "7").mkdir()
-    shutil.copy(exports / "classification" / "1" / "saved_model.pb", live / "7")  # no variables/
+    shutil.copy(exports / "fake" / "1" / "saved_model.pb", live / "7")  # no variables/
     status = server.client.get("/v1/models/live").json()["model_version_status"]
     assert [s["version"] for s in status] == ["1"]
     assert server.client.get("/v1/models/live/metadata").json()["model_spec"]["version"] == "1"
     staging = live / ".export-def456"
-    shutil.copytree(exports / "segmentation" / "1", staging)
+    shutil.copytree(exports.parent / "other" / "saved_models" / "fake" / "1", staging)  # other weights
     os.rename(staging, live / "2")  # as kerasapps export does: renamed into place whole
     assert server.client.get("/v1/models/live/metadata").json()["model_spec"]["version"] == "2"
-    prediction = server.post("/v1/models/live:predict", {"instances": [b64(png_bytes())]}).json()["predictions"][0]
-    assert "png_bytes" in prediction  # the new version (a segmentation model) answered
-    old = server.post("/v1/models/live/versions/1:predict", {"instances": [b64(png_bytes())]}).json()["predictions"][0]
-    assert "label" in old
+    image = png_bytes()
+    new = in_process(exports.parent / "other" / "saved_models", "fake", image_bytes=[image])["scores"][0]
+    old = in_process(exports, "fake", image_bytes=[image])["scores"][0]
+    assert not np.allclose(new, old)
+    prediction = server.post("/v1/models/live:predict", {"instances": [b64(image)]}).json()["predictions"][0]
+    np.testing.assert_allclose(prediction["scores"], new, atol=1e-6)  # the new version answered
+    answer = server.post("/v1/models/live/versions/1:predict", {"instances": [b64(image)]}).json()["predictions"][0]
+    np.testing.assert_allclose(answer["scores"], old, atol=1e-6)
     assert [s["version"] for s in server.client.get("/v1/models/live").json()["model_version_status"]] == ["2", "1"]
 
 
@@ -341,7 +348,7 @@ from starlette.testclient import TestClient
 from kerasapps.serving.server import ServerSettings, create_app
 png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
 with TestClient(create_app(ServerSettings(root={str(exports)!r}))) as client:
-    r = client.post("/v1/models/classification:predict", json={{"instances": [{{"b64": base64.b64encode(png).decode()}}]}})
+    r = client.post("/v1/models/fake:predict", json={{"instances": [{{"b64": base64.b64encode(png).decode()}}]}})
     assert r.status_code == 200, r.text
     assert client.get("/").status_code == 200 and "demo.js" in client.get("/").text
     print(json.dumps(sorted(m for m, module in sys.modules.items() if module is not None and (
@@ -355,7 +362,7 @@ with TestClient(create_app(ServerSettings(root={str(exports)!r}))) as client:
 
 def test_serve_refuses_a_missing_folder_and_a_bad_label(tmp_path):
     assert cli("serve", tmp_path / "nope", check=2).returncode == 2
-    err = cli("serve", tmp_path, "--label", "classification-stable", check=2).stderr
+    err = cli("serve", tmp_path, "--label", "fake-stable", check=2).stderr
     assert "error: --label expects MODEL:LABEL=VERSION" in err
 
 
@@ -379,34 +386,30 @@ def test_demo_page_predicts_an_image_and_a_text_in_chromium(server, exports, tmp
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     picture = tmp_path / "picture.png"
     picture.write_bytes(png_bytes(24, 24, seed=5))
-    label = in_process(exports, "classification", image_bytes=[picture.read_bytes()])["label"][0].decode()
-    translation = in_process(exports, "translation", text=["this is a pen ."])["translation"][0].decode()
+    colour = in_process(exports, "fake", image_bytes=[picture.read_bytes()])["colour"][0].decode()
+    text_colour = in_process(exports, "fake-text", text=["a big red circle"])["colour"][0].decode()
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(server.url + "/")
             page.wait_for_selector("body[data-ready=true]")
-            assert set(page.locator("#model option").all_inner_texts()) >= {"classification", "segmentation", "translation"}
-            page.select_option("#model", "classification")
-            page.wait_for_selector("body[data-model=classification]")
+            assert set(page.locator("#model option").all_inner_texts()) >= {"fake", "fake-text", "live"}
+            page.select_option("#model", "fake")
+            page.wait_for_selector("body[data-model=fake]")
             page.set_input_files("#in-image_bytes", str(picture))
             page.click("#run")
-            assert page.wait_for_selector(".output-label").inner_text() == label
-            page.select_option("#model", "segmentation")
-            page.wait_for_selector("body[data-model=segmentation]")
-            page.set_input_files("#in-image_bytes", str(picture))
+            assert page.wait_for_selector(".output-colour").inner_text() == colour
+            preview = page.wait_for_selector(".output-preview_bytes img")
+            assert page.evaluate("(img) => img.complete && img.naturalWidth", preview) == 16  # the PNG output decoded
+            page.select_option("#model", "fake-text")
+            page.wait_for_selector("body[data-model=fake-text]")
+            page.fill("#in-text", "a big red circle")
             page.click("#run")
-            mask = page.wait_for_selector(".output-png_bytes img")
-            assert page.evaluate("(img) => img.complete && img.naturalWidth", mask) == 24  # the mask PNG decoded
-            page.select_option("#model", "translation")
-            page.wait_for_selector("body[data-model=translation]")
-            page.fill("#in-text", "this is a pen .")
-            page.click("#run")
-            assert page.wait_for_selector(".output-translation").inner_text() == translation
+            assert page.wait_for_selector(".output-colour").inner_text() == text_colour
             # A file that is no image gets the server's message on the page.
-            page.select_option("#model", "classification")
-            page.wait_for_selector("body[data-model=classification]")
+            page.select_option("#model", "fake")
+            page.wait_for_selector("body[data-model=fake]")
             (tmp_path / "notes.png").write_text("not an image")
             page.set_input_files("#in-image_bytes", str(tmp_path / "notes.png"))
             page.click("#run")
@@ -421,15 +424,16 @@ def test_serve_load_benchmark_writes_and_replaces_its_section(exports, tmp_path)
     import re
 
     out = tmp_path / "RESULTS.md"
-    out.write_text("# kerasapps benchmarks\n\n## Training throughput\n")
-    command = [sys.executable, "-m", "benchmarks.serve_load", "--root", str(exports), "--tasks", "classification",
+    out.write_text("# kerasapps benchmarks\n\n## Training throughput\n\n<!-- section: serve_load -->\n"
+                   "## Serving under load\nan older run\n<!-- end: serve_load -->\n")
+    command = [sys.executable, "-m", "benchmarks.serve_load", "--root", str(exports), "--tasks", "fake",
                "--clients", "4", "--seconds", "2", "--baseline-seconds", "1", "--out", str(out)]
-    for _ in range(2):  # the second run replaces the first one's section
-        result = subprocess.run(command, cwd=pathlib.Path(__file__).parents[1], capture_output=True, text=True,
-                                timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-        assert result.returncode == 0, result.stderr[-3000:]
+    result = subprocess.run(command, cwd=pathlib.Path(__file__).parents[1], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
     text = out.read_text()
     assert text.startswith("# kerasapps benchmarks") and text.count("## Serving under load") == 1
-    served = re.search(r"\| classification \| served, 4 clients, batched \| ([\d.]+) \| ([\d.]+) \| \*\*([\d.]+)\*\*", text)
+    assert "an older run" not in text  # replaced, not appended
+    served = re.search(r"\| fake \| served, 4 clients, batched \| ([\d.]+) \| ([\d.]+) \| \*\*([\d.]+)\*\*", text)
     assert served and 0 < float(served[1]) <= float(served[2]) and float(served[3]) > 0
-    assert re.search(r"\| classification \| in process, batch 32 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 32 \|", text)
+    assert re.search(r"\| fake \| in process, batch 32 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 32 \|", text)

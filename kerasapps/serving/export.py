@@ -11,7 +11,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -74,6 +76,17 @@ def _writable_task_dir(export_dir, task_name) -> pathlib.Path:
     return task_dir
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_saved_model(task, model, export_dir, metadata: dict | None = None) -> pathlib.Path:
     """Export ``model`` with the task's serving function as ``serving_default``.
 
@@ -93,7 +106,8 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
         for resource in task.serving_resources():
             archive.track(resource)
         archive.add_endpoint("serving_default", task.serving_function(model))
-        archive.write_out(str(staging / "model"), verbose=False)
+        with _quiet_tensorflow_logger():  # its "INFO:tensorflow:Assets written to ..." (a notebook shows it)
+            archive.write_out(str(staging / "model"), verbose=False)
         # The serving graph holds what it needs (class names are constants in it);
         # this file tells people and tools what the model is.
         assets = staging / "model" / "assets"

@@ -32,6 +32,15 @@ import tensorflow as tf
 from kerasapps.errors import TrainingFailed
 
 
+def interactive_output() -> bool:
+    """Whether output is watched live: a terminal, or a Jupyter kernel (where Keras's progress bar
+    redraws itself in the cell). Elsewhere (a log file, CI) one line per epoch is printed instead."""
+    if sys.stdout.isatty():
+        return True
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class TrainingDiverged(TrainingFailed):
     """The loss became NaN or infinite."""
 
@@ -197,7 +206,7 @@ class Trainer:
         model = self.model
         self._ensure_state(train_data)
         if progress_bar is None:
-            progress_bar = sys.stdout.isatty()
+            progress_bar = interactive_output()
         steps = int(steps_per_epoch) if steps_per_epoch else self.num_batches(train_data)
         self.steps_per_epoch = steps
         # One iterator over the repeated data for the whole fit. Without steps_per_epoch an

@@ -256,7 +256,7 @@ class TaskRun:
         """Train (resuming from the workdir's backup); returns the training summary."""
         import keras
 
-        from kerasapps.training.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN
+        from kerasapps.training.engine import BestWeights, EpochLineLogger, HistoryCSV, ResumableBackup, StopOnNaN, interactive_output
 
         self._prepare_workdir(for_training=True)
         self._setup_runtime()
@@ -303,7 +303,7 @@ class TaskRun:
                 task=self.task, config=self.resolved, workdir=self.workdir
             ):
                 callbacks.extend(extra or ())
-        progress_bar = self.options.progress_bar if self.options.progress_bar is not None else sys.stdout.isatty()
+        progress_bar = self.options.progress_bar if self.options.progress_bar is not None else interactive_output()
         if not progress_bar:
             callbacks.append(EpochLineLogger(config.epochs))
         started = time.perf_counter()

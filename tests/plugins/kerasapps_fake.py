@@ -13,7 +13,8 @@ from kerasapps.api import SPLITS, Task, TaskConfig, TaskSpec, field, hookimpl
 
 @hookimpl
 def kerasapps_register_tasks():
-    return [TaskSpec("fake", "kerasapps_fake:FakeTask", "colour of the large shape (tests only)")]
+    return [TaskSpec("fake", "kerasapps_fake:FakeTask", "colour of the large shape (tests only)"),
+            TaskSpec("fake-text", "kerasapps_fake:FakeTextTask", "colour named in a caption (tests only)")]
 
 
 @dataclasses.dataclass
@@ -88,5 +89,70 @@ class FakeTask(Task):
                                  fn_output_signature=tf.TensorSpec([], tf.string))
             return {"colour": tf.gather(colours, tf.argmax(scores, axis=-1)), "scores": scores,
                     "preview_bytes": previews}
+
+        return serve
+
+
+@dataclasses.dataclass
+class FakeTextConfig(TaskConfig):
+    epochs: int = field(1, "training epochs")
+    batch_size: int = field(16, "global batch size")
+    learning_rate: float = field(0.02, "Adam learning rate")
+    buckets: int = field(64, "hashed word buckets")
+    train_examples: int = field(128, "shapes: training captions")
+    eval_examples: int = field(32, "shapes: validation and test captions each")
+
+
+class FakeTextTask(Task):
+    """The colour named in a scene's caption, from its words (text in, one text output)."""
+
+    name = "fake-text"
+    Config = FakeTextConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+    serving_inputs = {"text": "tf.string [N]: a sentence"}
+    serving_outputs = {"colour": "tf.string [N]: colour name"}
+
+    def load_registered(self):
+        import tensorflow as tf
+
+        shapes = self.source.load()
+        self.info["colours"] = list(shapes.COLOURS)
+        splits = {}
+        for split in SPLITS:
+            count = self.config.train_examples if split == "train" else self.config.eval_examples
+            data = shapes.generate_arrays(split, count, seed=self.seed, image_size=16)
+            captions = [captions[0] for captions in data["captions"]]
+            splits[split] = tf.data.Dataset.from_tensor_slices((captions, data["label"] // len(shapes.SHAPES)))
+        return splits
+
+    def bag_of_words(self, text):
+        """Multi-hot hashed words of ``[N]`` sentences (any lengths): ``[N, buckets]``."""
+        import tensorflow as tf
+
+        words = tf.strings.split(tf.strings.lower(text))
+        hot = tf.one_hot(tf.strings.to_hash_bucket_fast(words, self.config.buckets), self.config.buckets)
+        return tf.reduce_max(hot, axis=1)  # ragged words -> dense [N, buckets]
+
+    def prepare_datasets(self, splits):
+        return {split: self.batch(splits[split], split, map_batch=lambda text, colour: (self.bag_of_words(text), colour))
+                for split in SPLITS}
+
+    def build_model(self):
+        import keras
+
+        model = keras.Sequential([keras.Input((self.config.buckets,)),
+                                  keras.layers.Dense(len(self.info["colours"]), activation="softmax")])
+        model.compile(keras.optimizers.Adam(self.config.learning_rate), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    def serving_function(self, model):
+        import tensorflow as tf
+
+        colours = tf.constant(self.info["colours"])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            return {"colour": tf.gather(colours, tf.argmax(model(self.bag_of_words(text)), axis=-1))}
 
         return serve
