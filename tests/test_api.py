@@ -1,6 +1,7 @@
 """The plugin contract as authors meet it: one import surface, checked when a task is loaded."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -65,9 +66,9 @@ def test_first_party_plugins_import_only_the_api():
 
 def test_task_lacking_a_method_is_named_broken_and_others_keep_working(tmp_path):
     make_distribution(tmp_path, "lazyplug", "lazy_plugin", LAZY_TASK)
-    env = {"PYTHONPATH": str(tmp_path)}
-    data = json.loads(cli("list", "--check", "--json", env=env, check=1).stdout)  # exit 1: CI can gate on it
-    assert "classification" in {t["task"] for t in data["tasks"]}
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{FAKE_ENV['PYTHONPATH']}"}
+    data = json.loads(cli(*FAKE, "list", "--check", "--json", env=env, check=1).stdout)  # exit 1: CI can gate on it
+    assert "fake" in {t["task"] for t in data["tasks"]}
     assert "lazy" not in {t["task"] for t in data["tasks"]}
     assert "lazy_plugin" not in {p["plugin"] for p in data["plugins"]}  # listed once, as broken
     (broken,) = [b for b in data["broken_plugins"] if b.get("task") == "lazy"]
@@ -81,18 +82,19 @@ def test_task_lacking_a_method_is_named_broken_and_others_keep_working(tmp_path)
     result = cli("run", "lazy", "--print-config", env=env, check=2)
     assert "task 'lazy' from plugin 'lazy_plugin' (lazyplug 1.2) is broken" in result.stderr
     assert "LazyTask lacks serving_function" in result.stderr and "Traceback" not in result.stderr
-    cli("info", "classification", env=env, check=0)
+    assert "fake:" in cli(*FAKE, "info", "fake", env=env, check=0).stdout
 
 
 def test_misspelt_hook_is_a_broken_plugin_naming_the_hook(tmp_path):
     make_distribution(tmp_path, "typoplug", "typo_plugin", MISSPELT_HOOK)
-    result = cli("list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    result = cli(*FAKE, "list", "--json", env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{FAKE_ENV['PYTHONPATH']}"},
+                 check=0)
     data = json.loads(result.stdout)
     (broken,) = data["broken_plugins"]
     assert broken["plugin"] == "typo_plugin" and broken["distribution"] == "typoplug"
     assert "unknown hook kerasapps_register_task " in broken["error"]
     assert "kerasapps_register_tasks" in broken["error"]  # the hooks that exist, to compare
-    assert "classification" in {t["task"] for t in data["tasks"]}
+    assert "fake" in {t["task"] for t in data["tasks"]}
     assert "Traceback" not in result.stderr
 
 
@@ -113,7 +115,7 @@ def fake_task_class():
 
 def test_dataset_kinds_are_the_loaders_a_task_has():
     FakeTask = fake_task_class()
-    assert FakeTask.dataset_kinds == ("registered",)
+    assert FakeTask.dataset_kinds == ("registered", "folder")
     assert FakeTask.contract_problem() is None
 
     class NoData(minimal_task_class()):
@@ -247,8 +249,8 @@ def test_prepare_datasets_shapes_what_the_loader_read_and_must_return_every_spli
     task.skip = "validation"
     with pytest.raises(TypeError, match="Texts.prepare_datasets returned no validation split"):
         task.build_datasets()
-    with pytest.raises(UsageError, match="cannot read folder dataset"):
-        Texts(Texts.Config(), DatasetSource(f"folder:{ROOT}", "folder", str(ROOT)))
+    with pytest.raises(UsageError, match="cannot read tfds dataset"):  # the fake task has no load_tfds
+        Texts(Texts.Config(), DatasetSource("tfds:mnist", "tfds", "mnist"))
 
 
 def test_a_task_with_its_own_build_datasets_still_works():

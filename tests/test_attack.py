@@ -1,12 +1,24 @@
 """Adversarial examples: the attacks' arithmetic on tiny in-process models, the scoring loop, and
-`kerasapps attack` on a tiny trained run, hostile inputs included."""
+`kerasapps attack` on a tiny trained run of the fake task (in-process), hostile inputs included."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from tests.conftest import FAKE, ROOT, TINY, cli, make_distribution
+import kerasapps
+from tests.conftest import FAKE, ROOT, make_distribution
+
+sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the fake plugin, loaded in-process with -p kerasapps_fake
+
+
+def invoke(*args):
+    """`kerasapps ARGS` in-process; returns click's Result."""
+    from kerasapps.cli import cli as kerasapps_cli
+
+    return CliRunner().invoke(kerasapps_cli, [str(a) for a in args], catch_exceptions=True)
 
 
 # -- tiny in-process models -----------------------------------------------------
@@ -171,15 +183,16 @@ def test_settings_refuse_what_makes_no_sense():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("attack")
-    cli("run", "classification", *TINY, "--workdir", str(root / "run"), "--export-dir", str(root / "saved"),
-        "--samples", "0", check=0)
+    kerasapps.run("fake", plugins=["kerasapps_fake"], workdir=root / "run", export_dir=root / "saved", samples=0,
+                  verbose=0, epochs=1, batch_size=32, train_examples=256, eval_examples=64)
     return root / "run"
 
 
 @pytest.mark.slow
 def test_attack_command_writes_the_report_plot_and_panels(trained_run):
-    result = cli("attack", "classification", "--workdir", str(trained_run), "--examples", "40",
-                 "--epsilon", "0,8/255,0.1", "--steps", "3", "--panels", "2", check=0)
+    result = invoke(*FAKE, "attack", "fake", "--workdir", trained_run, "--examples", "40",
+                    "--epsilon", "0,8/255,0.1", "--steps", "3", "--panels", "2")
+    assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads((trained_run / "attack" / "report.json").read_text())
     assert report["examples"] == 40 and report["split"] == "test" and report["score"] == "accuracy"
     assert report["weights"].endswith("best.weights.h5") and report["precision"] == "float32"
@@ -196,7 +209,7 @@ def test_attack_command_writes_the_report_plot_and_panels(trained_run):
     assert sorted(p.name for p in (trained_run / "samples").glob("adversarial_*.png")) == [
         "adversarial_00.png", "adversarial_01.png"]
     table = result.stdout.splitlines()
-    assert table[0].startswith("classification on 40 test examples, white-box, L-infinity, untargeted")
+    assert table[0].startswith("fake on 40 test examples, white-box, L-infinity, untargeted")
     assert any(line.split()[:3] == ["pgd-3", "0.1", "25.5"] for line in table)
 
 
@@ -233,27 +246,33 @@ import tensorflow as tx  # noqa: E402
 
 @pytest.mark.slow
 def test_attack_refuses_mistakes_in_one_line_and_writes_nothing(trained_run, tmp_path):
-    def refused(*args, env=None):
-        result = cli(*args, env=env, check=2)
-        lines = [line for line in result.stderr.splitlines() if line.startswith("error")]  # (TF logs its start)
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    def refused(*args):
+        result = invoke(*args)
+        assert result.exit_code == 2, (result.output, result.exception)
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.stderr
         return lines[0]
 
-    attack = ["attack", "classification", "--workdir", str(trained_run)]
+    attack = [*FAKE, "attack", "fake", "--workdir", trained_run]
     before = sorted(p.name for p in trained_run.iterdir())
     assert "negative" in refused(*attack, "--epsilon", "0,-2/255")
     assert "beyond the pixel range" in refused(*attack, "--epsilon", "0,300/255")
     assert "unknown attack deepfool" in refused(*attack, "--attack", "fgsm,deepfool")
     assert "not a class id or name" in refused(*attack, "--target", "unicorn", "--examples", "8")
     missing = tmp_path / "no_run"
-    assert "holds no trained classification run" in refused("attack", "classification", "--workdir", str(missing))
+    assert "holds no trained fake run" in refused(*FAKE, "attack", "fake", "--workdir", missing)
     assert not missing.exists()
     make_distribution(tmp_path / "site", "flatplug", "flat_task", FLAT_TASK)
-    env = {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests' / 'plugins'}"}
     flat = tmp_path / "flat"
-    cli(*FAKE, "-p", "flat_task", "train", "flat", "--workdir", str(flat), env=env, check=0)
-    flat_before = sorted(p.name for p in flat.iterdir())
-    line = refused(*FAKE, "-p", "flat_task", "attack", "flat", "--workdir", str(flat), env=env)
+    sys.path.insert(0, str(tmp_path / "site"))
+    try:
+        kerasapps.train("flat", plugins=["kerasapps_fake", "flat_task"], workdir=flat, verbose=0)
+        flat_before = sorted(p.name for p in flat.iterdir())
+        line = refused(*FAKE, "-p", "flat_task", "attack", "flat", "--workdir", flat)
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
+        sys.modules.pop("flat_task", None)
     assert "task 'flat' cannot be attacked: its model's input is float32 [None, 768], not a batch of images" in line
     assert sorted(p.name for p in flat.iterdir()) == flat_before
     # the refusals before the run was loaded wrote nothing either (the report of the other test may exist)

@@ -36,11 +36,14 @@ class FolderOnly(Task):
 
 def test_info_lists_only_the_datasets_the_task_reads():
     text = cli(*FAKE, "info", "fake", env=FAKE_ENV, check=0).stdout
-    section = text.split("datasets (--dataset):")[1].split("\n\n")[0].strip().splitlines()
-    # The fake task has load_registered only: no tfds or folder line, no other task's dataset (phrasebook).
-    assert section == ["shapes  (built in or registered by plugins)"]
+    section = [line.strip() for line in text.split("datasets (--dataset):")[1].split("\n\n")[0].strip().splitlines()]
+    # The fake task has load_registered and load_folder: no tfds line, no dataset it does not read
+    # (fake-words, which the fake plugin registers); the folder line is the task's own folder_layout.
+    assert section == ["shapes  (built in or registered by plugins)",
+                       "folder:PATH  PATH/<colour>/*.png (or PATH/train/<colour>/..., PATH/test/<colour>/...)"]
     description = json.loads(cli(*FAKE, "info", "fake", "--json", env=FAKE_ENV, check=0).stdout)
-    assert description["datasets"] == ["shapes"] and description["dataset_kinds"] == ["registered"]
+    assert description["datasets"] == ["shapes", "folder:PATH"] and description["dataset_kinds"] == ["registered",
+                                                                                                  "folder"]
 
 
 def test_a_task_without_a_registered_loader_is_offered_no_registered_dataset(tmp_path):

@@ -1,4 +1,7 @@
-"""Plugin discovery as users meet it: `kerasapps list`, broken and clashing plugins, -p no:NAME."""
+"""Plugin discovery as users meet it: `kerasapps list`, broken and clashing plugins, -p no:NAME.
+
+The installed plugin is a distribution made in a temporary folder whose entry point registers the
+fake task of tests/plugins (``installed_fake``), so no first-party plugin is needed."""
 
 import json
 import os
@@ -8,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import FAKE, FAKE_ENV, cli, make_distribution
+from tests.conftest import FAKE, FAKE_ENV, ROOT, cli, make_distribution
 
 
 CLASH = """
@@ -16,35 +19,53 @@ import kerasapps
 
 @kerasapps.hookimpl
 def kerasapps_register_tasks():
-    return [kerasapps.TaskSpec("classification", "nowhere:Nothing", "a clashing task")]
+    return [kerasapps.TaskSpec("fake", "nowhere:Nothing", "a clashing task")]
+"""
+
+# An installed plugin (distribution faketasks 1.2, entry point fakedist): the fake task.
+FAKE_DIST = """
+from kerasapps.api import TaskSpec, hookimpl
+
+
+@hookimpl
+def kerasapps_register_tasks():
+    return [TaskSpec("fake", "kerasapps_fake:FakeTask", "the fake task, installed")]
 """
 
 
-def test_list_does_not_import_tensorflow():
+def installed_fake(site) -> dict:
+    """Install the fake task as a distribution under ``site``; returns the env that finds it."""
+    make_distribution(site, "faketasks", "fakedist_plugin", FAKE_DIST, entry_name="fakedist")
+    return {"PYTHONPATH": os.pathsep.join([str(site), FAKE_ENV["PYTHONPATH"]])}
+
+
+def test_list_does_not_import_tensorflow(tmp_path):
     code = (
         "import sys\n"
         "from kerasapps.cli import main\n"
         "try:\n    main(['list'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'TF-ABSENT')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "classification" in out
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([installed_fake(tmp_path)["PYTHONPATH"], str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert "fake" in out.split("tasks:")[1]
     assert out.strip().endswith("TF-ABSENT")
 
 
-def test_list_json_names_distribution_and_version():
-    data = json.loads(cli("list", "--json", check=0).stdout)
-    task = {t["task"]: t for t in data["tasks"]}["classification"]
-    assert task["distribution"] == "kerasapps-classification"
-    assert task["version"] == "0.1.0"
+def test_list_json_names_distribution_and_version(tmp_path):
+    data = json.loads(cli("list", "--json", env=installed_fake(tmp_path), check=0).stdout)
+    task = {t["task"]: t for t in data["tasks"]}["fake"]
+    assert task["distribution"] == "faketasks"
+    assert task["version"] == "1.2"
     assert {d["dataset"] for d in data["datasets"]} >= {"shapes"}
 
 
 def test_broken_plugin_is_reported_and_others_still_work(tmp_path):
     make_distribution(tmp_path, "brokenplug", "broken_plugin", "raise ImportError('needs libfoo')\n")
-    result = cli("list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    result = cli(*FAKE, "list", "--json", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), FAKE_ENV["PYTHONPATH"]])},
+                 check=0)
     data = json.loads(result.stdout)
-    assert "classification" in {t["task"] for t in data["tasks"]}
+    assert "fake" in {t["task"] for t in data["tasks"]}
     (broken,) = data["broken_plugins"]
     assert broken["plugin"] == "broken_plugin" and broken["distribution"] == "brokenplug"
     assert "needs libfoo" in broken["error"]
@@ -84,48 +105,62 @@ def test_list_columns_align_from_the_widest_entry(tmp_path):
 
 
 def test_two_plugins_with_one_task_name_is_a_clear_error(tmp_path):
+    env = installed_fake(tmp_path)
     make_distribution(tmp_path, "clashplug", "clash_plugin", CLASH)
-    result = cli("list", env={"PYTHONPATH": str(tmp_path)}, check=2)
+    result = cli("list", env=env, check=2)
     assert "registered twice" in result.stderr
-    assert "kerasapps-classification 0.1.0" in result.stderr and "clashplug 1.2" in result.stderr
+    assert "faketasks 1.2" in result.stderr and "clashplug 1.2" in result.stderr
     assert "Traceback" not in result.stderr
     # ... and the user can switch the clashing plugin off, the pytest way.
-    ok = cli("-p", "no:clash_plugin", "list", "--json", env={"PYTHONPATH": str(tmp_path)}, check=0)
+    ok = cli("-p", "no:clash_plugin", "list", "--json", env=env, check=0)
     tasks = {t["task"]: t for t in json.loads(ok.stdout)["tasks"]}
-    assert tasks["classification"]["distribution"] == "kerasapps-classification"
+    assert tasks["fake"]["distribution"] == "faketasks"
 
 
-def test_autoload_can_be_disabled_and_plugins_named_explicitly():
-    env = {"KERASAPPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+def test_autoload_can_be_disabled_and_plugins_named_explicitly(tmp_path):
+    env = {"KERASAPPS_DISABLE_PLUGIN_AUTOLOAD": "1", **installed_fake(tmp_path)}
     assert json.loads(cli("list", "--json", env=env, check=0).stdout)["tasks"] == []
-    data = json.loads(cli("-p", "classification", "list", "--json", env=env, check=0).stdout)
-    assert [t["task"] for t in data["tasks"]] == ["classification"]
+    data = json.loads(cli("-p", "fakedist", "list", "--json", env=env, check=0).stdout)
+    assert [t["task"] for t in data["tasks"]] == ["fake"]
     assert data["datasets"] == []  # builtin not named: not loaded
 
 
-def test_blocked_plugin_is_not_loaded():
-    data = json.loads(cli("-p", "no:classification", "list", "--json", check=0).stdout)
-    assert "classification" not in {t["task"] for t in data["tasks"]}
+def test_blocked_plugin_is_not_loaded(tmp_path):
+    env = installed_fake(tmp_path)
+    assert "fake" in {t["task"] for t in json.loads(cli("list", "--json", env=env, check=0).stdout)["tasks"]}
+    data = json.loads(cli("-p", "no:fakedist", "list", "--json", env=env, check=0).stdout)
+    assert "fake" not in {t["task"] for t in data["tasks"]}
 
 
 @pytest.mark.parametrize("args,fragment", [
     (["run", "nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
     (["run", "fake", "--set", "nosuchkey=1", "--print-config"], "unknown config key 'nosuchkey'"),
     (["run", "fake", "--set", "epochs=many", "--print-config"], "epochs: expected int"),
-    # Every dataset mistake names what the task reads (the fake task reads only `shapes`).
+    # Every dataset mistake names what the task reads (the fake task reads `shapes` and folders).
     (["run", "fake", "--dataset", "folder:/no/such/dir", "--print-config"],
-     "task 'fake' cannot read folder dataset 'folder:/no/such/dir'; it reads shapes (see `kerasapps info fake`)"),
+     "--dataset folder:/no/such/dir: no such folder '/no/such/dir'"),
     (["run", "fake", "--dataset", "tfds:mnist", "--print-config"],
-     "task 'fake' cannot read tfds dataset 'tfds:mnist'; it reads shapes (see `kerasapps info fake`)"),
-    (["run", "fake", "--dataset", "nosuchdata", "--print-config"], "unknown dataset 'nosuchdata'; it reads shapes ("),
-    (["train", "fake", "--dataset", "phrasebook"], "cannot read dataset 'phrasebook'; it reads shapes ("),
+     "task 'fake' cannot read tfds dataset 'tfds:mnist'; it reads shapes or folder:PATH (see `kerasapps info fake`)"),
+    (["run", "fake", "--dataset", "nosuchdata", "--print-config"],
+     "unknown dataset 'nosuchdata'; it reads shapes or folder:PATH ("),
+    (["train", "fake", "--dataset", "fake-words"], "cannot read dataset 'fake-words'; it reads shapes or folder:PATH ("),
     (["run", "fake", "--config", "/no/such.yaml", "--print-config"], "cannot read config file"),
     (["run", "fake", "--strategy", "bogus"], "Invalid value for '--strategy'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, fragment):
-    result = cli(*FAKE, *args, env=FAKE_ENV, check=2)
-    assert fragment in result.stderr
-    assert "Traceback" not in result.stderr
+    from click.testing import CliRunner
+
+    from kerasapps.cli import cli as kerasapps_cli
+
+    sys.path.insert(0, FAKE_ENV["PYTHONPATH"])  # in-process: the fake plugin on the import path
+    try:
+        result = CliRunner().invoke(kerasapps_cli, [*FAKE, *args], catch_exceptions=True)
+    finally:
+        sys.path.remove(FAKE_ENV["PYTHONPATH"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_print_config_resolves_precedence(tmp_path):
@@ -167,15 +202,19 @@ def test_plugin_callbacks_join_training(tmp_path):
 
 
 def test_every_installed_task_class_loads_without_tensorflow():
-    """`info`, `--print-config` and the option checks load the task class only: no TensorFlow start-up."""
+    """`info`, `--print-config` and the option checks load the task class only: no TensorFlow start-up.
+    Every task installed here (the first-party ones, where they are) and the fake one."""
     code = (
         "import sys\n"
         "from kerasapps.registry import discover\n"
-        "registry = discover()\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests' / 'plugins')!r})\n"
+        "registry = discover(['kerasapps_fake'])\n"
         "names = sorted(registry.tasks)\n"
         "for name in names:\n"
         "    registry.load_task(name).describe()\n"
-        "print(len(names), sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+        "import json\n"
+        "print(json.dumps([names, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert int(out[0]) >= 8 and out[1:] == ["[]"], out
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    names, imported = json.loads(out.splitlines()[-1])
+    assert "fake" in names and imported == [], out

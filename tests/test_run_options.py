@@ -50,14 +50,17 @@ def test_metrics_keep_the_training_record_of_an_earlier_run(tmp_path):
 def test_restore_best_weights_chooses_the_weights_evaluate_reads(tmp_path, restore_best):
     """Default: the best validation epoch's file; false: no best file is kept and evaluate reads
     the last epoch's weights (the backup), so validation picks nothing."""
-    from tests.conftest import FAKE, FAKE_ENV, cli
+    import sys
 
+    import kerasapps
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the fake plugin, loaded in-process
     workdir = tmp_path / "run"
-    common = [*FAKE, "--workdir", workdir, "--set", f"restore_best_weights={restore_best}"]
-    trained = cli(*FAKE, "train", "fake", "--workdir", workdir, "--epochs", "2", "--set",
-                  f"restore_best_weights={restore_best}", env=FAKE_ENV, check=0)
-    assert (workdir / "best.weights.h5").exists() == restore_best, trained.stdout
-    evaluated = cli(*common[:2], "evaluate", "fake", *common[2:], env=FAKE_ENV, check=0)
+    settings = {"plugins": ["kerasapps_fake"], "workdir": workdir, "restore_best_weights": restore_best, "verbose": 0}
+    trained = kerasapps.train("fake", epochs=2, **settings)
+    assert (workdir / "best.weights.h5").exists() == restore_best, trained.history
+    evaluated = kerasapps.evaluate("fake", **settings)
     metrics = json.loads((workdir / "metrics.json").read_text())
     expected = workdir / ("best.weights.h5" if restore_best else "backup")
-    assert pathlib.Path(metrics["weights"]) == expected, evaluated.stdout
+    assert pathlib.Path(metrics["weights"]) == expected, evaluated.metrics

@@ -3,12 +3,16 @@
 Written against ``kerasapps.api`` only, like any third-party plugin. Load it with
 ``PYTHONPATH=tests/plugins kerasapps -p kerasapps_fake ...`` (see ``conftest.FAKE``).
 It trains in a second, so the core's behaviour (resume, evaluate, export, predict) is
-tested without the first-party tasks.
+tested without the first-party tasks. Its config declares one field of each kind the core checks
+(bounds, ``choices``, a ``Literal``, a tuple), and it reads ``folder:PATH`` (one folder per colour)
+as well as the generated scenes, so the core's checks of user input are tested on it too.
 """
 
 import dataclasses
+from typing import Literal
 
-from kerasapps.api import SPLITS, Task, TaskConfig, TaskSpec, field, hookimpl
+from kerasapps.api import (SPLITS, DatasetSpec, Task, TaskConfig, TaskSpec, check_image_file, field, hookimpl,
+                           read_image, read_image_folder)
 
 
 @hookimpl
@@ -17,15 +21,30 @@ def kerasapps_register_tasks():
             TaskSpec("fake-text", "kerasapps_fake:FakeTextTask", "colour named in a caption (tests only)")]
 
 
+@hookimpl
+def kerasapps_register_datasets():
+    # A registered dataset the fake task does not read (it reads shapes): `--dataset fake-words` is refused.
+    return [DatasetSpec("fake-words", "kerasapps_fake:WORDS", "colour words (tests only; no task reads them)")]
+
+
+WORDS = ("red", "green", "blue")
+
+
 @dataclasses.dataclass
 class FakeConfig(TaskConfig):
     epochs: int = field(1, "training epochs")
     batch_size: int = field(16, "global batch size")
     learning_rate: float = field(0.01, "Adam learning rate")
-    units: int = field(8, "hidden units")
-    train_examples: int = field(128, "shapes: training scenes")
-    eval_examples: int = field(32, "shapes: validation and test scenes each")
-    image_size: int = field(16, "image side")
+    units: int = field(8, "width of the first convolution", minimum=1)
+    filters: tuple[int, ...] = field((), "widths of further convolutions (none by default)", minimum=1)
+    kernel_size: int = field(3, "convolution kernel side", choices=(1, 3, 5))
+    activation: Literal["relu", "tanh"] = field("relu", "activation of the convolutions")
+    dropout: float = field(0.0, "dropout before the classifier", minimum=0, below=1)
+    batch_norm: bool = field(False, "BatchNormalization after each convolution (moving statistics: state "
+                             "that is not trained, which multi-worker training must keep equal)")
+    train_examples: int = field(128, "shapes: training scenes", minimum=1)
+    eval_examples: int = field(32, "shapes: validation and test scenes each", minimum=1)
+    image_size: int = field(16, "image side", minimum=8, maximum=512)
 
 
 class FakeTask(Task):
@@ -39,6 +58,7 @@ class FakeTask(Task):
                        "preview_bytes": "tf.string [N]: the model's input (the image resized) as PNG"}
     # Changing how much data is generated does not change the model: a backup stays usable.
     data_fields = ("train_examples", "eval_examples")
+    folder_layout = "PATH/<colour>/*.png (or PATH/train/<colour>/..., PATH/test/<colour>/...)"
 
     def load_registered(self):
         import tensorflow as tf
@@ -54,6 +74,23 @@ class FakeTask(Task):
             splits[split] = tf.data.Dataset.from_tensor_slices((data["image"].astype("float32"), colour))
         return splits
 
+    def load_folder(self):
+        import tensorflow as tf
+
+        files = read_image_folder(self.source.path, labelled=True, layout=self.folder_layout)
+        for path, _ in files["train"]:  # each header (format, pixel limit) before anything is decoded
+            check_image_file(path)
+        self.info["colours"] = sorted({colour for _, colour in files["train"]})
+        index = {colour: i for i, colour in enumerate(self.info["colours"])}
+        size = self.config.image_size
+
+        def load(path, colour):
+            return read_image(path, (size, size)), colour
+
+        return {split: tf.data.Dataset.from_tensor_slices(([str(p) for p, _ in files[split]],
+                                                           [index[c] for _, c in files[split]])).map(load)
+                for split in SPLITS}
+
     def build_model(self):
         import keras
 
@@ -61,8 +98,11 @@ class FakeTask(Task):
         model = keras.Sequential([
             keras.Input((size, size, 3)),
             keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(self.config.units, 3, activation="relu"),
+            *[layer for width in (self.config.units, *self.config.filters)
+              for layer in [keras.layers.Conv2D(width, self.config.kernel_size, activation=self.config.activation),
+                            *([keras.layers.BatchNormalization()] if self.config.batch_norm else [])]],
             keras.layers.GlobalAveragePooling2D(),
+            *([keras.layers.Dropout(self.config.dropout)] if self.config.dropout else []),
             keras.layers.Dense(len(self.info["colours"]), activation="softmax"),
         ])
         model.compile(keras.optimizers.Adam(self.config.learning_rate), "sparse_categorical_crossentropy",

@@ -4,14 +4,18 @@ and numpy only) must find the very figures metrics.json holds."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, cli
 from kerasapps.data import shapes
+from kerasapps.testing import run_cli as cli
+
+pytest.importorskip("kerasapps_segmentation")
+ROOT = pathlib.Path(__file__).resolve().parents[3]  # the repository: benchmarks/ lives there
 
 CLASSES = "name,r,g,b\n" + "".join(
     f"{name},{r},{g},{b}\n" for name, (r, g, b) in zip(shapes.MASK_CLASS_NAMES, shapes.MASK_COLOURS)
