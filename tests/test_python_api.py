@@ -3,6 +3,7 @@ it, so both give the same runs, the same exports and the same one-line mistakes.
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -46,7 +47,7 @@ def test_api_and_cli_give_the_same_run_for_the_same_seed(api_run, tmp_path):
     assert from_cli["metrics"]["examples"] == result.metrics["examples"]
     for name in ("loss", "accuracy"):
         assert from_cli["metrics"][name] == pytest.approx(result.metrics[name], abs=1e-5), name
-    assert from_cli["config"]["params"] == result.config["params"]
+    assert from_cli["config"]["params"] == json.loads(json.dumps(result.config["params"]))  # tuples as JSON lists
     # The two exports serve the same answers.
     from kerasapps.testing import write_scene_images
 
@@ -166,3 +167,68 @@ def test_a_task_class_runs_without_being_installed_and_an_interrupted_run_resume
     assert [h["epoch"] for h in result.history] == [1, 2] and result.export_path.name == "1"
     with pytest.raises(kerasapps.UsageError, match="is not a task class with a name"):
         kerasapps.run(object)
+
+
+# -- the command line's whole hostile-input table, from Python ------------------------------------
+# Each case of tests/test_hostile_inputs.py's table, made from Python (settings typed as a Python
+# user types them): kerasapps.UsageError with the line the command line prints. Two are worded for
+# Python on purpose (an option is a keyword there); the `kerasapps` group's own options have no
+# Python form.
+from tests.test_hostile_inputs import CASES, invoke, write  # noqa: E402
+
+OPTION_NAMES = {"--seed": "seed", "--epochs": "epochs", "--epoch": "epoch", "--batch-size": "batch_size",
+                "--workdir": "workdir", "--export-dir": "export_dir", "--dataset": "dataset",
+                "--strategy": "strategy", "--config": "config"}
+PYTHON_WORDING = {"unknown option": "unknown config key 'epoch'; did you mean 'epochs'?",
+                  "config is a folder": "cannot read config file d: Is a directory",
+                  # batch_size is a run option in Python (the command line's --batch-size), not a --set field
+                  "inherited minimum": "Invalid value for '--batch-size': 0 is not in the range x>=1."}
+NO_PYTHON_FORM = {"unknown group option", "group option without its value"}
+
+
+def typed(text: str):
+    """The Python value a user writes for a command line's text: 1, 0.5, (8, 0), 'relu'."""
+    if "," in text:
+        return tuple(typed(part) for part in text.split(","))
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def python_call(args):
+    """(function, task, settings) of a command line: `run fake --set units=0` -> (kerasapps.run, "fake", {"units": 0})."""
+    command, task, *rest = args
+    settings, pairs = {}, iter(rest)
+    for flag in pairs:
+        value = next(pairs)
+        if flag == "--set":
+            key, text = value.split("=", 1)
+            settings[key] = typed(text)
+        else:
+            settings[OPTION_NAMES[flag]] = typed(value) if flag in ("--seed", "--epochs", "--epoch", "--batch-size") \
+                else value
+    return getattr(kerasapps, command), task, settings
+
+
+API_CASES = [case for case in CASES if case[0] not in NO_PYTHON_FORM]
+
+
+@pytest.mark.parametrize("name,files,args", [c[:3] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_the_hostile_input_tables_mistakes_raise_the_command_lines_line(name, files, args, tmp_path, monkeypatch):
+    for path, content in files.items():
+        write(tmp_path / path, content)
+    line = [row for row in invoke(args, tmp_path).stderr.splitlines() if row.startswith("error:")][0]
+    line = re.sub(r" \(see `\S+ run --help`\)$", "", line)  # where to read more, on the command line only
+    function, task, settings = python_call(args)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(kerasapps.UsageError) as raised:
+        function(task, plugins=PLUGINS, verbose=0, **settings)
+    message = str(raised.value).splitlines()[0]
+    if name in PYTHON_WORDING:
+        assert message.startswith(PYTHON_WORDING[name]), message
+    else:
+        assert f"error: {message}" == line
+    assert not list(tmp_path.glob("saved_models/**/saved_model.pb"))
