@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import kerasapps
 from kerasapps.testing import run_cli as cli
 from kerasapps.api import UNK, UsageError
 from kerasapps.testing import check_export
@@ -20,6 +21,9 @@ tf = pytest.importorskip("tensorflow")
 TINY = ["--epochs", "2", "--batch-size", "32", "--set", "train_examples=400", "--set", "eval_examples=48",
         "--set", "image_size=32", "--set", "cnn_filters=16,32,32", "--set", "lstm_units=64", "--set", "embed_dim=32",
         "--set", "lr_schedule=constant"]
+# The same settings for runs in this process (kerasapps.train/run/evaluate/export).
+SMALL = dict(epochs=2, batch_size=32, train_examples=400, eval_examples=48, image_size=32, cnn_filters=(16, 32, 32),
+             lstm_units=64, embed_dim=32, lr_schedule="constant")
 
 
 def test_vocabulary_round_trip_and_min_count():
@@ -53,20 +57,21 @@ def write_flickr_folder(root, images=12, bad_row=None, size=40):
 
 
 @pytest.mark.slow
-def test_folder_loader_and_its_errors(tmp_path):
+def test_folder_loader_and_its_errors(tmp_path, capsys):
     from kerasapps.data.sources import DatasetSource
     from kerasapps_captioning.task import CaptioningTask
 
     # One run on a folder with a bad row, skipped: the loader, the vocabulary and skip_bad_examples.
     folder = write_flickr_folder(tmp_path / "empty", images=30, bad_row="img0.png,")
-    result = cli("train", "captioning", "--dataset", f"folder:{folder}", *TINY, "--set", "skip_bad_examples=true",
-                 "--workdir", tmp_path / "run", check=0)
-    assert "skipped 1 bad rows" in result.stderr
+    kerasapps.train("captioning", dataset=f"folder:{folder}", **{**SMALL, "epochs": 1}, skip_bad_examples=True,
+                    workdir=tmp_path / "run", verbose=0)
+    assert "skipped 1 bad rows" in capsys.readouterr().err
     info = json.loads((tmp_path / "run" / "task_info.json").read_text())
-    assert "circle" in info["vocabulary"] or "square" in info["vocabulary"], result.stdout
-    # Without skipping, the same folder is one error line: how every loader error reaches the user.
-    err = cli("train", "captioning", "--dataset", f"folder:{folder}", "--workdir", tmp_path / "r2", check=2).stderr
-    assert "row 4: empty caption" in err and "Traceback" not in err
+    assert "circle" in info["vocabulary"] or "square" in info["vocabulary"], info["vocabulary"]
+    # Without skipping, the same folder is one error (the command line's one line): how every loader
+    # error reaches the user.
+    with pytest.raises(UsageError, match="row 4: empty caption"):
+        kerasapps.train("captioning", dataset=f"folder:{folder}", workdir=tmp_path / "r2", verbose=0)
 
     def load(root):
         source = DatasetSource(f"folder:{root}", "folder", str(root))
@@ -166,11 +171,10 @@ def test_export_of_weights_that_do_not_fit_the_recorded_config_is_one_message(tr
     # A config.json from before an option existed: the option takes its (different) default.
     del saved["params"]["lstm_units"]
     (workdir / "config.json").write_text(json.dumps(saved))
-    result = cli("export", "captioning", "--workdir", workdir, "--export-dir", tmp_path / "out", check=2)
-    assert "do not fit the captioning model" in result.stderr and "Traceback" not in result.stderr
-    assert "does not record lstm_units=256" in result.stderr
-    cli("export", "captioning", "--workdir", workdir, "--export-dir", tmp_path / "out", "--set", "lstm_units=64",
-        check=0)
+    with pytest.raises(UsageError, match="do not fit the captioning model") as refused:
+        kerasapps.export("captioning", workdir=workdir, export_dir=tmp_path / "out", verbose=0)
+    assert "does not record lstm_units=256" in str(refused.value)
+    kerasapps.export("captioning", workdir=workdir, export_dir=tmp_path / "out", lstm_units=64, verbose=0)
     assert (tmp_path / "out/captioning/1/saved_model.pb").exists()
 
 
@@ -346,15 +350,14 @@ def test_decoding_follows_the_trained_graph_step_by_step(decoder):
 
 @pytest.mark.slow
 def test_run_with_cached_frozen_encoder_trains_exports_and_rejects_a_trainable_one(tmp_path):
-    small = [f"{k}={v}" for k, v in FROZEN.items() if k != "batch_size"]
-    options = [x for kv in small + ["cache_features=true"] for x in ("--set", kv)]
-    result = cli("run", "captioning", "--epochs", "2", "--batch-size", "8", *options, cwd=tmp_path, check=0)
-    assert "bleu4" in result.stdout and "predicted:" in result.stdout
+    where = dict(workdir=tmp_path / "runs/captioning", export_dir=tmp_path / "saved_models")
+    result = kerasapps.run("captioning", epochs=2, cache_features=True, **FROZEN, **where, verbose=0)
+    assert "bleu4" in result.metrics and any("predicted:" in line for line in result.samples), result.samples
     history = (tmp_path / "runs/captioning/training_log.csv").read_text().splitlines()
     assert len(history) == 3  # header and two epochs
     assert (tmp_path / "saved_models/captioning/1/saved_model.pb").exists()
-    err = cli("train", "captioning", "--set", "cache_features=true", cwd=tmp_path, check=2).stderr
-    assert "cache_features needs a frozen pretrained encoder" in err and "Traceback" not in err
+    with pytest.raises(UsageError, match="cache_features needs a frozen pretrained encoder"):
+        kerasapps.train("captioning", cache_features=True, **where, verbose=0)
 
 
 @pytest.fixture(scope="module")
@@ -362,9 +365,8 @@ def classification_run(tmp_path_factory):
     """A tiny trained classification run (LeNet-5 on 32x32 shapes), to start captioning encoders from."""
     pytest.importorskip("kerasapps_classification", reason="encoders from a classification run need that plugin")
     workdir = tmp_path_factory.mktemp("classification") / "run"
-    cli("train", "classification", "--epochs", "1", "--batch-size", "32", "--set", "train_examples=64",
-        "--set", "eval_examples=32", "--set", "image_size=32", "--set", "filters=8,8", "--set", "dense_units=16",
-        "--workdir", workdir, check=0)
+    kerasapps.train("classification", epochs=1, batch_size=32, train_examples=64, eval_examples=32, image_size=32,
+                    filters=(8, 8), dense_units=(16,), workdir=workdir, verbose=0)
     return workdir
 
 
@@ -428,29 +430,33 @@ def test_cached_features_of_a_run_encoder_are_its_trained_networks(classificatio
 
 
 def test_encoder_weights_that_are_no_classification_run_are_one_error(classification_run, tmp_path):
+    import warnings
+
     from kerasapps.config import apply_overrides
     from kerasapps.errors import UsageError
     from kerasapps.training.transfer import read_trained_run
     from kerasapps_captioning.task import CaptioningConfig
 
-    small = ["--epochs", "1", "--batch-size", "8", "--set", "train_examples=16", "--set", "eval_examples=8",
-             "--set", "lstm_units=8", "--set", "embed_dim=8", "--set", "encoder=classification",
-             "--workdir", tmp_path / "captioning"]
-    err = cli("train", "captioning", *small, "--set", f"encoder_weights={tmp_path / 'nowhere'}", check=2).stderr
-    assert f"{tmp_path / 'nowhere'} not found: expected a kerasapps classification run" in err
-    assert "Traceback" not in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
-    # LeNet-5 flattens its last feature map: trained at 32x32, it does not fit 48x48 images.
-    err = cli("train", "captioning", *small, "--set", "image_size=48", "--set", f"encoder_weights={classification_run}",
-              check=2).stderr
-    assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in err and "--set image_size=32" in err
-    assert "Traceback" not in err and "UserWarning" not in err
+    small = dict(epochs=1, batch_size=8, train_examples=16, eval_examples=8, lstm_units=8, embed_dim=8,
+                 encoder="classification", workdir=tmp_path / "captioning", verbose=0)
+    with pytest.raises(UsageError) as refused:
+        kerasapps.train("captioning", **small, encoder_weights=str(tmp_path / "nowhere"))
+    assert f"{tmp_path / 'nowhere'} not found: expected a kerasapps classification run" in str(refused.value)
+    # LeNet-5 flattens its last feature map: trained at 32x32, it does not fit 48x48 images; said
+    # in the one message, with no warning from Keras's weight loading beside it.
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(UsageError) as refused:
+        warnings.simplefilter("always")
+        kerasapps.train("captioning", **small, image_size=48, encoder_weights=str(classification_run))
+    message = str(refused.value)
+    assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in message and "--set image_size=32" in message
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
     # ... refused before the data is read: a folder whose captions name a missing image is not reached.
     broken = tmp_path / "broken"
     (broken / "Images").mkdir(parents=True)
     (broken / "captions.txt").write_text("image,caption\nmissing.png,a red circle\n")
-    err = cli("train", "captioning", *small, "--set", "image_size=48", "--set", f"encoder_weights={classification_run}",
-              "--dataset", f"folder:{broken}", check=2).stderr
-    assert "fc1/kernel: (200, 16) in the file, (648, 16) in the model" in err, err[-2000:]
+    with pytest.raises(UsageError, match=r"fc1/kernel: \(200, 16\) in the file, \(648, 16\) in the model"):
+        kerasapps.train("captioning", **small, image_size=48, encoder_weights=str(classification_run),
+                        dataset=f"folder:{broken}")
 
     other = tmp_path / "translation_run"
     other.mkdir()
@@ -508,9 +514,10 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     assert saved["encoder"] == "tagging" and saved["freeze_encoder"] and saved["cache_features"]
     # The captioning run records what rebuilds its encoder: it evaluates without the tagging run.
     shutil.rmtree(tmp_path / "work" / "tagging")
-    again = cli("evaluate", "captioning", "--workdir", tmp_path / "work/captioning", check=0)
-    assert f"note: {tmp_path / 'work' / 'tagging'}/best.weights.h5 is gone" in again.stderr
-    assert again.stdout.startswith("dev: ")
+    again = kerasapps.evaluate("captioning", workdir=tmp_path / "work/captioning", verbose=2)
+    printed = capsys.readouterr()
+    assert f"note: {tmp_path / 'work' / 'tagging'}/best.weights.h5 is gone" in printed.err
+    assert printed.out.startswith("dev: ") and again.scored_split == "dev"
     metrics = json.loads((tmp_path / "work/captioning/metrics.json").read_text())
     assert metrics["scored_split"] == "dev"
     assert [metrics["metrics"][f"bleu{n}"] for n in range(1, 5)] == [own[f"bleu{n}"] for n in range(1, 5)]

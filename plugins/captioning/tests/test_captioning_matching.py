@@ -12,16 +12,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from kerasapps.testing import run_cli as cli
-
-# Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
-TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
-        "--set", "image_size=32"]
+import kerasapps
 from kerasapps.metrics.retrieval import frechet_distance, r_precision, recall_at_k
-from kerasapps.testing import check_task, write_scene_images
+from kerasapps.testing import check_export, write_scene_images
 
-TINY_MATCHING = ["--batch-size", "16", "--set", "image_size=32", "--set", "cnn_filters=8,16",
-                 "--set", "word_dim=8", "--set", "text_units=8", "--set", "embedding_dim=8"]
+# Runs in this process (kerasapps.train/run/evaluate): no TensorFlow import per command.
+TINY_MATCHING = dict(batch_size=16, image_size=32, cnn_filters=(8, 16), word_dim=8, text_units=8, embedding_dim=8)
 
 
 # -- recall and R-precision ---------------------------------------------------------------
@@ -163,13 +159,17 @@ def test_two_replicas_take_the_same_step_as_one_device(tmp_path):
 # -- the task end to end ----------------------------------------------------------------
 @pytest.mark.slow
 def test_matching_trains_scores_retrieval_and_serves(tmp_path):
+    from kerasapps.serving.predict import predict_inputs
+
     images = write_scene_images(tmp_path / "inputs", count=2)
     texts = ["a big red circle", "a small blue square to the left of a large green cross"]
-    result = check_task("matching", tmp_path, inputs=images, calls=[{"text": texts}],
-                        predict_args=["--with", "text=a big red circle"],
-                        run_args=["--epochs", "1", *TINY_MATCHING, "--set", "train_examples=128",
-                                  "--set", "eval_examples=48"])
-    metrics = result.metrics
+    run = kerasapps.run("matching", epochs=1, **TINY_MATCHING, train_examples=128, eval_examples=48, samples=0,
+                        workdir=tmp_path / "run", export_dir=tmp_path / "saved_models", verbose=0)
+    metrics = run.metrics
+    assert all(np.isfinite(v) for v in metrics.values() if isinstance(v, float)), metrics
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    result = check_export(run.export_path, images, out=tmp_path / "predictions", calls=[{"text": texts}],
+                          predict_args=["--with", "text=a big red circle"])
     for direction in ("image_to_text", "text_to_image"):
         recalls = [metrics[f"{direction}_recall_at_{k}"] for k in (1, 5, 10)]
         assert 0 <= recalls[0] <= recalls[1] <= recalls[2] <= 1
@@ -184,8 +184,8 @@ def test_matching_trains_scores_retrieval_and_serves(tmp_path):
     # predict scores every image against the one --with text; the first image's text is the same.
     assert [p["input"] for p in result.predictions] == [str(i) for i in images]
     assert float(np.ravel(result.predictions[0]["score"])[0]) == pytest.approx(served["score"]["values"][0], abs=1e-3)
-    refused = cli("predict", result.export_path, images[0], check=2).stderr
-    assert "takes image_bytes, text (give all but one with --with NAME=TEXT)" in refused
+    with pytest.raises(kerasapps.UsageError, match=r"takes image_bytes, text \(give all but one with --with NAME=TEXT\)"):
+        next(predict_inputs(run.export_path, [str(images[0])], tmp_path / "refused"))  # what `kerasapps predict` runs
 
 
 def write_caption_folder(root, train=40, dev=8, test=12, size=48):
@@ -211,21 +211,21 @@ def write_caption_folder(root, train=40, dev=8, test=12, size=48):
 
 
 @pytest.mark.slow
-def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path):
+def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys):
     data = write_caption_folder(tmp_path / "flickr")
-    dataset = ["--dataset", f"folder:{data}"]
-    cli("train", "matching", *dataset, "--epochs", "1", *TINY_MATCHING, "--workdir", tmp_path / "match", check=0)
-    small_gan = ["--epochs", "1", "--batch-size", "16", "--set", "image_size=32", "--set", "generator_filters=16",
-                 "--set", "lstm_units=8", "--set", "embed_dim=8", "--set", "z_dim=8", "--set", "cond_dim=8"]
+    dataset = f"folder:{data}"
+    kerasapps.train("matching", dataset=dataset, epochs=1, **TINY_MATCHING, workdir=tmp_path / "match", verbose=0)
+    small_gan = dict(epochs=1, batch_size=16, image_size=32, generator_filters=16, lstm_units=8, embed_dim=8, z_dim=8,
+                     cond_dim=8)
     run = tmp_path / "t2i"
-    cli("train", "text-to-image", *dataset, *small_gan, "--set", f"matching_run={tmp_path / 'match'}",
-        "--workdir", run, check=0)
+    kerasapps.train("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"), workdir=run,
+                    verbose=0)
     info = json.loads((run / "task_info.json").read_text())
     assert info["matching_run"]["task"] == "matching" and info["matching_run"]["info"]["image_size"] == 32
     # Evaluation rebuilds the matching model from the record: the run's JSON files may go.
     for name in ("config.json", "task_info.json"):
         (tmp_path / "match" / name).unlink()
-    cli("evaluate", "text-to-image", "--workdir", run, check=0)
+    kerasapps.evaluate("text-to-image", workdir=run, verbose=0)
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert metrics["r_precision_chance"] == pytest.approx(1 / 12)  # the 12 test photos, 11 distractors each
     for name in ("r_precision", "real_r_precision", "text_blind_r_precision"):
@@ -234,9 +234,10 @@ def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path):
     assert "semantic_accuracy" not in metrics  # the shapes judge reads no folder data
     # Without the weights, evaluation says so and leaves the matching metrics out.
     shutil.rmtree(tmp_path / "match")
-    result = cli("evaluate", "text-to-image", "--workdir", run, check=0)
-    assert "best.weights.h5 is gone: no matching-model metrics" in result.stderr
+    capsys.readouterr()
+    kerasapps.evaluate("text-to-image", workdir=run, verbose=0)
+    assert "best.weights.h5 is gone: no matching-model metrics" in capsys.readouterr().err
     assert "r_precision" not in json.loads((run / "metrics.json").read_text())["metrics"]
-    bad = cli("train", "text-to-image", *dataset, *small_gan, "--set", f"matching_run={tmp_path / 'match'}",
-              "--workdir", tmp_path / "t2", check=2)
-    assert "expected a kerasapps matching run" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(kerasapps.UsageError, match="expected a kerasapps matching run"):
+        kerasapps.train("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"),
+                        workdir=tmp_path / "t2", verbose=0)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from kerasapps.testing import run_cli as cli
-from kerasapps.testing import check_task, write_scene_images
+import kerasapps
+from kerasapps.testing import check_export, write_scene_images
 
 pytest.importorskip("tensorflow")
 
@@ -36,10 +36,13 @@ def test_average_precision_by_hand():
 @pytest.mark.slow
 def test_tagging_trains_scores_and_serves_its_tags(tmp_path):
     images = write_scene_images(tmp_path / "inputs", count=3)
-    result = check_task("tagging", tmp_path, inputs=images, run_args=[
-        "--epochs", "2", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
-        "--set", "image_size=32", "--set", "cnn_filters=8,16", "--set", "top_k=4"])
+    run = kerasapps.run("tagging", epochs=2, batch_size=32, train_examples=256, eval_examples=64, image_size=32,
+                        cnn_filters=(8, 16), top_k=4, samples=0, workdir=tmp_path / "run",
+                        export_dir=tmp_path / "saved_models", verbose=0)
+    # check_export: serving_default in a process that imports only tensorflow (never kerasapps), then predict.
+    result = check_export(run.export_path, images, out=tmp_path / "predictions")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    assert metrics == run.metrics
     assert 0 < metrics["map_image_blind"] < 1 and 0 < metrics["map"] <= 1 and 0 <= metrics["precision_at_5"] <= 1
     tags = json.loads((tmp_path / "run" / "task_info.json").read_text())["tags"]
     assert "circle" in tags and "the" not in tags and "a" not in tags
@@ -57,12 +60,12 @@ def test_captioning_starts_from_a_tagging_runs_network(tmp_path):
 
     from kerasapps.training.transfer import read_trained_run
 
-    small = ["--epochs", "1", "--batch-size", "16", "--set", "train_examples=64", "--set", "eval_examples=16",
-             "--set", "image_size=32", "--set", "cnn_filters=8,16"]
-    cli("train", "tagging", *small, "--workdir", tmp_path / "tags", check=0)
-    cli("train", "captioning", *small, "--set", "lstm_units=8", "--set", "embed_dim=8", "--set", "encoder=tagging",
-        "--set", f"encoder_weights={tmp_path / 'tags'}", "--set", "freeze_encoder=true",
-        "--set", "cache_features=true", "--workdir", tmp_path / "cap", check=0)
+    small = dict(epochs=1, batch_size=16, train_examples=64, eval_examples=16, image_size=32, cnn_filters=(8, 16),
+                 verbose=0)
+    kerasapps.train("tagging", **small, workdir=tmp_path / "tags")
+    kerasapps.train("captioning", **small, lstm_units=8, embed_dim=8, encoder="tagging",
+                    encoder_weights=str(tmp_path / "tags"), freeze_encoder=True, cache_features=True,
+                    workdir=tmp_path / "cap")
     # The frozen encoder is the tagger below its classifier, weights and all.
     tagger = read_trained_run(tmp_path / "tags", task="tagging").build_model()
     captioner = read_trained_run(tmp_path / "cap", task="captioning").build_model()
@@ -70,6 +73,5 @@ def test_captioning_starts_from_a_tagging_runs_network(tmp_path):
     images = tf.random.uniform([2, 32, 32, 3], 0, 255, seed=1)
     np.testing.assert_allclose(captioner.get_layer("encoder").get_layer("image_features")(images), below_head(images),
                                rtol=1e-5, atol=1e-5)
-    err = cli("train", "captioning", *small, "--set", "encoder=tagging", "--set", "encoder_weights=none",
-              "--workdir", tmp_path / "c2", check=2).stderr
-    assert "encoder=tagging starts from a kerasapps tagging run" in err and "Traceback" not in err
+    with pytest.raises(kerasapps.UsageError, match="encoder=tagging starts from a kerasapps tagging run"):
+        kerasapps.train("captioning", **small, encoder="tagging", encoder_weights="none", workdir=tmp_path / "c2")

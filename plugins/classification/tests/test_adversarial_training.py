@@ -6,10 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from kerasapps.testing import check_export, run_cli, write_scene_images
-
-TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
-        "--set", "image_size=32"]
+import kerasapps
+from kerasapps.testing import check_export, write_scene_images
 
 
 def test_adversarial_classifier_is_the_plain_model_with_another_train_step(tmp_path):
@@ -60,8 +58,9 @@ def test_adversarial_weight_zero_trains_exactly_as_the_plain_model():
 
 @pytest.mark.slow
 def test_pgd_trained_run_exports_and_serves_as_before(tmp_path):
-    run_cli("run", "classification", *TINY, "--set", "adversarial=pgd", "--set", "adversarial_steps=2",
-            "--workdir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "saved"), "--samples", "0", check=0)
+    kerasapps.run("classification", epochs=1, batch_size=32, train_examples=256, eval_examples=64, image_size=32,
+                  adversarial="pgd", adversarial_steps=2, workdir=tmp_path / "run", export_dir=tmp_path / "saved",
+                  samples=0, verbose=0)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["params"]["adversarial"] == "pgd" and config["params"]["adversarial_steps"] == 2
     images = write_scene_images(tmp_path / "inputs", count=2)

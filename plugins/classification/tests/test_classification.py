@@ -1,5 +1,8 @@
-"""The classification task end to end, through the real CLI: train, export, serve, predict, resume."""
+"""The classification task end to end: through the real CLI (train, export, serve, predict, resume
+after kill -9) and in this process (kerasapps.run/train/evaluate/export, no TensorFlow import each)."""
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -10,11 +13,13 @@ import time
 import numpy as np
 import pytest
 
+import kerasapps
 from kerasapps.testing import run_cli as cli
 
 # Small enough for 2 CPU cores: one epoch of a few hundred 32x32 images.
 TINY = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
         "--set", "image_size=32"]
+SMALL = dict(epochs=1, batch_size=32, train_examples=256, eval_examples=64, image_size=32)  # TINY, in this process
 from kerasapps.testing import check_export
 
 pytestmark = pytest.mark.slow
@@ -38,10 +43,14 @@ def write_shape_pngs(folder, count=3, size=48):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny `kerasapps run classification`, then the same command again."""
+    """One tiny `kerasapps run classification`, then the same run again in this process
+    (kerasapps.run, verbose=2: what the command prints), from the same folder."""
     root = tmp_path_factory.mktemp("run")
     first = cli("run", "classification", *TINY, cwd=root, check=0)
-    second = cli("run", "classification", *TINY, cwd=root, check=0)
+    printed = io.StringIO()
+    with contextlib.chdir(root), contextlib.redirect_stdout(printed):
+        kerasapps.run("classification", **SMALL, verbose=2)
+    second = subprocess.CompletedProcess([], 0, printed.getvalue(), "")
     return root, first, second
 
 
@@ -97,36 +106,41 @@ def test_saved_model_cli_run_prints_a_label(trained, tmp_path):
     assert any(f"b'{name}'" in result.stdout for name in shapes.CLASS_NAMES)
 
 
-def test_predict_prints_labels_and_rejects_corrupt_files(trained, tmp_path):
+def test_predict_gives_labels_and_rejects_corrupt_files(trained, tmp_path):
+    from kerasapps.serving.predict import predict_inputs
+
     root, _, _ = trained
     pngs = write_shape_pngs(tmp_path, count=2)
-    result = cli("predict", root / "saved_models/classification/1", *[p for p, _ in pngs], "--json", check=0)
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    # What `kerasapps predict` runs, in this process (check_export above runs the command itself).
+    model = root / "saved_models/classification/1"
+    records = list(predict_inputs(model, [str(p) for p, _ in pngs], tmp_path / "preds"))
     assert [r["input"] for r in records] == [str(p) for p, _ in pngs]
     from kerasapps.data import shapes
 
     assert all(r["label"] in shapes.CLASS_NAMES for r in records)
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"this is not an image")
-    bad = cli("predict", root / "saved_models/classification/1", corrupt, check=2)
-    assert f"{corrupt} is not a PNG, JPEG, GIF, BMP or WebP image" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    with pytest.raises(kerasapps.UsageError) as refused:
+        list(predict_inputs(model, [str(corrupt)], tmp_path / "preds"))
+    assert f"{corrupt} is not a PNG, JPEG, GIF, BMP or WebP image" in str(refused.value)
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(pngs[0][0].read_bytes()[:40])
-    bad = cli("predict", root / "saved_models/classification/1", truncated, check=2)
-    assert str(truncated) in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(kerasapps.UsageError) as refused:
+        list(predict_inputs(model, [str(truncated)], tmp_path / "preds"))
+    assert str(truncated) in str(refused.value)
 
 
-def test_evaluate_and_export_reuse_the_workdir(trained, tmp_path):
+def test_evaluate_and_export_reuse_the_workdir(trained, tmp_path, monkeypatch, capsys):
     root, _, _ = trained
-    result = cli("evaluate", "classification", *TINY, cwd=root, check=0)
-    assert "test: loss" in result.stdout
+    monkeypatch.chdir(root)
+    result = kerasapps.evaluate("classification", **SMALL, verbose=2)
+    assert "test: loss" in capsys.readouterr().out and result.scored_split == "test"
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    bad = cli("export", "classification", *TINY, "--export-dir", blocker / "models", cwd=root, check=2)
-    assert "cannot create export directory" in bad.stderr and "Traceback" not in bad.stderr
-    good = cli("export", "classification", *TINY, "--export-dir", tmp_path / "exports", cwd=root, check=0)
-    assert (tmp_path / "exports/classification/1/saved_model.pb").exists(), good.stdout
+    with pytest.raises(kerasapps.UsageError, match="cannot create export directory"):
+        kerasapps.export("classification", **SMALL, export_dir=blocker / "models", verbose=0)
+    good = kerasapps.export("classification", **SMALL, export_dir=tmp_path / "exports", verbose=0)
+    assert (tmp_path / "exports/classification/1/saved_model.pb").exists(), good.export_path
 
 
 def test_killed_run_resumes_at_the_next_epoch(tmp_path):
@@ -149,10 +163,15 @@ def test_killed_run_resumes_at_the_next_epoch(tmp_path):
     text = state.read_text()
     completed = int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
     assert 2 <= completed < 5
-    again = cli(*args, cwd=tmp_path, check=0)
-    assert f"epoch {completed + 1}/5" in again.stdout
-    assert f"epoch {completed}/5 " not in again.stdout  # nothing before k+1 was trained again
-    first_line = next(line for line in again.stdout.splitlines() if line.startswith("epoch "))
+    # Resumed in this process (kerasapps.train, one line per epoch): what `kerasapps train` runs.
+    printed = io.StringIO()
+    with contextlib.chdir(tmp_path), contextlib.redirect_stdout(printed):
+        kerasapps.train("classification", epochs=5, batch_size=32, train_examples=1500, eval_examples=64,
+                        image_size=32, verbose=2)
+    again = printed.getvalue()
+    assert f"epoch {completed + 1}/5" in again
+    assert f"epoch {completed}/5 " not in again  # nothing before k+1 was trained again
+    first_line = next(line for line in again.splitlines() if line.startswith("epoch "))
     assert first_line.startswith(f"epoch {completed + 1}/5")
     metrics = json.loads((tmp_path / "runs/classification/metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
@@ -167,26 +186,27 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert np.isfinite(metrics["history"][0]["loss"])
 
 
-def test_folder_dataset_and_its_errors(tmp_path):
+def test_folder_dataset_and_its_errors(tmp_path, monkeypatch):
     data = tmp_path / "data"
     for split, count in (("train", 12), ("test", 4)):
         for cls in ("cats", "dogs"):
             write_shape_pngs(data / split / cls, count=count, size=20)
-    result = cli("run", "classification", "--dataset", f"folder:{data}", "--epochs", "1", "--batch-size", "8",
-                 cwd=tmp_path, check=0)
+    monkeypatch.chdir(tmp_path)
+    folder = dict(dataset=f"folder:{data}", verbose=0)
+    result = kerasapps.run("classification", **folder, epochs=1, batch_size=8)
     info = json.loads((tmp_path / "runs/classification/task_info.json").read_text())
     assert info == {"class_names": ["cats", "dogs"], "image_size": 20, "channels": 3}
-    assert "exported:" in result.stdout
+    assert (result.export_path / "saved_model.pb").exists()
     (data / "test" / "dogs" / "broken.png").write_text("garbage")
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
-    assert "broken.png is not a PNG" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(kerasapps.UsageError, match="broken.png is not a PNG"):
+        kerasapps.train("classification", **folder, fresh=True)
     (data / "test" / "dogs" / "broken.png").unlink()
     truncated = data / "train" / "cats" / "truncated.png"
     truncated.write_bytes((data / "train" / "cats" / "scene0.png").read_bytes()[:60])
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
-    assert "could not be decoded" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(kerasapps.UsageError, match="could not be decoded"):
+        kerasapps.train("classification", **folder, fresh=True)
     truncated.unlink()
     (data / "test" / "birds").mkdir()
     write_shape_pngs(data / "test" / "birds", count=1, size=20)
-    bad = cli("train", "classification", "--dataset", f"folder:{data}", "--fresh", cwd=tmp_path, check=2)
-    assert "classes not in train: birds" in bad.stderr
+    with pytest.raises(kerasapps.UsageError, match="classes not in train: birds"):
+        kerasapps.train("classification", **folder, fresh=True)

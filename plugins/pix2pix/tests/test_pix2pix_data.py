@@ -8,7 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("kerasapps_pix2pix")
 
-from kerasapps.testing import run_cli as cli  # noqa: E402
+import kerasapps  # noqa: E402
 from kerasapps.errors import UsageError  # noqa: E402
 from kerasapps_pix2pix.data import find_pairs, read_folder  # noqa: E402
 
@@ -138,16 +138,16 @@ def test_bad_folders_name_the_file(tmp_path, case, message):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["not_twice_as_wide", "corrupt"])
-def test_the_cli_exits_2_with_one_line_naming_the_bad_file(tmp_path, case):
+def test_a_run_stops_with_one_line_naming_the_bad_file(tmp_path, case):
+    # The command line prints that line after "error: " and exits 2 (tests/test_python_api.py).
     side_by_side_folder(tmp_path / "data")
     if case == "corrupt":
         # A JPEG header and nothing else: passes the magic-bytes check, fails to decode.
         (tmp_path / "data" / "train" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 30)
     else:
         write(tmp_path / "data" / "train" / "broken.png", solid(10, 10, (1, 2, 3)))
-    result = cli("train", "pix2pix", "--dataset", f"folder:{tmp_path / 'data'}", "--set", "image_size=16",
-                 cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]
-    last = result.stderr.strip().splitlines()[-1]  # (TensorFlow's own start-up lines may come first)
-    assert last.startswith("error: ") and "broken." in last
-    assert "Traceback" not in result.stderr
+    with pytest.raises(UsageError) as refused:
+        kerasapps.train("pix2pix", dataset=f"folder:{tmp_path / 'data'}", image_size=16, workdir=tmp_path / "run",
+                        verbose=0)
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 1 and "broken." in lines[0], lines

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasapps.testing import run_cli as cli
+import kerasapps
 from kerasapps.data.sources import DatasetSource
 from kerasapps.data import shapes
 from kerasapps.errors import UsageError
@@ -107,12 +107,12 @@ def test_folder_mistakes_name_the_file(tmp_path):
         make_task(root).build_datasets()
 
 
-def test_folder_mistake_exits_2_through_the_cli(tmp_path):
+def test_folder_mistake_is_one_usage_error_from_a_run(tmp_path):
+    # The command line prints the message after "error: " and exits 2 (tests/test_python_api.py).
     root = write_camvid_like(tmp_path / "data")
     (root / "valannot" / "f001.png").unlink()
-    result = cli("train", "segmentation", "--dataset", f"folder:{root}", "--workdir", tmp_path / "run", check=2)
-    assert f"{root}/val/f001.png: no label file" in result.stderr
-    assert "Traceback" not in result.stderr
+    with pytest.raises(kerasapps.UsageError, match=f"{root}/val/f001.png: no label file"):
+        kerasapps.train("segmentation", dataset=f"folder:{root}", workdir=tmp_path / "run", verbose=0)
 
 
 def test_tfds_oxford_pet_trimaps_through_mock_data():
@@ -275,11 +275,12 @@ def test_holdout_mistakes_name_the_groups_there_are(tmp_path):
                          DatasetSource("shapes", "registered", "shapes")).build_datasets()
 
 
-def test_unknown_holdout_group_is_one_error_line_through_the_cli(tmp_path):
+def test_unknown_holdout_group_is_one_error_line_from_a_run(tmp_path, capsys):
+    # The command line prints the message after "error: " and exits 2 (tests/test_python_api.py).
     root = write_drives(tmp_path / "data")
-    result = cli("train", "segmentation", "--dataset", f"folder:{root}", "--set", "holdout_groups=A,Seq05VD",
-                 "--workdir", tmp_path / "run", check=2)
-    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert errors == ["error: holdout_groups: no group named Seq05VD; the groups (files) are: A (3), B (4), C (7)"]
-    assert "Traceback" not in result.stderr
+    with pytest.raises(kerasapps.UsageError) as refused:
+        kerasapps.train("segmentation", dataset=f"folder:{root}", holdout_groups="A,Seq05VD",
+                        workdir=tmp_path / "run", verbose=0)
+    assert str(refused.value) == "holdout_groups: no group named Seq05VD; the groups (files) are: A (3), B (4), C (7)"
+    assert not [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert not (tmp_path / "run" / "metrics.json").exists()

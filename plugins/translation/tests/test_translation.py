@@ -1,15 +1,15 @@
 """The translation task: phrasebook data, text rules, loaders, BLEU, decoding on a trained model, serving."""
 
 import gzip
+import io
 import json
-import os
 import re
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import kerasapps
 from kerasapps.testing import run_cli as cli
 from kerasapps.testing import check_export
 
@@ -170,14 +170,15 @@ def test_folder_loader_reads_plain_and_gzip_and_names_bad_files(tmp_path):
         skipping.build_datasets()
 
 
-def test_cli_reports_misaligned_files_with_exit_2(tmp_path):
+def test_a_run_on_misaligned_files_or_another_tasks_dataset_is_one_usage_error(tmp_path):
+    # The command line prints the message after "error: " and exits 2 (tests/test_python_api.py).
     root = write_parallel(tmp_path / "bad", PAIRS)
     (root / "train.en.gz").write_bytes(gzip.compress(b"one line\n"))
-    result = cli("train", "translation", "--dataset", f"folder:{root}", "--set", "source=de", "--set", "target=en",
-                 "--workdir", tmp_path / "run", check=2)
-    assert "train.de.gz has 12 lines but" in result.stderr and "Traceback" not in result.stderr
-    shapes = cli("train", "translation", "--dataset", "shapes", "--workdir", tmp_path / "r2", check=2)
-    assert "cannot read dataset 'shapes'; it reads phrasebook" in shapes.stderr
+    with pytest.raises(kerasapps.UsageError, match="train.de.gz has 12 lines but"):
+        kerasapps.train("translation", dataset=f"folder:{root}", source="de", target="en", workdir=tmp_path / "run",
+                        verbose=0)
+    with pytest.raises(kerasapps.UsageError, match="cannot read dataset 'shapes'; it reads phrasebook"):
+        kerasapps.train("translation", dataset="shapes", workdir=tmp_path / "r2", verbose=0)
 
 
 def test_mocked_tfds_ted_hrlr_builds_batches():
@@ -291,7 +292,9 @@ def beam_scores(task, model, sources, width, alpha):
 
 
 @pytest.mark.slow
-def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(trained):
+def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(trained, monkeypatch):
+    from kerasapps.serving.predict import predict_inputs
+
     root, _ = trained
     export = root / "saved_models/translation/1"
     long_text = " ".join(["my sister buys three apples at the store today ."] * 50)  # 500 words
@@ -302,15 +305,15 @@ def test_saved_model_translates_empty_and_long_input_with_only_tensorflow(traine
     assert outputs[0] and " " not in outputs[0], outputs  # Japanese, joined without spaces
     assert isinstance(outputs[1], str) and len(outputs[2]) < 500
     assert [p["translation"] for p in served.predictions] == outputs
+    # `kerasapps predict`'s @FILE and - (standard input), in this process (check_export ran the command).
     lines = root / "sentences.txt"
     lines.write_text("this is a pen .\nxyzzy plugh\n", encoding="utf-8")
-    from_file = [json.loads(r) for r in cli("predict", export, f"@{lines}", "--json", check=0).stdout.splitlines()]
+    from_file = list(predict_inputs(export, [f"@{lines}"], root / "preds"))
     assert [r["input"] for r in from_file] == ["this is a pen .", "xyzzy plugh"]
     assert from_file[0]["translation"] == outputs[0]
-    piped = subprocess.run([sys.executable, "-m", "kerasapps", "predict", str(export), "-", "--json"],
-                           input="this is a pen .\n", capture_output=True, text=True, check=True,
-                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert json.loads(piped.stdout.splitlines()[0])["translation"] == outputs[0]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("this is a pen .\n".encode())))
+    piped = list(predict_inputs(export, ["-"], root / "preds"))
+    assert [r["input"] for r in piped] == ["this is a pen ."] and piped[0]["translation"] == outputs[0]
 
 
 def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
@@ -331,17 +334,17 @@ def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_validation_bleu_curve_is_logged_and_the_time_budget_stops_training(tmp_path):
-    tiny = ["--set", "train_examples=300", "--set", "eval_examples=16", "--set", "units=32", "--set", "embed_dim=16",
-            "--set", "beam_size=1", "--set", "length_buckets=2", "--set", "validation_bleu=true"]
-    result = cli("run", "translation", "--epochs", "2", "--workdir", tmp_path / "run", "--export-dir",
-                 tmp_path / "models", *tiny, check=0)
+def test_validation_bleu_curve_is_logged_and_the_time_budget_stops_training(tmp_path, capsys):
+    tiny = dict(train_examples=300, eval_examples=16, units=32, embed_dim=16, beam_size=1, length_buckets=2,
+                validation_bleu=True)
+    kerasapps.run("translation", epochs=2, workdir=tmp_path / "run", export_dir=tmp_path / "models", **tiny,
+                  verbose=2)  # one line per epoch, as the command prints when not on a terminal
     rows = (tmp_path / "run" / "validation_bleu.csv").read_text().splitlines()
     assert rows[0] == "epoch,seconds,val_bleu" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
-    printed = re.findall(r"val_bleu (\d+\.\d+)", result.stdout)
+    printed = re.findall(r"val_bleu (\d+\.\d+)", capsys.readouterr().out)
     assert [round(float(v), 2) for v in printed] == [float(r.split(",")[2]) for r in rows[1:]]
 
-    stopped = cli("run", "translation", "--epochs", "3", "--workdir", tmp_path / "budget", "--export-dir",
-                  tmp_path / "models2", *tiny, "--set", "train_minutes=0.001", check=0)
-    assert "stopping after epoch 1" in stopped.stderr
+    kerasapps.run("translation", epochs=3, workdir=tmp_path / "budget", export_dir=tmp_path / "models2", **tiny,
+                  train_minutes=0.001, verbose=0)
+    assert "stopping after epoch 1" in capsys.readouterr().err
     assert json.loads((tmp_path / "budget" / "metrics.json").read_text())["epochs_completed"] == 1
