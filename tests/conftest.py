@@ -1,7 +1,12 @@
 """Shared helpers: run the real `kerasapps` CLI in a subprocess, as a user would."""
 
+import os
 import pathlib
+import re
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
@@ -42,3 +47,42 @@ def _float32_after_each_test():
 def workspace(tmp_path):
     """A scratch folder to run commands in (runs/ and saved_models/ land here)."""
     return tmp_path
+
+
+def launch(workspace, *args, prefix=(), env=None, on_line=None, timeout=420):
+    """Run `kerasapps [PREFIX] launch ARGS` in ``workspace``; returns (exit status, output lines, worker pids).
+    ``on_line(line, pids)`` sees each output line as it comes (to signal or kill mid-run)."""
+    process = subprocess.Popen([sys.executable, "-m", "kerasapps", *prefix, "launch", *map(str, args)], cwd=workspace,
+                               env=env or dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, pids = [], {}
+    deadline = time.monotonic() + timeout
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            match = re.match(r"\[launch\] worker (\d+): pid (\d+)", line)
+            if match:
+                pids[int(match.group(1))] = int(match.group(2))
+            if on_line:
+                on_line(line, pids)
+            assert time.monotonic() < deadline, "launch took too long:\n" + "\n".join(lines[-40:])
+        return process.wait(timeout=60), lines, pids
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def process_alive(pid) -> bool:
+    """Whether ``pid`` still runs (a zombie has exited; only its parent's wait is missing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def worker_checksums(lines) -> dict:
+    """{worker index: final weights checksum} from a launch's output lines."""
+    return {int(m.group(1)): m.group(2) for line in lines
+            if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}

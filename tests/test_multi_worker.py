@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE, FAKE_ENV, ROOT, cli
+from tests.conftest import FAKE, FAKE_ENV, ROOT, cli, launch, process_alive as _alive, worker_checksums as _checksums
 from kerasapps.errors import UsageError
 
 # Two workers of 16 examples a step each: 4 steps an epoch.
@@ -29,35 +29,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
 
 
 def _launch(workspace, *args, on_line=None, timeout=420):
-    """Run `kerasapps -p kerasapps_fake launch ARGS` and return (exit status, output lines, worker pids)."""
-    process = subprocess.Popen([sys.executable, "-m", "kerasapps", *FAKE, "launch", *map(str, args)], cwd=workspace,
-                               env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, pids = [], {}
-    deadline = time.monotonic() + timeout
-    try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            match = re.match(r"\[launch\] worker (\d+): pid (\d+)", line)
-            if match:
-                pids[int(match.group(1))] = int(match.group(2))
-            if on_line:
-                on_line(line, pids)
-            assert time.monotonic() < deadline, "launch took too long:\n" + "\n".join(lines[-40:])
-        return process.wait(timeout=60), lines, pids
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent's wait is missing.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+    """`kerasapps -p kerasapps_fake launch ARGS` (tests.conftest.launch): (exit status, output lines, worker pids)."""
+    return launch(workspace, *args, prefix=FAKE, env=ENV, on_line=on_line, timeout=timeout)
 
 
 def _listening_ports(net_dir) -> set:
@@ -100,11 +73,6 @@ class _SocketWatch:
     def stop(self):
         self._stop.set()
         self._thread.join()
-
-
-def _checksums(lines):
-    return {int(m.group(1)): m.group(2) for line in lines
-            if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}
 
 
 def _assert_clean(workspace, pids):

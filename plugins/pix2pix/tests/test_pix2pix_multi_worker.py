@@ -3,51 +3,12 @@ discriminator updates) trains identical replicas on two real worker processes.
 (Moved from tests/test_multi_worker.py, whose launches now train the core's fake task.)"""
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
 
 import pytest
 
+from tests.conftest import launch as _launch, process_alive as _alive, worker_checksums as _checksums
+
 pytest.importorskip("kerasapps_pix2pix")
-
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
-
-def _launch(workspace, *args, timeout=420):
-    """Run `kerasapps launch` and return (exit status, output lines, worker pids)."""
-    process = subprocess.Popen([sys.executable, "-m", "kerasapps", "launch", *map(str, args)], cwd=workspace, env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, pids = [], {}
-    deadline = time.monotonic() + timeout
-    try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            match = re.match(r"\[launch\] worker (\d+): pid (\d+)", line)
-            if match:
-                pids[int(match.group(1))] = int(match.group(2))
-            assert time.monotonic() < deadline, "launch took too long:\n" + "\n".join(lines[-40:])
-        return process.wait(timeout=60), lines, pids
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent's wait is missing.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
-
-
-def _checksums(lines):
-    return {int(m.group(1)): m.group(2) for line in lines
-            if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}
 
 
 def test_launch_two_workers_trains_the_adversarial_pix2pix_identically(tmp_path):
