@@ -67,3 +67,80 @@ def test_pgd_trained_run_exports_and_serves_as_before(tmp_path):
     result = check_export(tmp_path / "saved" / "classification" / "1", images)
     assert sorted(result.serving) == ["class_id", "label", "scores"]
     assert result.serving["scores"]["shape"] == [2, 24]  # the 24 shapes classes
+
+
+# The strategies and the kill: adversarial training is the model's own train_step, so each path the core
+# trains through (one device, MirroredStrategy, MultiWorkerMirroredStrategy, a resumed run) must run it.
+TINY_FGSM = ["--epochs", "1", "--batch-size", "32", "--set", "train_examples=256", "--set", "eval_examples=64",
+             "--set", "image_size=32", "--set", "adversarial=fgsm"]
+
+
+@pytest.mark.slow
+def test_fgsm_training_under_mirrored_strategy_matches_one_device(tmp_path):
+    from kerasapps.testing import run_cli
+
+    losses = {}
+    for strategy, env in (("default", {}), ("mirrored", {"KERASAPPS_VIRTUAL_CPUS": "2"})):
+        run_cli("train", "classification", *TINY_FGSM, "--strategy", strategy, "--workdir", tmp_path / strategy,
+                env=env, check=0)
+        metrics = json.loads((tmp_path / strategy / "metrics.json").read_text())
+        losses[strategy] = metrics["history"][0]["loss"]
+        if strategy == "mirrored":
+            assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2
+    # FGSM is deterministic: two replicas with half the batch each are the one-device step, and the
+    # logged loss is the whole batch's mixed loss (not one replica's share, not doubled).
+    assert losses["mirrored"] == pytest.approx(losses["default"], rel=1e-3), losses
+
+
+@pytest.mark.slow
+def test_pgd_training_under_two_workers_keeps_identical_replicas(tmp_path):
+    from tests.conftest import launch, worker_checksums
+
+    status, lines, _ = launch(tmp_path, "--workers", 2, "classification", "--epochs", 1, "--batch-size", 32,
+                              "--set", "train_examples=128", "--set", "eval_examples=32", "--set", "image_size=32",
+                              "--set", "adversarial=pgd", "--set", "adversarial_steps=2", "--samples", 0)
+    output = "\n".join(lines)
+    assert status == 0, output[-4000:]
+    checksums = worker_checksums(lines)
+    assert set(checksums) == {0, 1} and checksums[0] == checksums[1], checksums
+    metrics = json.loads((tmp_path / "runs" / "classification" / "metrics.json").read_text())
+    assert metrics["strategy"] == "MultiWorkerMirroredStrategy" and np.isfinite(metrics["history"][0]["loss"])
+    assert (tmp_path / "saved_models" / "classification" / "1" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_killed_pgd_run_resumes_at_the_next_epoch_with_its_settings(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["train", "classification", "--epochs", "4", "--batch-size", "32", "--set", "train_examples=640",
+            "--set", "eval_examples=64", "--set", "image_size=32", "--set", "adversarial=pgd",
+            "--set", "adversarial_steps=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=tmp_path,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = tmp_path / "runs/classification/backup/checkpoint"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if state.exists() and "ckpt-" in state.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "run ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    completed = int(state.read_text().split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+    assert 1 <= completed < 4
+    # Resuming without the adversarial settings would train another model in the same folder: refused.
+    settings = dict(batch_size=32, train_examples=640, eval_examples=64, image_size=32, verbose=0)
+    with pytest.raises(kerasapps.UsageError, match=r"different config \(adversarial, adversarial_steps changed\)"):
+        kerasapps.train("classification", epochs=4, **settings, workdir=tmp_path / "runs/classification")
+    kerasapps.train("classification", epochs=4, **settings, adversarial="pgd", adversarial_steps=2,
+                    workdir=tmp_path / "runs/classification")
+    metrics = json.loads((tmp_path / "runs/classification/metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4]
+    assert metrics["resumed_from_epoch"] == completed and metrics["epochs_completed"] == 4
