@@ -28,6 +28,15 @@ Baselines on the same photos and scorer:
 Each system's ``distinct`` count (different captions over the scored photos) shows whether it
 looks at the photo at all.
 
+With ``--matching-export DIR`` (an export of the captioning plugin's ``matching`` task trained on
+the same train split), each system also gets two reference-free scores from that image-text
+model, read through its ``serving_default`` as a client would: ``match`` (the mean cosine of a
+photo's embedding and its caption's, CLIPScore's quantity without its rescaling) and ``R-prec``
+(how often the photo ranks its own caption first among itself and 99 other photos' captions
+from the same system: ``kerasapps.api.r_precision``). The same figures for one human reference
+per photo (caption 1 of 5) are the ceiling. They depend on the matching run, so they compare
+systems scored by one run, not with published figures.
+
 Published (Flickr8k test, BLEU-1 / 2 / 3 / 4, ImageNet-pretrained encoders), as tabled by
 Show, Attend and Tell (Xu et al. 2015, Table 1): Show and Tell 63 / 41 / 27 / -, soft
 attention 67 / 44.8 / 29.9 / 19.5.
@@ -202,6 +211,30 @@ def ngram_vectors(photos_captions: list[list[list[str]]], dimensions: int = 1 <<
     return vector
 
 
+def matching_embeddings(export_path, files: list[pathlib.Path], texts: list[str], batch: int = 64):
+    """(image embeddings, text embeddings) ``[N, D]`` of a matching export, row i pairing files[i] and texts[i]."""
+    import numpy as np
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(export_path)).signatures["serving_default"]
+    images, captions = [], []
+    for start in range(0, len(files), batch):
+        out = serve(image_bytes=tf.constant([f.read_bytes() for f in files[start:start + batch]]),
+                    text=tf.constant(texts[start:start + batch]))
+        images.append(out["image_embedding"].numpy())
+        captions.append(out["text_embedding"].numpy())
+    return np.concatenate(images), np.concatenate(captions)
+
+
+def matching_scores(export_path, files: list[pathlib.Path], texts: list[str]) -> dict:
+    """``match`` (mean cosine of photo and caption) and ``r_precision`` (the photo's caption first among 100)."""
+    from kerasapps.api import r_precision
+
+    images, captions = matching_embeddings(export_path, files, texts)
+    return {"match": float((images * captions).sum(axis=1).mean()),
+            "r_precision": r_precision(images, captions, distractors=min(99, len(files) - 1))}
+
+
 def write_panel(path, photos: list[pathlib.Path], captions: list[str], references: list[list[str]],
                 columns: int = 4, side: int = 256):
     """A PNG grid: each photo (enlarged) above its generated caption (bold) and two references."""
@@ -238,6 +271,7 @@ def main(argv=None):
     parser.add_argument("--encoder-run", help="caption with this tagging or classification run's network as encoder")
     parser.add_argument("--epochs", type=int, help="captioning epochs (default: the recipe's)")
     parser.add_argument("--tiny", action="store_true", help="a few seconds' settings: checks the pipeline runs")
+    parser.add_argument("--matching-export", help="a `matching` export: reference-free scores beside BLEU and CIDEr-D")
     parser.add_argument("--panel", help="also write a PNG of 12 scored photos (every 80th) with captions and references")
     args = parser.parse_args(argv)
     data = pathlib.Path(args.data)
@@ -301,6 +335,10 @@ def main(argv=None):
     }
     # distinct: how many different captions the photos get (1 for a system that ignores the photo).
     table = {name: {**coco_scores(texts, references), "distinct": len(set(texts))} for name, texts in systems.items()}
+    if args.matching_export:
+        for name, texts in systems.items():
+            table[name].update(matching_scores(args.matching_export, files, texts))
+        human = matching_scores(args.matching_export, files, [refs[0] for refs in references])
     task_metrics = metrics["metrics"]
     peak_gb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024 ** 2
 
@@ -323,10 +361,14 @@ def main(argv=None):
               f"wall {wall_text}")
     print(f"encoder: {encoder}; peak memory of one process: {peak_gb:.2f} GB")
     print(f"{scored} scores (pycocoevalcap, beam {settings['beam_size']}, all references):")
-    print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  distinct")
+    matched = " match  R-prec" if args.matching_export else ""
+    print("  system              BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  distinct" + matched)
     for name, s in table.items():
         print(f"  {name:<18}" + "".join(f"{100 * s[f'bleu{n}']:8.1f}" for n in range(1, 5)) + f"{s['cider_d']:9.3f}"
-              + f"{s['distinct']:10d}")
+              + f"{s['distinct']:10d}" + (f"{s['match']:7.3f}{s['r_precision']:8.3f}" if matched else ""))
+    if args.matching_export:
+        print(f"  {'human (reference 1)':<18}" + " " * 59 + f"{human['match']:7.3f}{human['r_precision']:8.3f}"
+              f"  (matching run's scores of a real caption: the ceiling; chance R-prec 0.010)")
     print("  task's own BLEU   " + "".join(f"{100 * task_metrics[f'bleu{n}']:8.1f}" for n in range(1, 5))
           + f"{task_metrics.get('cider_d', float('nan')):9.3f}  (metrics.json, the same {scored} photos)")
     print(f"published on Flickr8k: {PUBLISHED}")
@@ -336,7 +378,8 @@ def main(argv=None):
     result = {"machine": describe_machine(), "scored_split": scored, "commands": [c[1:] for c in commands],
               "walls": walls, "peak_memory_gb": round(peak_gb, 2), "scores": table, "task_metrics": task_metrics,
               "consensus_caption": single, "captions": dict(zip(folder.names["test"], model_captions)),
-              "history": {n: m["history"] for n, m in stages.items()}}
+              "history": {n: m["history"] for n, m in stages.items()},
+              "matching": {"export": args.matching_export, "human_reference": human} if args.matching_export else None}
     (work / "results.json").write_text(json.dumps(result, indent=1))
     if args.panel:
         chosen = list(range(0, len(files), max(1, len(files) // 12)))[:12]

@@ -491,8 +491,28 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     data = write_flickr_folder(tmp_path / "flickr8k", images=40, size=32)  # train and dev lists, no test list
     for file, numbers in (("Flickr_8k.trainImages.txt", range(30)), ("Flickr_8k.devImages.txt", range(30, 40))):
         (data / file).write_text("".join(f"img{i}.png\n" for i in numbers))
-    result = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work")])
+    # A tiny matching run on the same train split gives the reference-free columns.
+    matching = kerasapps.run("matching", dataset=f"folder:{data}", epochs=1, batch_size=8, image_size=32,
+                             cnn_filters=(8, 16), embedding_dim=16, word_dim=8, text_units=8, min_word_count=1,
+                             workdir=tmp_path / "match", export_dir=tmp_path / "match_models", samples=0, verbose=0)
+    result = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"),
+                   "--matching-export", str(matching.export_path)])
     out = capsys.readouterr().out
+    assert "human (reference 1)" in out and " match  R-prec" in out
+    # match is the mean of the export's own per-pair score; one caption for every photo ties with every
+    # distractor, and a tie counts against the photo: R-precision 0.
+    import tensorflow as tf
+
+    from kerasapps.data.captions import read_captions_folder
+
+    folder = read_captions_folder(data, quiet=True)
+    files = [folder.image_dir / name for name in folder.names["test"]]
+    serve = tf.saved_model.load(str(matching.export_path)).signatures["serving_default"]
+    captions = [result["captions"][f.name] for f in files]
+    scores = serve(image_bytes=tf.constant([f.read_bytes() for f in files]), text=tf.constant(captions))["score"]
+    assert result["scores"]["captioner"]["match"] == pytest.approx(float(np.mean(scores)), abs=1e-5)
+    assert result["scores"]["consensus caption"]["r_precision"] == 0.0
+    assert 0 <= result["matching"]["human_reference"]["r_precision"] <= 1
     assert "flickr8k: 30 train / 10 dev images; scored: dev (10 photos, 30 references)" in out
     assert "run tagging --config" in out and "flickr8k-tagging.yaml" in out
     assert f"--set encoder=tagging --set encoder_weights={tmp_path / 'work' / 'tagging'}" in out
