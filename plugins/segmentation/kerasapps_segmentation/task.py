@@ -39,10 +39,14 @@ class SegmentationConfig(TaskConfig):
     image_size: Optional[tuple[int, ...]] = field(
         None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:",
         minimum=16, maximum=8192)
-    class_weighting: Literal["none", "median_frequency"] = field(
-        "none", "loss weights per class: none, or median_frequency (SegNet's class balancing)")
+    class_weighting: Literal["none", "median_frequency", "sqrt_median_frequency"] = field(
+        "none", "loss weights per class: none, median_frequency (SegNet's class balancing) or its square root "
+                "(a milder balance: rare classes gain less, common ones lose less)")
     augment: bool = field(True, "training augmentation: horizontal flip, zoom 1-max_scale and crop, image and mask together")
     max_scale: float = field(1.25, "largest zoom factor of the augmentation", minimum=1)
+    colour_jitter: float = field(
+        0.0, "training augmentation of the image alone: brightness by up to this fraction of the range, contrast and "
+             "saturation by up to 1 +- 2x this, hue by up to this / 4 of the circle (0: off)", minimum=0, maximum=0.5)
     void_names: tuple[str, ...] = field(
         ("void", "unlabelled", "unlabeled", "ignore"), "class names taken as the void label (in no loss or metric)")
     classes_file: Optional[str] = field(None, "folder: class list (default PATH/class_dict.csv): name,r,g,b per line")
@@ -175,10 +179,12 @@ class SegmentationTask(Task):
             image_pixels += (counts > 0).sum(axis=0) * masks[0].size
         frequency = np.divide(pixels, image_pixels, out=np.zeros_like(pixels), where=image_pixels > 0)
         median = np.median(frequency[frequency > 0])
-        return [round(float(median / f), 4) if f > 0 else 0.0 for f in frequency]
+        power = 0.5 if self.config.class_weighting == "sqrt_median_frequency" else 1.0
+        return [round(float((median / f) ** power), 4) if f > 0 else 0.0 for f in frequency]
 
     def _augment(self, image, mask):
-        """Flip, zoom in by up to max_scale and crop back: the same geometry for image and mask."""
+        """Flip, zoom in by up to max_scale and crop back: the same geometry for image and mask; then,
+        with colour_jitter, the image's brightness, contrast, saturation and hue (another street's light)."""
         import tensorflow as tf
 
         height, width = self.info["image_size"]
@@ -193,6 +199,15 @@ class SegmentationTask(Task):
         left = tf.random.uniform([], 0, new_size[1] - width + 1, tf.int32)
         image = image[top:top + height, left:left + width]
         mask = mask[top:top + height, left:left + width]
+        jitter = self.config.colour_jitter
+        if jitter > 0:
+            image = image / 255.0
+            image = tf.image.random_brightness(image, jitter)
+            image = tf.image.random_contrast(image, max(0.0, 1 - 2 * jitter), 1 + 2 * jitter)
+            if image.shape[-1] == 3:
+                image = tf.image.random_saturation(image, max(0.0, 1 - 2 * jitter), 1 + 2 * jitter)
+                image = tf.image.random_hue(image, jitter / 4)
+            image = image * 255.0
         image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
         return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(mask, [height, width])
 

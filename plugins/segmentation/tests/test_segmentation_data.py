@@ -162,6 +162,29 @@ def test_median_frequency_weights_by_hand():
     # freq a = 4/8, b = 1/4 (only image 1 has b), c = 2/4; median 1/2 -> weights 1, 2, 1
     examples = tf.data.Dataset.from_tensor_slices((np.zeros((2, 2, 2, 3), np.uint8), masks))
     assert task._class_weights(examples) == [1.0, 2.0, 1.0]
+    milder = SegmentationTask(SegmentationTask.Config(class_weighting="sqrt_median_frequency"))
+    milder.info["class_names"] = ["a", "b", "c"]
+    assert milder._class_weights(examples) == [1.0, round(2 ** 0.5, 4), 1.0]
+
+
+def test_colour_jitter_changes_the_image_alone():
+    task = SegmentationTask(SegmentationTask.Config(max_scale=1.0, colour_jitter=0.2))
+    task.info["image_size"] = [16, 16]
+    rng = np.random.default_rng(0)
+    image = rng.integers(40, 216, (16, 16, 3)).astype(np.uint8)
+    mask = rng.integers(0, 3, (16, 16)).astype(np.uint8)
+    plain = SegmentationTask(SegmentationTask.Config(max_scale=1.0))
+    plain.info["image_size"] = [16, 16]
+    for seed in range(4):
+        tf.random.set_seed(seed)
+        jittered_image, jittered_mask = task._augment(tf.constant(image), tf.constant(mask))
+        tf.random.set_seed(seed)
+        flipped_image, flipped_mask = plain._augment(tf.constant(image), tf.constant(mask))
+        # Same flip (the first draw), the mask untouched by colour; the pixels moved but stay in range.
+        np.testing.assert_array_equal(jittered_mask.numpy(), flipped_mask.numpy())
+        assert jittered_image.dtype == tf.uint8
+        difference = np.abs(jittered_image.numpy().astype(int) - flipped_image.numpy().astype(int))
+        assert 0 < difference.mean() < 80
 
 
 
