@@ -19,6 +19,12 @@ then scores the exported SavedModel the same way as an outside client
 (benchmarks/segmentation_client_score.py) and prints both rows, which must agree.
 By default the learning rate decays along a cosine and the last epoch's weights are scored
 (`--keep last`): with no test split the validation split is scored, and it then chose nothing.
+
+``--holdout-groups 0006R0`` validates on whole drives instead (the task's ``holdout_groups``:
+train and val pooled, the named drives' frames left out of training) and scores them: frames
+of streets the model never saw, the honest stand-in for the test split (issue 31). ``--set
+KEY=VALUE`` passes any other task setting (``class_weighting=sqrt_median_frequency``,
+``colour_jitter=0.1``, ...), ``--seed`` the run's seed and ``--work DIR`` keeps the run there.
 """
 
 import argparse
@@ -47,6 +53,8 @@ def recipe_command(args, classes: pathlib.Path, work: pathlib.Path) -> list[str]
     command = [sys.executable, "-m", "kerasapps", "run", "segmentation", "--recipe", RECIPE,
                "--dataset", f"folder:{args.data}", "--set", f"classes_file={classes}",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
+    if getattr(args, "seed", None) is not None:
+        command += ["--seed", str(args.seed)]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
     if args.batch_size:
@@ -54,9 +62,13 @@ def recipe_command(args, classes: pathlib.Path, work: pathlib.Path) -> list[str]
     overrides = {"image_size": args.image_size, "kernel_size": args.kernel_size, "learning_rate": args.learning_rate,
                  "lr_schedule": args.lr_schedule,
                  "restore_best_weights": None if args.keep is None else args.keep == "best"}
+    if getattr(args, "holdout_groups", None):
+        overrides["holdout_groups"] = args.holdout_groups
     for key, value in overrides.items():
         if value is not None:
             command += ["--set", f"{key}={value}"]
+    for setting in getattr(args, "set", None) or ():
+        command += ["--set", setting]
     return command
 
 
@@ -71,12 +83,17 @@ def main(argv=None):
     parser.add_argument("--keep", choices=("best", "last"),
                         help="best: the epoch with the best validation mIoU; last: the last epoch (validation "
                              "then picks nothing, so a figure scored on it is a held-out one)")
+    parser.add_argument("--holdout-groups", help="validate on (and score) these drives, e.g. 0006R0, trained on the rest")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other task setting (repeatable)")
+    parser.add_argument("--work", help="working folder (default: a new temporary one)")
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args(argv)
     if not pathlib.Path(args.data, "train.txt").is_file():
         print(f"skipped: {args.data} not found")
         return
-    work = pathlib.Path(tempfile.mkdtemp(prefix="camvid-segnet-"))
+    work = pathlib.Path(args.work) if args.work else pathlib.Path(tempfile.mkdtemp(prefix="camvid-segnet-"))
+    work.mkdir(parents=True, exist_ok=True)
     classes = work / "class_dict.csv"
     classes.write_text("name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, r, g, b in CLASSES))
     command = recipe_command(args, classes, work)
@@ -92,7 +109,12 @@ def main(argv=None):
         scored = "val (no test split in this copy: validation also picked the checkpoint, an optimistic figure)"
     else:
         scored = "val (no test split in this copy; the last epoch's weights: validation picked nothing)"
-    if not has_test:  # the copy's val frames are all of drive 0016E5, which train also holds
+    holdout = params.get("holdout_groups") or []
+    if holdout:  # the named drives validate and, without a test split, are what is scored
+        if not has_test:
+            scored = (f"held-out drive {', '.join(holdout)} (val: train and val pooled, these drives' frames "
+                      "left out of training; the last epoch's weights)")
+    elif not has_test:  # the copy's val frames are all of drive 0016E5, which train also holds
         scored = scored.replace("val (", "val (frames of a drive seen in training; ", 1)
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
@@ -103,12 +125,20 @@ def main(argv=None):
     for key, label in (("pixel_accuracy", "global"), ("class_accuracy", "class average"), ("mean_iou", "mIoU")):
         published = f" {100 * PUBLISHED[key]:>8.1f}%" if has_test else ""
         print(f"{label:<16} {100 * metrics['metrics'][key]:>8.1f}%{published}")
+    per_class = metrics["metrics"].get("per_class_iou") or {}
+    print("per-class IoU: " + ", ".join(f"{name} {'-' if iou is None else f'{iou:.2f}'}" for name, iou in per_class.items()))
     if not has_test:
         print("published SegNet-Basic (82.8 / 62.3 / 46.3) is on CamVid's test split, not comparable with val; "
               "docs/tasks/segmentation.md gives the command that scores an export on a copy with the test split")
     # The exported model, fed the scored split's own 360x480 files through TensorFlow alone.
     split = "test" if has_test else "val"
-    client = score(work / "models" / "segmentation" / "1", split_pairs(data, split), void_ids=(len(CLASSES) - 1,))
+    pairs = split_pairs(data, split)
+    if holdout and not has_test:
+        from kerasapps_segmentation.data import find_pairs
+
+        split = f"held-out {','.join(holdout)}"
+        pairs = find_pairs(data, quiet=True, holdout_groups=tuple(holdout))["validation"]
+    client = score(work / "models" / "segmentation" / "1", pairs, void_ids=(len(CLASSES) - 1,))
     print(f"{split} split, {client['images']} images at their own size, void ignored:")
     print(f"{'scored by':<28} {'global':>8} {'class':>8} {'mIoU':>8}")
     for label, figures in (("task's evaluation", metrics["metrics"]), ("client via serving_default", client)):

@@ -188,6 +188,11 @@ def test_the_camvid_benchmark_runs_its_recipe_with_only_the_options_given(tmp_pa
     command = recipe_command(paper, classes, tmp_path)
     assert command[command.index("--epochs") + 1] == "40"
     assert {"image_size=360,480", "restore_best_weights=True"} <= set(command)
+    drives = Namespace(**{**vars(plain), "holdout_groups": "0006R0", "seed": 2, "set": ["colour_jitter=0.1"]})
+    command = recipe_command(drives, classes, tmp_path)
+    assert command[command.index("--seed") + 1] == "2"
+    assert [command[i + 1] for i, word in enumerate(command) if word == "--set"][1:] == [
+        "holdout_groups=0006R0", "colour_jitter=0.1"]
 
 
 def test_the_mnist_benchmark_runs_its_recipe_and_reports_the_epochs_it_ran(tmp_path, capsys):
