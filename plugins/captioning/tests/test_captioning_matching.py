@@ -232,6 +232,14 @@ def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys)
         assert 0 <= metrics[name] <= 1, name
     assert metrics["frechet_matching_distance"] >= 0 and metrics["frechet_matching_distance_real"] >= 0
     assert "semantic_accuracy" not in metrics  # the shapes judge reads no folder data
+    # A copy without a test list scores dev as the test split: real-vs-real compares its halves, not
+    # the split with itself (which gave 0).
+    (data / "Flickr_8k.testImages.txt").unlink()
+    kerasapps.evaluate("text-to-image", workdir=run, verbose=0)
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["r_precision_chance"] == pytest.approx(1 / 8)  # the 8 dev photos
+    assert np.isfinite(metrics["frechet_matching_distance_real"]) and metrics["frechet_matching_distance_real"] > 0
+    assert np.isfinite(metrics["frechet_matching_distance"]) and metrics["frechet_matching_distance"] > 0
     # Without the weights, evaluation says so and leaves the matching metrics out.
     shutil.rmtree(tmp_path / "match")
     capsys.readouterr()

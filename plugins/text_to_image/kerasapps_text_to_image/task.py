@@ -278,7 +278,9 @@ class TextToImageTask(Task):
         - ``frechet_matching_distance``: Frechet distance between real and generated test
           images in the matching model's image embeddings (NOT the Inception FID, not comparable
           with published FIDs); ``frechet_matching_distance_real``: real validation vs real
-          test images, what two samples of real images give.
+          test images, what two samples of real images give. Where the test split is the
+          validation split (a copy without a test list), both compare halves of it instead:
+          generated first half against real second half, real first half against it.
         """
         run = TrainedRun.from_json(self.info["matching_run"])
         if not pathlib.Path(run.weights).is_file():
@@ -301,14 +303,23 @@ class TextToImageTask(Task):
         def precision(image_vectors):
             return r_precision(image_vectors, caption_vectors, distractors, seed=self.seed)
 
+        validation, test = self.images["validation"], self.images["test"]
+        if len(validation) == len(test) and np.array_equal(validation, test):
+            # No test split of its own (scored on validation): real against real would be the same
+            # images, distance 0. Halves of the split instead, the generated images scored the same way.
+            half = len(test) // 2
+            frechet = {"frechet_matching_distance": frechet_distance(real_vectors[half:], generated_vectors[:half]),
+                       "frechet_matching_distance_real": frechet_distance(real_vectors[half:], real_vectors[:half])}
+        else:
+            frechet = {"frechet_matching_distance": frechet_distance(real_vectors, generated_vectors),
+                       "frechet_matching_distance_real": frechet_distance(matcher.image_embeddings(validation),
+                                                                          real_vectors)}
         return {
             "r_precision": precision(generated_vectors),
             "real_r_precision": precision(real_vectors),
             "text_blind_r_precision": precision(matcher.image_embeddings(blind)),
             "r_precision_chance": 1.0 / (distractors + 1),
-            "frechet_matching_distance": frechet_distance(real_vectors, generated_vectors),
-            "frechet_matching_distance_real": frechet_distance(
-                matcher.image_embeddings(self.images["validation"]), real_vectors),
+            **frechet,
         }
 
     @property
