@@ -55,8 +55,11 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         # Gathered rather than reduce_max: on ties the gradient goes to the recorded position only.
         pooled = tf.gather(x, window[..., None], batch_dims=4)[..., 0]
         b = tf.reshape(tf.range(batch), [-1, 1, 1, 1])
-        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + window // 2
-        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + window % 2
+        # window // 2 and window % 2 without int64 FloorDiv/FloorMod, which TFLite's builtins lack
+        # (this path is the one `kerasapps export --format litert` converts).
+        dy = tf.cast(window >= 2, tf.int64)
+        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + dy
+        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + (window - 2 * dy)
         channel = tf.reshape(tf.range(channels), [1, 1, 1, -1])
         argmax = ((b * height + row) * width + col) * channels + channel
         return pooled, argmax
