@@ -414,6 +414,10 @@ class TaskRun:
         if representative_examples < 1:
             raise UsageError(f"representative_examples: expected at least 1, got {representative_examples}")
         if self.model is None:
+            # A converted file computes in float32 (its quantization aside), so the Keras model it is
+            # checked against must too: a run trained under mixed_bfloat16 is rebuilt in float32 (its
+            # variables are float32 either way).
+            self.resolved["precision"] = "float32"
             weights = self.load_trained()  # the data too: check inputs (test) and calibration inputs (train)
         else:
             weights = str(self.scratch_dir / "best.weights.h5") if self._keeps_best else str(self.folder.backup)

@@ -209,7 +209,6 @@ class SegmentationTask(Task):
         from kerasapps_segmentation.losses import PixelCrossEntropy
         from kerasapps_segmentation.metrics import (MeanClassAccuracy, MeanIoU, PixelAccuracy)
 
-        cfg = self.config
         num_classes = len(self.info["class_names"])
         # TensorFlow's fused argmax pooling is faster, but XLA cannot compile it.
         model = self._network(fused_pooling=not self.jit_compile)
