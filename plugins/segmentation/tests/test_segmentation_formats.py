@@ -1,0 +1,51 @@
+"""Segmentation's LiteRT and ONNX exports: SegNet-Basic's tensor core is rebuilt with the unfused
+argmax pooling (TensorFlow's fused op has no LiteRT builtin) and agrees with the trained model."""
+
+import json
+
+import numpy as np
+import pytest
+
+import kerasapps
+from kerasapps.serving.formats import load_converted
+
+SMALL = dict(epochs=1, batch_size=32, train_examples=256, eval_examples=64, image_size=(32,), width=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segmentation-formats")
+    result = kerasapps.run("segmentation", workdir=root / "run", export_dir=root / "saved_models", samples=0,
+                           verbose=0, **SMALL)
+    return root, result
+
+
+@pytest.mark.parametrize("fmt, quantize", [("onnx", "none"), ("litert", "none"), ("litert", "float16")])
+def test_segnet_converts_and_its_class_maps_agree_with_keras(trained, fmt, quantize):
+    root, result = trained
+    path = kerasapps.export("segmentation", workdir=root / "run", export_dir=root / "saved_models", format=fmt,
+                            quantize=quantize, verbose=0).export_path
+    meta = json.loads((path / "kerasapps.json").read_text())
+    assert meta["classes"] == json.loads((root / "run" / "task_info.json").read_text())["class_names"]
+    assert meta["outputs"][0]["shape"] == [None, 32, 32, len(meta["classes"])]
+    assert "antialiased" in meta["preprocessing"] and "argmax over the last axis" in meta["postprocessing"]
+    assert meta["check"]["passed"] and meta["check"]["argmax_agreement"] >= 0.98
+    from kerasapps.data import shapes
+
+    images = shapes.generate_arrays("test", 16, seed=11, image_size=32)["image"].astype(np.float32)
+    expected = result.model.predict(images, verbose=0).argmax(-1)  # the trained model, fused pooling
+    assert (load_converted(path).predict(images).argmax(-1) == expected).mean() >= 0.98
+
+
+def test_the_unfused_pooling_converts_without_floordiv(trained):
+    """The tensor core holds no fused argmax pooling and gives the trained model's outputs exactly."""
+    root, result = trained
+    from kerasapps_segmentation.task import SegmentationTask  # noqa: F401 - the plugin's module is importable
+
+    task_run = kerasapps.runs.make_run("segmentation", use_workdir_config=True, workdir=root / "run")
+    task_run.load_trained()
+    core = task_run.task.tensor_core(task_run.model)
+    assert all(not getattr(layer, "fused", False) for layer in core.model.layers)
+    images = next(iter(task_run.datasets["test"]))[0]
+    np.testing.assert_allclose(core.model.predict(images, verbose=0), task_run.model.predict(images, verbose=0),
+                               atol=1e-6)
