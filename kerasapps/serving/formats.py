@@ -46,6 +46,7 @@ FORMATS = ("savedmodel", "litert", "onnx")
 QUANTIZATIONS = ("none", "float16", "int8")
 FILE_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
 METADATA_FILE = "kerasapps.json"
+NEEDS = {"litert": ("ai_edge_litert",), "onnx": ("tf2onnx", "onnx", "onnxruntime")}  # modules each format imports
 CHECK_EXAMPLES = 64  # held-out examples each converted model is checked on before it is written
 
 # The check a converted model must pass against the Keras model on CHECK_EXAMPLES held-out inputs.
@@ -397,6 +398,11 @@ def check_format(fmt: str, quantize: str = "none") -> None:
     if quantize != "none" and fmt != "litert":
         raise UsageError(f"--quantize {quantize} is for --format litert (LiteRT's post-training quantization); "
                          f"{fmt} exports float32")
+    import importlib.util
+
+    missing = [name for name in NEEDS.get(fmt, ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--format {fmt} needs {', '.join(missing)}, not installed: pip install 'kerasapps[formats]'")
 
 
 def _runtime_name(fmt: str) -> str:
