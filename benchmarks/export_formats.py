@@ -11,6 +11,7 @@ it is written), into DIR; then, for each:
   timed calls after two warm-up calls. SavedModel: the Keras model's call as a ``tf.function``
   (the graph inside the SavedModel's serving function, without decoding); the others through their
   own runtime (``ai_edge_litert``, ``onnxruntime``), every core;
+- an export that fails its check is converted here all the same, measured and marked;
 - metric on the whole test split through that runtime: top-1 accuracy (classification), or
   pixel accuracy and mean IoU over the non-void pixels (segmentation), at the model's input size.
 
@@ -80,15 +81,27 @@ def measure(task: str, workdir, export_dir, repeats: int = 7) -> dict:
     from kerasapps.runs import make_run
     from kerasapps.serving.formats import load_converted
 
-    saved = kerasapps.export(task, workdir=workdir, export_dir=export_dir, verbose=0).export_path
-    exports = {("savedmodel", "none"): saved}
-    for fmt, quantize in QUANTIZATIONS:
-        exports[(fmt, quantize)] = kerasapps.export(task, workdir=workdir, export_dir=export_dir, format=fmt,
-                                                    quantize=quantize, verbose=0).export_path
+    from kerasapps.errors import ExportCheckFailed
+    from kerasapps.serving.formats import FILE_NAMES, convert
+    from kerasapps.training.runner import _first_examples
+
     task_run = make_run(task, use_workdir_config=True, workdir=workdir, export_dir=export_dir)
     task_run.resolved["precision"] = "float32"
     task_run.load_trained()
     core = task_run.task.tensor_core(task_run.model)
+    exports, refused = {}, {}
+    exports[("savedmodel", "none")] = kerasapps.export(task, workdir=workdir, export_dir=export_dir, verbose=0).export_path
+    for fmt, quantize in QUANTIZATIONS:
+        try:
+            exports[(fmt, quantize)] = kerasapps.export(task, workdir=workdir, export_dir=export_dir, format=fmt,
+                                                        quantize=quantize, verbose=0).export_path
+        except ExportCheckFailed as exc:  # measured all the same (converted here, unchecked), and marked
+            refused[(fmt, quantize)] = str(exc)
+            path = pathlib.Path(export_dir) / "unchecked" / f"{fmt}-{quantize}"
+            path.mkdir(parents=True, exist_ok=True)
+            representative = _first_examples(task_run.datasets["train"], core.inputs_of, 256)
+            convert(core, fmt, quantize, path / FILE_NAMES[fmt], representative)
+            exports[(fmt, quantize)] = path
     test = [(np.asarray(core.inputs_of(batch)), np.asarray(batch[1])) for batch in task_run.datasets["test"]]
     inputs = np.concatenate([x for x, _ in test])
     batches = {1: inputs[:1], 32: inputs[:32]}
@@ -101,18 +114,18 @@ def measure(task: str, workdir, export_dir, repeats: int = 7) -> dict:
             run = lambda x: keras_call(tf.constant(x)).numpy()  # noqa: E731
             runtime = f"TensorFlow {tf.__version__}"
         else:
-            meta = json.loads((path / "kerasapps.json").read_text())
-            size = meta["bytes"]
             converted = load_converted(path)
+            size = converted.path.stat().st_size
             run = converted.predict
-            runtime = meta["check"]["runtime"]
+            runtime = "ai-edge-litert" if fmt == "litert" else "onnxruntime"
         score = _Score(task, classes)
         for x, labels in test:
             score.add(run(x), labels)
         rows.append({"format": fmt, "quantization": quantize, "path": str(path), "bytes": size, "runtime": runtime,
                      "batch1_ms": _median_ms(run, batches[1], repeats),
                      "batch32_ms": _median_ms(run, batches[32], repeats),
-                     **score.result(), "test_examples": len(inputs)})
+                     **score.result(), "test_examples": len(inputs),
+                     **({"refused": refused[(fmt, quantize)]} if (fmt, quantize) in refused else {})})
     return {"task": task, "workdir": str(workdir), "rows": rows}
 
 
@@ -124,6 +137,7 @@ def table(result: dict) -> list[str]:
              "|---|---|---|---|---|---|"]
     for row in result["rows"]:
         name = row["format"] + ("" if row["quantization"] == "none" else f" {row['quantization']}")
+        name += " (failed the check: not written)" if "refused" in row else ""
         lines.append(f"| {name} | {row['bytes'] / 1024:.0f} KiB | {row['bytes'] / float32['bytes']:.2f} | "
                      f"{row['batch1_ms']:.2f} | {row['batch32_ms']:.2f} | {row[metric]:.4f} |")
     return lines

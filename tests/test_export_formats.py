@@ -167,3 +167,13 @@ def test_a_task_without_a_tensor_core_is_refused_naming_why(tmp_path):
                       "[None, 64], not float images [N, H, W, C] of a fixed size; its SavedModel export "
                       "(--format savedmodel) serves it"], result.stderr
     assert not (tmp_path / "saved_models").exists()
+
+
+def test_a_format_whose_packages_are_missing_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    with pytest.raises(UsageError, match=r"--format onnx needs tf2onnx, not installed: pip install 'kerasapps\[formats\]'"):
+        formats.check_format("onnx")
+    formats.check_format("litert", "int8")  # ai-edge-litert is there
