@@ -106,7 +106,11 @@ def measure(task: str, workdir, export_dir, repeats: int = 7) -> dict:
     inputs = np.concatenate([x for x, _ in test])
     batches = {1: inputs[:1], 32: inputs[:32]}
     classes = len(core.classes)
-    keras_call = tf.function(lambda x: core.model(x, training=False))
+
+    @tf.function
+    def keras_call(x):
+        return core.model(x, training=False)
+
     rows = []
     for (fmt, quantize), path in exports.items():
         if fmt == "savedmodel":
