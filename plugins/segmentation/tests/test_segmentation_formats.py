@@ -49,3 +49,24 @@ def test_the_unfused_pooling_converts_without_floordiv(trained):
     images = next(iter(task_run.datasets["test"]))[0]
     np.testing.assert_allclose(core.model.predict(images, verbose=0), task_run.model.predict(images, verbose=0),
                                atol=1e-6)
+
+
+def test_unpooling_keeps_its_zeros_under_int8(tmp_path):
+    """After a ReLU the int8 zero point is -128: the unpooled zeros must still mean 0 (LiteRT's int8
+    SCATTER_ND and ONE_HOT wrote raw integers that meant 2.4; the selection they were replaced by
+    does not)."""
+    import keras
+
+    from kerasapps.serving.formats import TensorCore, convert
+    from kerasapps_segmentation.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+    inputs = keras.Input((8, 8, 4))
+    relu = keras.layers.ReLU()(inputs)
+    pooled, argmax = MaxPoolingWithArgmax2D(False)(relu)
+    model = keras.Model(inputs, MaxUnpooling2D(False)([pooled, argmax, relu]))
+    data = np.random.default_rng(0).normal(size=(64, 8, 8, 4)).astype(np.float32)
+    convert(TensorCore(model, "", "", scores=False), "litert", "int8", tmp_path / "m.tflite", representative=data)
+    expected, got = model.predict(data[:16], verbose=0), load_converted(tmp_path / "m.tflite").predict(data[:16])
+    zeros = expected == 0
+    assert (got[zeros] == 0).mean() > 0.95  # a tie between int8 values may move one maximum in its window
+    assert np.abs(got - expected).mean() < 0.02
