@@ -37,15 +37,15 @@ def test_segnet_converts_and_its_class_maps_agree_with_keras(trained, fmt, quant
     assert (load_converted(path).predict(images).argmax(-1) == expected).mean() >= 0.98
 
 
-def test_the_unfused_pooling_converts_without_floordiv(trained):
-    """The tensor core holds no fused argmax pooling and gives the trained model's outputs exactly."""
-    root, result = trained
-    from kerasapps_segmentation.task import SegmentationTask  # noqa: F401 - the plugin's module is importable
-
+def test_the_tensor_core_is_the_trained_network_without_fused_pooling_or_scatter(trained):
+    """The tensor core holds no fused argmax pooling and no scatter, and gives the trained model's outputs."""
+    root, _ = trained
     task_run = kerasapps.runs.make_run("segmentation", use_workdir_config=True, workdir=root / "run")
     task_run.load_trained()
     core = task_run.task.tensor_core(task_run.model)
-    assert all(not getattr(layer, "fused", False) for layer in core.model.layers)
+    assert all(not getattr(layer, "fused", False) and not getattr(layer, "scatter", False)
+               for layer in core.model.layers)
+    assert sum(hasattr(layer, "scatter") for layer in core.model.layers) == 4  # SegNet-Basic's four unpoolings
     images = next(iter(task_run.datasets["test"]))[0]
     np.testing.assert_allclose(core.model.predict(images, verbose=0), task_run.model.predict(images, verbose=0),
                                atol=1e-6)
