@@ -51,10 +51,10 @@ CHECK_EXAMPLES = 64  # held-out examples each converted model is checked on befo
 
 # The check a converted model must pass against the Keras model on CHECK_EXAMPLES held-out inputs.
 # within: share of output values whose |converted - keras| <= atol x max(1, largest |keras output|);
-# not the largest difference alone, because an argmax inside the model (SegNet's pooling indices)
+# not the largest difference alone, because an argmax inside the model (argmax pooling indices)
 # flips where a flat image region makes a tie, and moves a few values by far more than rounding.
-# agreement: share of argmax-over-the-last-axis predictions that agree (top-1 for classification
-# scores, per pixel for segmentation), for cores whose outputs are class scores.
+# agreement: share of argmax-over-the-last-axis predictions that agree (top-1 for one score vector
+# per example, per pixel for per-pixel scores), for cores whose outputs are class scores.
 TOLERANCES = {
     "none": {"atol": 1e-4, "within": 0.99, "agreement": 0.995},    # float32: the same arithmetic, reordered
     "float16": {"atol": 1e-2, "within": 0.99, "agreement": 0.98},  # float16 weights, float32 arithmetic
