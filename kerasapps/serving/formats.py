@@ -359,6 +359,9 @@ def export_converted(task_name: str, core: TensorCore, export_dir, fmt: str, qua
     from kerasapps.serving.export import publish_version
 
     check_format(fmt, quantize)
+    if fmt not in FILE_NAMES:
+        raise UsageError(f"export_converted writes {' or '.join(FILE_NAMES)}, not {fmt} (SavedModels: "
+                         "kerasapps.serving.export.export_saved_model)")
     if quantize == "int8" and (representative is None or not len(representative)):
         raise UsageError("int8 quantization needs a representative sample of training inputs; none was given")
     check_inputs = np.asarray(check_inputs, np.float32)
@@ -373,7 +376,8 @@ def export_converted(task_name: str, core: TensorCore, export_dir, fmt: str, qua
         if not check["passed"]:
             raise ExportCheckFailed(
                 f"the {description} model disagrees with the Keras model on {check['examples']} held-out examples "
-                f"({check['reason']}); nothing written")
+                f"({check['reason']}); nothing written" + ("; --quantize float16 keeps more precision"
+                                                           if quantize == "int8" else ""))
         meta = {
             "task": task_name, "format": fmt, "quantization": quantize, "file": model_file.name,
             "bytes": model_file.stat().st_size,
