@@ -8,8 +8,9 @@ it is written), into DIR; then, for each:
 
 - size: the bytes on disk (the SavedModel's folder: its serving function, decoding included);
 - latency: the tensor core on one batch of 1 and of 32 test inputs, median of ``--repeats``
-  timed calls after two warm-up calls. SavedModel: the Keras model's call as a ``tf.function``
-  (the graph inside the SavedModel's serving function, without decoding); the others through their
+  timed calls after two warm-up calls. SavedModel: the trained Keras model's call as a
+  ``tf.function`` (the graph inside the SavedModel's serving function, without decoding; the
+  converted files hold the task's tensor core, which may be the same network built otherwise); the others through their
   own runtime (``ai_edge_litert``, ``onnxruntime``), every core;
 - an export that fails its check is converted here all the same, measured and marked;
 - metric on the whole test split through that runtime: top-1 accuracy (classification), or
@@ -108,8 +109,8 @@ def measure(task: str, workdir, export_dir, repeats: int = 7) -> dict:
     classes = len(core.classes)
 
     @tf.function
-    def keras_call(x):
-        return core.model(x, training=False)
+    def keras_call(x):  # the trained model, as the SavedModel's serving function calls it
+        return task_run.model(x, training=False)
 
     rows = []
     for (fmt, quantize), path in exports.items():
