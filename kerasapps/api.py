@@ -33,6 +33,9 @@ Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
 Adversarial examples: :func:`fgsm`, :func:`pgd`, :func:`input_gradient` (L-infinity attacks as graph
     code, on a loss of (inputs, labels)), :class:`AttackSurface` (what ``Task.attack_surface``
     returns: the image input, its pixel range, the loss, the score), :func:`default_attack_surface`.
+LiteRT and ONNX exports: :class:`TensorCore` (what ``Task.tensor_core`` returns: the Keras model a
+    converter takes, pixels in and scores out, with its pre- and post-processing described),
+    :func:`default_tensor_core`.
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
 
@@ -121,6 +124,8 @@ _LAZY = {
     "input_gradient": "kerasapps.adversarial.attacks:input_gradient",
     "AttackSurface": "kerasapps.adversarial.surface:AttackSurface",
     "default_attack_surface": "kerasapps.adversarial.surface:default_attack_surface",
+    "TensorCore": "kerasapps.serving.formats:TensorCore",
+    "default_tensor_core": "kerasapps.serving.formats:default_tensor_core",
     "read_trained_run": "kerasapps.training.transfer:read_trained_run",
     "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }

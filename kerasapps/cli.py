@@ -16,7 +16,7 @@ import warnings
 
 import click
 
-from kerasapps.errors import PluginDeprecationWarning, PluginFailed, TrainingFailed, UsageError
+from kerasapps.errors import ExportCheckFailed, PluginDeprecationWarning, PluginFailed, TrainingFailed, UsageError
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up chatter is noise for CLI users; set it before TF loads.
@@ -69,7 +69,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; the last completed epoch is kept: run the same command to resume", err=True)
             sys.exit(130)
-        except TrainingFailed as exc:
+        except (TrainingFailed, ExportCheckFailed) as exc:
             raise _Failure(str(exc)) from None
 
 
@@ -306,13 +306,25 @@ def evaluate(ctx, **kwargs):
 
 @cli.command()
 @_run_options
+@click.option("--format", "export_format", type=click.Choice(["savedmodel", "litert", "onnx"]), default="savedmodel",
+              show_default=True, help="savedmodel: the whole serving function (TF Serving's layout); litert, onnx: "
+                                      "the task's tensor core (pixels in, scores out) under EXPORT_DIR/TASK-FORMAT/, "
+                                      "checked against the Keras model on test inputs before it is written.")
+@click.option("--quantize", type=click.Choice(["none", "float16", "int8"]), default="none", show_default=True,
+              help="LiteRT post-training quantization: float16 weights, or int8 (full-integer, calibrated on "
+                   "training inputs).")
+@click.option("--representative-examples", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Training inputs int8 quantization calibrates on.")
 @click.pass_context
-def export(ctx, **kwargs):
-    """Export the workdir's best weights as the next SavedModel version (with the config
-    they were trained with; options given here override it)."""
+def export(ctx, export_format, quantize, representative_examples, **kwargs):
+    """Export the workdir's best weights as the next version (with the config they were trained
+    with; options given here override it): a SavedModel, or a LiteRT / ONNX file."""
     from kerasapps import runs
+    from kerasapps.serving.formats import check_format
 
-    _call_api(ctx, runs.export, kwargs, use_workdir_config=True)
+    check_format(export_format, quantize)  # before the task is loaded
+    _call_api(ctx, runs.export, kwargs, use_workdir_config=True, format=export_format, quantize=quantize,
+              representative_examples=representative_examples)
 
 
 @cli.command()

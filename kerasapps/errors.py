@@ -19,6 +19,13 @@ class TrainingFailed(Exception):
     """
 
 
+class ExportCheckFailed(Exception):
+    """A LiteRT or ONNX conversion disagrees with the Keras model beyond the format's tolerance
+    (``kerasapps.serving.formats.TOLERANCES``), so nothing was written. The command was valid, so
+    this is no usage error: the CLI prints the message, exit code 1, as for a diverged training.
+    """
+
+
 class PluginFailed(Exception):
     """A plugin's code raised during a run. The message is one line naming the plugin, its
     distribution and the method; the plugin's exception is ``__cause__``. The CLI prints

@@ -244,20 +244,33 @@ def evaluate(task, *, verbose="auto", overrides: dict | None = None, plugins=(),
                      model=task_run.model, config=task_run.resolved, metrics_file=metrics_file)
 
 
-def export(task, *, verbose="auto", overrides: dict | None = None, plugins=(), registry=None, **settings) -> RunResult:
-    """Export the workdir's best weights as the next SavedModel version: ``kerasapps export TASK``.
+def export(task, *, format: str = "savedmodel", quantize: str = "none", representative_examples: int = 256,
+           verbose="auto", overrides: dict | None = None, plugins=(), registry=None, **settings) -> RunResult:
+    """Export the workdir's best weights as the next version: ``kerasapps export TASK``.
 
-    Returns a :class:`RunResult` whose ``export_path`` is the version written
-    (``saved_models/TASK/N``).
+    ``format``: "savedmodel" (default: the whole serving function, ``saved_models/TASK/N``),
+    "litert" or "onnx" (the task's tensor core, pixels in and scores out, as
+    ``saved_models/TASK-litert/N/model.tflite`` or ``TASK-onnx/N/model.onnx`` with a
+    ``kerasapps.json`` describing its inputs, outputs, pre- and post-processing and classes).
+    A converted model is first checked against the Keras model on held-out test inputs through
+    its own runtime; nothing is written when it disagrees (:class:`kerasapps.errors.ExportCheckFailed`)
+    or cannot convert (:class:`UsageError` naming the op). ``quantize`` (LiteRT only): "none",
+    "float16" or "int8" (full-integer, calibrated on ``representative_examples`` training inputs).
+
+    Returns a :class:`RunResult` whose ``export_path`` is the version written.
 
     Example::
 
         kerasapps.load(kerasapps.export("classification", workdir="runs/lenet").export_path)
+        kerasapps.export("classification", workdir="runs/lenet", format="litert", quantize="int8")
     """
+    from kerasapps.serving.formats import check_format
+
+    check_format(format, quantize)  # before anything is read
     task_run = make_run(task, use_workdir_config=True, progress_bar=_progress_bar(verbose), overrides=overrides,
                         plugins=plugins, registry=registry, **settings)
     with _session(task_run, verbose):
-        export_path = task_run.export()
+        export_path = task_run.export(format, quantize, representative_examples)
         print(f"exported: {export_path}", flush=True)
     return RunResult(task_run.resolved["task"], task_run.workdir, export_path=export_path and pathlib.Path(export_path),
                      model=task_run.model, config=task_run.resolved)

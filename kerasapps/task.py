@@ -354,6 +354,30 @@ class Task(abc.ABC):
         """Extra JSON-able metadata exported as an asset with the SavedModel."""
         return dict(self.info)
 
+    def tensor_core(self, model):
+        """What ``kerasapps export TASK --format litert|onnx`` converts: a
+        :class:`kerasapps.serving.formats.TensorCore`, a Keras model with one numeric input and
+        one numeric output (pixels in, scores out) and the pre- and post-processing a user of the
+        converted file must do around it (the serving function's string inputs and in-graph
+        loops do not convert). Raise ``UsageError`` saying why when the task's model has no such
+        core; the export is then refused with that reason.
+
+        Default: the compiled model itself when it takes one float image ``[N, H, W, C]`` of
+        0..255 pixels and returns one tensor, with ``self.info["class_names"]`` as its classes
+        when the task keeps them there; any other model is refused, naming why.
+
+        Example (the same network built with ops the converters know, the trained weights copied)::
+
+            def tensor_core(self, model):
+                core = super().tensor_core(model)
+                convertible = build_network(fused_pooling=False)
+                convertible.set_weights(model.get_weights())
+                return dataclasses.replace(core, model=convertible)
+        """
+        from kerasapps.serving.formats import default_tensor_core
+
+        return default_tensor_core(self, model)
+
     # -- description (no TensorFlow needed) --------------------------------
     @classmethod
     def describe(cls) -> dict:
@@ -426,7 +450,7 @@ _CORE_CALLS = {
     "load_registered": 0, "load_tfds": 0, "load_folder": 0, "build_datasets": 0, "prepare_datasets": 1,
     "build_model": 0, "build_training_state": 2, "training_callbacks": 3, "evaluate": 3,
     "describe_predictions": 3, "save_samples": 3, "serving_function": 1, "serving_resources": 0,
-    "export_assets": 0, "attack_surface": 1,
+    "export_assets": 0, "attack_surface": 1, "tensor_core": 1,
 }
 
 

@@ -1,4 +1,6 @@
 """Versioned SavedModel export in TensorFlow Serving's layout.
+(LiteRT and ONNX files are published the same way, under ``<task>-<format>/``:
+:mod:`kerasapps.serving.formats`.)
 
 ``<export_dir>/<task>/<version>/`` with version the next integer. The model is
 written to a hidden temporary folder beside it and renamed into place, so a
@@ -114,17 +116,40 @@ def export_saved_model(task, model, export_dir, metadata: dict | None = None) ->
         assets.mkdir(exist_ok=True)
         (assets / METADATA_ASSET).write_text(json.dumps(meta, indent=2, default=str))
         _warn_incomplete_versions(task_dir)
-        for _attempt in range(100):  # another exporter may take the same number: retry with the next
-            final = task_dir / str(next_version(task_dir))
-            try:
-                # One rename: the version appears whole or not at all. (Renaming onto an existing
-                # folder fails unless it is empty; an empty folder is no version, so that is fine.)
-                os.rename(staging / "model", final)
-                return final
-            except OSError as exc:
-                if not os.path.lexists(final):
-                    raise UsageError(f"cannot move the exported model into {final}: {exc.strerror or exc}") from None
-        raise UsageError(f"could not find a free version number in {task_dir} after 100 tries")
+        return _rename_into_next_version(staging / "model", task_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+
+def _rename_into_next_version(folder: pathlib.Path, task_dir: pathlib.Path) -> pathlib.Path:
+    """Rename ``folder`` (inside ``task_dir``) to ``task_dir``'s next version number."""
+    for _attempt in range(100):  # another exporter may take the same number: retry with the next
+        final = task_dir / str(next_version(task_dir))
+        try:
+            # One rename: the version appears whole or not at all. (Renaming onto an existing
+            # folder fails unless it is empty; an empty folder is no version, so that is fine.)
+            os.rename(folder, final)
+            return final
+        except OSError as exc:
+            if not os.path.lexists(final):
+                raise UsageError(f"cannot move the exported model into {final}: {exc.strerror or exc}") from None
+    raise UsageError(f"could not find a free version number in {task_dir} after 100 tries")
+
+
+def publish_version(folder, export_dir, model_name: str) -> pathlib.Path:
+    """Copy ``folder`` (a finished export, written anywhere) into ``<export_dir>/<model_name>/``
+    as its next version, atomically: copied into a hidden ``.export-*`` staging folder there, then
+    renamed into place. Returns the version folder.
+
+    Example::
+
+        publish_version(scratch / "model", "saved_models", "classification-litert")   # .../1
+    """
+    task_dir = _writable_task_dir(export_dir, model_name)
+    _remove_stale_staging(task_dir)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=task_dir))
+    try:
+        shutil.copytree(folder, staging / "model")
+        return _rename_into_next_version(staging / "model", task_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

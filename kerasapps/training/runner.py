@@ -117,6 +117,22 @@ def _apply_config_file(data: dict, label: str, task: str, run: dict, params: dic
             params[key] = value
 
 
+def _first_examples(dataset, inputs_of, count: int):
+    """The model inputs of a batched dataset's first ``count`` examples, as one numpy array."""
+    import numpy as np
+
+    parts, have = [], 0
+    for batch in dataset:
+        inputs = np.asarray(inputs_of(batch))
+        parts.append(inputs[: count - have])
+        have += len(parts[-1])
+        if have >= count:
+            break
+    if not parts:
+        raise UsageError("the split has no examples to check or calibrate the export with")
+    return np.concatenate(parts)
+
+
 class TaskRun:
     """One task run (train / evaluate / export) from resolved options."""
 
@@ -370,7 +386,16 @@ class TaskRun:
             build_model_state(self.model, next(iter(self.datasets["test"])))
         return weights
 
-    def export(self) -> pathlib.Path:
+    def export(self, format: str = "savedmodel", quantize: str = "none",
+               representative_examples: int = 256) -> pathlib.Path:
+        """Export the trained weights as the next version: a SavedModel (no data read), or the
+        task's tensor core as LiteRT / ONNX (:mod:`kerasapps.serving.formats`), checked on held-out
+        test inputs; int8 calibrates on ``representative_examples`` training inputs."""
+        from kerasapps.serving.formats import check_format
+
+        check_format(format, quantize)
+        if format != "savedmodel":
+            return self._export_converted(format, quantize, representative_examples)
         if self.model is None:
             self._setup_runtime()
             self._build(need_data=False)
@@ -382,6 +407,38 @@ class TaskRun:
         meta = {"config": self.resolved, "kerasapps_version": self.resolved["kerasapps_version"]}
         with self._plugin():  # its serving_function, serving_resources, export_assets
             return export_saved_model(self.task, self.model, self.resolved["export_dir"], meta)
+
+    def _export_converted(self, fmt: str, quantize: str, representative_examples: int) -> pathlib.Path:
+        from kerasapps.serving.formats import CHECK_EXAMPLES, export_converted
+
+        if representative_examples < 1:
+            raise UsageError(f"representative_examples: expected at least 1, got {representative_examples}")
+        if self.model is None:
+            # A converted file computes in float32 (its quantization aside), so the Keras model it is
+            # checked against must too: a run trained under mixed_bfloat16 is rebuilt in float32 (its
+            # variables are float32 either way).
+            self.resolved["precision"] = "float32"
+            weights = self.load_trained()  # the data too: check inputs (test) and calibration inputs (train)
+        else:
+            weights = str(self.scratch_dir / "best.weights.h5") if self._keeps_best else str(self.folder.backup)
+        if not self.is_chief:
+            return None
+        with self._plugin("tensor_core"):
+            try:
+                core = self.task.tensor_core(self.model)
+            except UsageError as exc:
+                raise UsageError(f"task {self.task.name!r} cannot export {fmt}: {exc}; its SavedModel export "
+                                 "(--format savedmodel) serves it") from None
+        with decoding_errors_as_usage_errors(self.source):
+            check_inputs = _first_examples(self.datasets["test"], core.inputs_of, CHECK_EXAMPLES)
+            representative = (_first_examples(self.datasets["train"], core.inputs_of, representative_examples)
+                              if quantize == "int8" else None)
+        meta = {"source": {"workdir": str(self.workdir), "weights": weights, "dataset": self.resolved["dataset"],
+                           "check_split": self.task.info.get("scored_split", "test"),
+                           **({"representative_split": "train"} if representative is not None else {})},
+                "config": self.resolved, "kerasapps_version": self.resolved["kerasapps_version"]}
+        return export_converted(self.task.name, core, self.resolved["export_dir"], fmt, quantize,
+                                check_inputs=check_inputs, representative=representative, metadata=meta)
 
     def samples(self, count: int = 5) -> list[str]:
         """Lines describing held-out predictions (every worker must call it: predicting may be

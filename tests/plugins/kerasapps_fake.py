@@ -132,6 +132,14 @@ class FakeTask(Task):
 
         return serve
 
+    def tensor_core(self, model):
+        # The default core, told that the output's last axis holds the colours' scores (this task
+        # keeps its class names as info["colours"], not info["class_names"]).
+        core = super().tensor_core(model)
+        core.classes, core.scores = self.info["colours"], True
+        core.postprocessing = "colour probabilities [N, colours]; the argmax is the colour"
+        return core
+
 
 @dataclasses.dataclass
 class FakeTextConfig(TaskConfig):

@@ -193,3 +193,12 @@ class TaggingTask(data.CaptionedImageLoaders, Task):
             return {"tags": tf.gather(names, indices), "scores": scores}
 
         return serve
+
+    def tensor_core(self, model):
+        """The tagger itself for LiteRT / ONNX: pixels in, one logit per tag out."""
+        core = super().tensor_core(model)
+        core.classes, core.scores = list(self.info["tags"]), False  # several tags per image: no argmax
+        core.postprocessing = ("one logit per tag [N, tags], no sigmoid applied: sigmoid(logit) is the probability "
+                               f"that the image shows the tag named in 'classes'; the SavedModel returns the top "
+                               f"{self.config.top_k}")
+        return core

@@ -178,3 +178,14 @@ class ClassificationTask(Task):
             return {"label": tf.gather(class_names, class_id), "class_id": class_id, "scores": scores}
 
         return serve
+
+    def tensor_core(self, model):
+        """The model itself (pixels in, probabilities out), described for LiteRT / ONNX users."""
+        core = super().tensor_core(model)
+        size, channels = self.info["image_size"], self.info["channels"]
+        core.preprocessing = (f"decode the image ({'grey' if channels == 1 else 'RGB'}), resize it to {size}x{size} "
+                              f"(bilinear, not antialiased); float32 pixel values 0..255, not rescaled (the model "
+                              f"rescales); layout [N, {size}, {size}, {channels}] (NHWC), any batch size N")
+        core.postprocessing = ("class probabilities [N, classes] (softmax applied); the predicted class is the argmax, "
+                               "its name classes[argmax]")
+        return core

@@ -55,8 +55,11 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         # Gathered rather than reduce_max: on ties the gradient goes to the recorded position only.
         pooled = tf.gather(x, window[..., None], batch_dims=4)[..., 0]
         b = tf.reshape(tf.range(batch), [-1, 1, 1, 1])
-        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + window // 2
-        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + window % 2
+        # window // 2 and window % 2 without int64 FloorDiv/FloorMod, which TFLite's builtins lack
+        # (this path is the one `kerasapps export --format litert` converts).
+        dy = tf.cast(window >= 2, tf.int64)
+        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + dy
+        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + (window - 2 * dy)
         channel = tf.reshape(tf.range(channels), [1, 1, 1, -1])
         argmax = ((b * height + row) * width + col) * channels + channel
         return pooled, argmax
@@ -73,14 +76,49 @@ class MaxUnpooling2D(keras.layers.Layer):
     Each value lands at its recorded argmax position in a zero tensor of ``like``'s
     shape (the tensor that was pooled; only its shape is used). Every other position
     is zero, as in SegNet's decoder.
+
+    ``scatter=True``: one ``tf.scatter_nd`` of the values. ``scatter=False``: each value put in
+    the place of its 2x2 window that its argmax names, zeros in the other three, laid out by
+    reshapes (the same result, tested equal). The second is what LiteRT's int8 quantization gets right: its int8 ``SCATTER_ND``
+    fills the untouched positions with the raw integer 0, which is not 0 when the tensor's zero
+    point is not (after a ReLU it is -128): every "zero" came back as 128 quantization steps.
     """
+
+    def __init__(self, scatter: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.scatter = scatter
+
+    def get_config(self):
+        return {**super().get_config(), "scatter": self.scatter}
 
     def call(self, inputs):
         values, argmax, like = inputs
+        if not self.scatter:
+            return self._spread(values, argmax, like)
         shape = tf.shape(like, out_type=tf.int64)
         flat = tf.scatter_nd(tf.reshape(argmax, [-1, 1]), tf.reshape(values, [-1]),
                              tf.reshape(tf.reduce_prod(shape), [1]))
         return tf.reshape(flat, shape)
+
+    @staticmethod
+    def _spread(values, argmax, like):
+        shape = tf.shape(like)
+        height, width, channels = shape[1], shape[2], shape[3]
+        pooled = tf.shape(values)
+        batch, half_h, half_w = pooled[0], pooled[1], pooled[2]
+        # The argmax's row and column in the pooled input, from its flat index ((b*H + y)*W + x)*C + c
+        # (int32 arithmetic: LiteRT has no int64 FloorDiv), then its place in the 2x2 window.
+        index = tf.cast(argmax, tf.int32)
+        column = (index // channels) % width
+        row = (index // (channels * width)) % height
+        window = (row % 2) * 2 + column % 2
+        # Selected, not multiplied by a one-hot: LiteRT's int8 ONE_HOT copies its raw 1 into the
+        # product's scale. The 0 here is a constant the converter quantizes like the values.
+        spread = tf.where(window[..., None] == tf.range(4), values[..., None], 0.0)  # [B, H/2, W/2, C, 4]
+        spread = tf.reshape(spread, tf.stack([batch, half_h, half_w, channels, 2, 2]))
+        spread = tf.transpose(spread, [0, 1, 4, 2, 5, 3])  # [B, H/2, dy, W/2, dx, C]
+        spread = tf.reshape(spread, tf.stack([batch, half_h * 2, half_w * 2, channels]))
+        return spread[:, :height, :width, :]  # an odd side's padding row or column goes
 
     def compute_output_spec(self, inputs):
         values, _argmax, like = inputs

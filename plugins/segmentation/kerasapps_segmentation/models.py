@@ -46,7 +46,7 @@ def segnet_basic(inputs, num_classes: int, width: int = 64, kernel_size: int = 7
         x = pooled
     for i in range(depth, 0, -1):
         argmax, before = stages[i - 1]
-        x = MaxUnpooling2D(name=f"unpool{i}")([x, argmax, before])
+        x = MaxUnpooling2D(fused_pooling, name=f"unpool{i}")([x, argmax, before])
         x = _conv_bn(x, width, kernel_size, f"decoder{i}", relu=False)
     return _classifier(x, num_classes)
 
@@ -66,7 +66,7 @@ def segnet(inputs, num_classes: int, width: int = 64, fused_pooling: bool = True
     for block in range(len(VGG16_BLOCKS), 0, -1):
         convs, multiple = VGG16_BLOCKS[block - 1]
         argmax, before = stages[block - 1]
-        x = MaxUnpooling2D(name=f"unpool{block}")([x, argmax, before])
+        x = MaxUnpooling2D(fused_pooling, name=f"unpool{block}")([x, argmax, before])
         # The last convolution of each decoder block narrows to the next block's width.
         out_width = width * VGG16_BLOCKS[block - 2][1] if block > 1 else width
         for j in range(convs, 0, -1):

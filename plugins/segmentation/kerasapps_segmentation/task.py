@@ -221,23 +221,12 @@ class SegmentationTask(Task):
     # -- model ---------------------------------------------------------------
     def build_model(self):
         import keras
-        from kerasapps_segmentation import models
         from kerasapps_segmentation.losses import PixelCrossEntropy
         from kerasapps_segmentation.metrics import (MeanClassAccuracy, MeanIoU, PixelAccuracy)
 
-        cfg = self.config
-        height, width = self.info["image_size"]
         num_classes = len(self.info["class_names"])
-        inputs = keras.Input((height, width, 3), name="image")
         # TensorFlow's fused argmax pooling is faster, but XLA cannot compile it.
-        fused = not self.jit_compile
-        if cfg.model == "segnet_basic":
-            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size, fused_pooling=fused)
-        elif cfg.model == "segnet":
-            outputs = models.segnet(inputs, num_classes, cfg.width, fused_pooling=fused)
-        else:
-            outputs = models.unet(inputs, num_classes, cfg.width)
-        model = keras.Model(inputs, outputs, name=cfg.model)
+        model = self._network(fused_pooling=not self.jit_compile)
         self.iou_metric = MeanIoU(num_classes)
         model.compile(
             optimizer=keras.optimizers.Adam(self.scheduled_learning_rate(self.info.get("train_examples"))),
@@ -245,6 +234,23 @@ class SegmentationTask(Task):
             metrics=[PixelAccuracy(num_classes), MeanClassAccuracy(num_classes), self.iou_metric],
         )
         return model
+
+    def _network(self, fused_pooling: bool):
+        """The uncompiled network of ``config.model``."""
+        import keras
+        from kerasapps_segmentation import models
+
+        cfg = self.config
+        height, width = self.info["image_size"]
+        num_classes = len(self.info["class_names"])
+        inputs = keras.Input((height, width, 3), name="image")
+        if cfg.model == "segnet_basic":
+            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size, fused_pooling=fused_pooling)
+        elif cfg.model == "segnet":
+            outputs = models.segnet(inputs, num_classes, cfg.width, fused_pooling=fused_pooling)
+        else:
+            outputs = models.unet(inputs, num_classes, cfg.width)
+        return keras.Model(inputs, outputs, name=cfg.model)
 
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, model, dataset, metrics):
@@ -350,6 +356,22 @@ class SegmentationTask(Task):
             return {"mask": masks.to_tensor(default_value=-1), "png_bytes": pngs, "panel_bytes": panels}
 
         return serve
+
+    def tensor_core(self, model):
+        """The network rebuilt with the unfused argmax pooling and the trained weights copied:
+        ``tf.nn.max_pool_with_argmax`` has no LiteRT builtin, the unfused path is made of ops that
+        have one and gives the same results (tests/test_segmentation_layers.py)."""
+        core = super().tensor_core(model)
+        core.model = self._network(fused_pooling=False)
+        core.model.set_weights(model.get_weights())
+        height, width = self.info["image_size"]
+        core.preprocessing = (f"decode the image (RGB), resize it to {height}x{width} (bilinear, antialiased); "
+                              f"float32 pixel values 0..255, not rescaled (the model rescales); layout "
+                              f"[N, {height}, {width}, 3] (NHWC), any batch size N")
+        core.postprocessing = (f"class probabilities per pixel [N, {height}, {width}, classes] (softmax applied); the "
+                               "class map is the argmax over the last axis (the SavedModel resizes the probabilities "
+                               "to the image's own size first); void (255 in the labels) is no class")
+        return core
 
 
 __all__ = ["SegmentationConfig", "SegmentationTask", "VOID"]

@@ -34,9 +34,10 @@ def test_pooling_keeps_the_argmax_positions_by_hand(fused):
     np.testing.assert_array_equal(argmax.numpy(), ARGMAX)  # ties: the first maximum (row-major)
 
 
-def test_unpooling_puts_each_value_exactly_at_its_argmax():
+@pytest.mark.parametrize("scatter", [True, False])
+def test_unpooling_puts_each_value_exactly_at_its_argmax(scatter):
     values = np.array([[[10, 20, 30], [40, 50, 60]], [[-1, -2, -3], [-4, -5, -6]]], np.float32)[..., None]
-    out = MaxUnpooling2D()([tf.constant(values), tf.constant(ARGMAX), tf.constant(X)]).numpy()
+    out = MaxUnpooling2D(scatter)([tf.constant(values), tf.constant(ARGMAX), tf.constant(X)]).numpy()
     expected = np.zeros((2, 3, 5), np.float32)
     expected[0] = [[0, 10, 0, 0, 30],
                    [0, 0, 20, 0, 0],
@@ -56,7 +57,7 @@ def test_pooling_matches_tensorflows_op_and_unpooling_inverts_it(shape, fused):
     ref_pooled, ref_argmax = tf.nn.max_pool_with_argmax(x, 2, 2, "SAME", include_batch_in_index=True)
     np.testing.assert_array_equal(pooled.numpy(), ref_pooled.numpy())
     np.testing.assert_array_equal(argmax.numpy(), ref_argmax.numpy())
-    restored = MaxUnpooling2D()([pooled, argmax, x]).numpy()
+    restored = MaxUnpooling2D(scatter=fused)([pooled, argmax, x]).numpy()
     # Every window maximum is back in place; everything else is zero.
     is_max = np.zeros(np.prod(shape), bool)
     is_max[argmax.numpy().ravel()] = True
@@ -71,7 +72,7 @@ def test_unpooling_gradient_flows_back_to_the_maxima(fused):
     with tf.GradientTape() as tape:
         tape.watch(x)
         pooled, argmax = MaxPoolingWithArgmax2D(fused)(x)
-        out = MaxUnpooling2D()([pooled * 2.0, argmax, x])
+        out = MaxUnpooling2D(scatter=fused)([pooled * 2.0, argmax, x])
         loss = tf.reduce_sum(out)
     grad = tape.gradient(loss, x).numpy()
     flat = np.zeros(X.size, np.float32)
@@ -83,7 +84,7 @@ def test_pooling_and_unpooling_compile_with_xla():
     @tf.function(jit_compile=True)
     def round_trip(x):
         pooled, argmax = MaxPoolingWithArgmax2D(fused=False)(x)
-        return MaxUnpooling2D()([pooled, argmax, x])
+        return MaxUnpooling2D(scatter=False)([pooled, argmax, x])
 
     np.testing.assert_array_equal(round_trip(tf.constant(X)).numpy(),
                                   MaxUnpooling2D()([tf.constant(POOLED), tf.constant(ARGMAX), tf.constant(X)]).numpy())

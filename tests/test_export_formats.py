@@ -1,0 +1,179 @@
+"""LiteRT and ONNX exports (`kerasapps export --format`): each format round-trips through its own
+runtime within the stated tolerance, int8 is smaller than float32, the SavedModel folder and
+`kerasapps serve` are untouched, and a refusal or a failed check writes nothing."""
+
+import json
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasapps
+from kerasapps.errors import ExportCheckFailed, UsageError
+from kerasapps.serving import formats
+from tests.conftest import FAKE, FAKE_ENV, ROOT, cli
+
+sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the fake plugin, loaded in-process with plugins=[...]
+from kerasapps_fake import FakeTask  # noqa: E402
+
+PLUGINS = ["kerasapps_fake"]
+# Wide enough that weights, not the file's fixed overhead, make its size; trained enough that the
+# scores are decisive (an int8 check counts agreeing predictions).
+SETTINGS = {"epochs": 4, "units": 32, "filters": (32,), "train_examples": 256, "eval_examples": 64, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("formats")
+    result = kerasapps.run("fake", plugins=PLUGINS, workdir=root / "run", export_dir=root / "saved_models",
+                           samples=0, verbose=0, **SETTINGS)
+    return root, result
+
+
+def _scenes(count=48):
+    """Test scenes the export's check never saw (another seed), as the model takes them."""
+    from kerasapps.api import shapes
+
+    return shapes.generate_arrays("test", count, seed=7, image_size=16)["image"].astype(np.float32)
+
+
+def _export(root, tmp_path, fmt, quantize="none"):
+    return kerasapps.export("fake", plugins=PLUGINS, workdir=root / "run", export_dir=tmp_path / "saved_models",
+                            format=fmt, quantize=quantize, verbose=0).export_path
+
+
+@pytest.mark.parametrize("fmt, quantize", [("onnx", "none"), ("litert", "none"), ("litert", "float16"),
+                                           ("litert", "int8")])
+def test_each_format_round_trips_through_its_own_runtime(trained, tmp_path, fmt, quantize):
+    root, result = trained
+    path = _export(root, tmp_path, fmt, quantize)
+    assert path == tmp_path / "saved_models" / f"fake-{fmt}" / "1"
+    assert sorted(p.name for p in path.iterdir()) == sorted([formats.FILE_NAMES[fmt], "kerasapps.json"])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["1"]  # no staging folder left
+    meta = json.loads((path / "kerasapps.json").read_text())
+    assert (meta["task"], meta["format"], meta["quantization"]) == ("fake", fmt, quantize)
+    assert meta["bytes"] == (path / formats.FILE_NAMES[fmt]).stat().st_size
+    assert [(i["shape"], i["dtype"]) for i in meta["inputs"]] == [([None, 16, 16, 3], "float32")]
+    assert [(o["shape"], o["dtype"]) for o in meta["outputs"]] == [([None, 6], "float32")]
+    assert meta["classes"] == json.loads((root / "run" / "task_info.json").read_text())["colours"]
+    assert "16x16" in meta["preprocessing"] and "0..255" in meta["preprocessing"]
+    assert meta["check"]["passed"] and meta["check"]["examples"] == 64
+    assert meta["check"]["tolerance"] == formats.TOLERANCES[quantize]
+    assert meta["source"]["workdir"] == str(root / "run") and meta["source"]["weights"].endswith("best.weights.h5")
+    assert ("representative_examples" in meta) == (quantize == "int8")
+    # Through the runtime on scenes the check never saw: within the same tolerance.
+    scenes = _scenes()
+    expected = result.model.predict(scenes, verbose=0)
+    got = kerasapps.serving.formats.load_converted(path).predict(scenes, batch_size=5)  # batches of another size
+    tolerance = formats.TOLERANCES[quantize]
+    if "atol" in tolerance:
+        assert (np.abs(got - expected) <= tolerance["atol"]).mean() >= tolerance["within"]
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= tolerance["agreement"]
+    assert sorted(p.name for p in (tmp_path / "saved_models").iterdir()) == [f"fake-{fmt}"]
+
+
+def test_int8_is_smaller_than_float32_and_float16_between(trained, tmp_path):
+    root, _ = trained
+    sizes = {q: (_export(root, tmp_path, "litert", q) / "model.tflite").stat().st_size
+             for q in ("none", "float16", "int8")}
+    assert sizes["int8"] < 0.4 * sizes["none"] and sizes["int8"] < sizes["float16"] < 0.7 * sizes["none"], sizes
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "fake-litert").iterdir()) == ["1", "2", "3"]
+
+
+def test_the_savedmodel_folder_and_kerasapps_serve_are_untouched(trained, tmp_path):
+    root, _ = trained
+    from kerasapps.serving.server.repository import Repository
+
+    _export(root, tmp_path, "onnx")
+    saved = kerasapps.export("fake", plugins=PLUGINS, workdir=root / "run", export_dir=tmp_path / "saved_models",
+                             verbose=0).export_path
+    assert saved == tmp_path / "saved_models" / "fake" / "1"  # the default format, numbered on its own
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["1"]
+    assert Repository(tmp_path / "saved_models")._scan() == {"fake": {1: saved}}
+
+
+def test_a_failed_check_writes_nothing_and_is_one_line_exit_1(trained, tmp_path, monkeypatch):
+    root, _ = trained
+    from click.testing import CliRunner
+
+    from kerasapps.cli import cli as command
+
+    monkeypatch.setitem(formats.TOLERANCES, "none", {"atol": 1e-4, "within": 1.01})  # no model can pass
+    with pytest.raises(ExportCheckFailed, match=r"disagrees with the Keras model on 64 held-out examples"):
+        _export(root, tmp_path, "onnx")
+    outcome = CliRunner().invoke(command, [*FAKE, "export", "fake", "--workdir", str(root / "run"), "--export-dir",
+                                           str(tmp_path / "saved_models"), "--format", "litert"])
+    assert outcome.exit_code == 1, outcome.output
+    assert [line for line in outcome.output.splitlines() if line.startswith("error:")] == [
+        line for line in outcome.output.splitlines() if "disagrees" in line]
+    assert "nothing written" in outcome.output
+    assert not (tmp_path / "saved_models").exists()
+
+
+class ArgmaxPoolTask(FakeTask):
+    """The fake task with a pooling op that has no LiteRT builtin (TensorFlow's fused argmax pooling)."""
+
+    name = "fake-argmax-pool"
+
+    def build_model(self):
+        model = super().build_model()
+        inputs = keras.Input((16, 16, 3))
+        pooled = keras.layers.Lambda(lambda x: tf.nn.max_pool_with_argmax(x, 2, 2, "SAME")[0])(inputs)
+        resized = keras.layers.UpSampling2D()(pooled)
+        wrapped = keras.Model(inputs, model(resized))
+        wrapped.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return wrapped
+
+
+def test_an_op_the_converter_lacks_is_refused_by_name_writing_nothing(tmp_path):
+    settings = {"workdir": tmp_path / "run", "export_dir": tmp_path / "saved_models", "verbose": 0,
+                "train_examples": 32, "eval_examples": 16}
+    kerasapps.run(ArgmaxPoolTask, plugins=PLUGINS, samples=0, **settings)
+    (tmp_path / "saved_models" / "fake-argmax-pool").rename(tmp_path / "savedmodel")
+    with pytest.raises(UsageError) as refused:
+        kerasapps.export(ArgmaxPoolTask, plugins=PLUGINS, format="litert", **settings)
+    assert str(refused.value) == ("the litert converter cannot convert it: op(s) MaxPoolWithArgmax not supported")
+    assert "\n" not in str(refused.value)
+    assert list((tmp_path / "saved_models").iterdir()) == []
+
+
+def test_mistakes_are_one_error_line_exit_2_writing_nothing(trained, tmp_path):
+    root, _ = trained
+    export_dir = tmp_path / "saved_models"
+    common = ["--workdir", root / "run", "--export-dir", export_dir]
+    for args, message in [
+        (["--format", "tflite"], "'tflite' is not one of 'savedmodel', 'litert', 'onnx'"),
+        (["--format", "onnx", "--quantize", "int8"], "--quantize int8 is for --format litert"),
+        (["--quantize", "float16"], "--quantize float16 is for --format litert"),
+        (["--format", "litert", "--representative-examples", "0"], "0 is not in the range x>=1"),
+    ]:
+        result = cli(*FAKE, "export", "fake", *common, *args, env=FAKE_ENV, check=2)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], result.stderr
+    assert not export_dir.exists()
+    with pytest.raises(UsageError, match="format: expected one of savedmodel, litert, onnx, got 'tflite'"):
+        kerasapps.export("fake", plugins=PLUGINS, workdir=root / "run", export_dir=export_dir, format="tflite")
+
+
+def test_a_task_without_a_tensor_core_is_refused_naming_why(tmp_path):
+    """fake-text's model takes bag-of-words vectors, not images: the default hook refuses it."""
+    run = ["--workdir", tmp_path / "run", "--export-dir", tmp_path / "saved_models"]
+    cli(*FAKE, "train", "fake-text", *run, env=FAKE_ENV, check=0)
+    result = cli(*FAKE, "export", "fake-text", *run, "--format", "onnx", env=FAKE_ENV, check=2)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: task 'fake-text' cannot export onnx: its model's input 'keras_tensor' is float32 "
+                      "[None, 64], not float images [N, H, W, C] of a fixed size; its SavedModel export "
+                      "(--format savedmodel) serves it"], result.stderr
+    assert not (tmp_path / "saved_models").exists()
+
+
+def test_a_format_whose_packages_are_missing_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    with pytest.raises(UsageError, match=r"--format onnx needs tf2onnx, not installed: pip install 'kerasapps\[formats\]'"):
+        formats.check_format("onnx")
+    formats.check_format("litert", "int8")  # ai-edge-litert is there
