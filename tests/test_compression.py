@@ -1,0 +1,107 @@
+"""Width compression: the spectral selection and the closed-form re-fit on constructed features
+(NumPy only), the weight surgery on a tiny Keras model, and ``kerasapps compress``'s refusals on the
+fake task (which names no prunable layers)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from kerasapps.compression.spectral import (covariance_of, kept_width, l1_selection, random_selection,
+                                            reconstruction_error, reconstruction_map, refit_consumer_kernel,
+                                            selection_map, spectral_selection)
+
+
+def dependent_features(samples=4000, seed=0):
+    """8 channels: 3 independent ones (at shuffled positions) and 5 exact linear combinations of
+    them with small weights. Returns (features [samples, 8], the 3 independent channels)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(samples, 3)) * np.array([3.0, 2.0, 1.5])
+    mixed = base @ rng.uniform(-0.3, 0.3, size=(3, 5))
+    order = rng.permutation(8)
+    features = np.concatenate([base, mixed], axis=1)[:, np.argsort(order)]
+    return features, np.sort(order[:3])
+
+
+def test_spectral_selection_keeps_the_channels_the_others_are_combinations_of():
+    features, independent = dependent_features()
+    sigma = covariance_of(features)
+    # Any 3 channels spanning the same space reconstruct it exactly; a small ridge (the paper's lambda)
+    # breaks that tie towards the independent channels, whose larger variance the ridge shrinks least.
+    kept = spectral_selection(sigma, 3, ridge=1e-8)
+    assert kept.tolist() == independent.tolist()
+    A = reconstruction_map(sigma, kept, ridge=1e-8)
+    reconstructed = features[:, kept] @ A.T
+    np.testing.assert_allclose(reconstructed, features, rtol=0, atol=1e-6 * np.abs(features).max())
+    exact = features[:, kept] @ reconstruction_map(sigma, kept, ridge=0.0).T
+    np.testing.assert_allclose(exact, features, rtol=0, atol=1e-12 * np.abs(features).max())
+    assert abs(reconstruction_error(sigma, kept, ridge=0.0)) < 1e-12 * np.trace(sigma)
+    wrong = sorted(set(range(8)) - set(independent.tolist()))[:3]  # three of the combinations cannot
+    assert reconstruction_error(sigma, wrong, ridge=0.0) > 1e-3 * np.trace(sigma) or np.linalg.matrix_rank(
+        features[:, wrong]) == 3
+    # fewer channels than the rank cannot reconstruct it; greedy is not exhaustive search, but its pair
+    # comes within 5% of the best of all 28 here
+    pair = spectral_selection(sigma, 2, ridge=0.0)
+    errors = {p: reconstruction_error(sigma, p, ridge=0.0) for p in itertools.combinations(range(8), 2)}
+    assert reconstruction_error(sigma, pair, ridge=0.0) <= 1.05 * min(errors.values())
+    assert min(errors.values()) > 1e-3 * np.trace(sigma)
+
+
+def test_greedy_step_gain_is_the_drop_of_the_criterion():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    sigma = covariance_of(features)
+    weighting = (lambda w: w @ w.T)(rng.normal(size=(6, 4)))
+    for k in range(1, 7):
+        kept = spectral_selection(sigma, k, ridge=1e-3, weighting=weighting)
+        previous = spectral_selection(sigma, k - 1, ridge=1e-3, weighting=weighting) if k > 1 else []
+        assert set(previous) <= set(kept)  # greedy: each step adds one channel
+        best = min(reconstruction_error(sigma, sorted(set(previous) | {j}), 1e-3, weighting)
+                   for j in set(range(6)) - set(previous))
+        assert reconstruction_error(sigma, kept, 1e-3, weighting) == pytest.approx(best, rel=1e-9)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-2])
+def test_closed_form_refit_is_the_least_squares_solve(ridge):
+    rng = np.random.default_rng(2)
+    features = np.maximum(rng.normal(size=(300, 7)) @ rng.normal(size=(7, 7)), 0)  # ReLU-like
+    sigma = covariance_of(features)
+    kept = np.array([0, 2, 5])
+    A = reconstruction_map(sigma, kept, ridge)
+    # min ||features - features_J X||^2 + n * lambda ||X||^2: lstsq with sqrt(n lambda) I rows appended
+    lam = ridge * np.mean(np.diag(sigma)) * len(features)
+    design = np.vstack([features[:, kept], np.sqrt(lam) * np.eye(3)])
+    target = np.vstack([features, np.zeros((3, 7))])
+    X = np.linalg.lstsq(design, target, rcond=None)[0]  # [3, 7] = A^T
+    np.testing.assert_allclose(A, X.T, rtol=1e-8, atol=1e-10)
+    # folded into a Dense consumer, the narrow layer computes the least-squares output
+    W = rng.normal(size=(7, 4))
+    np.testing.assert_allclose(features[:, kept] @ refit_consumer_kernel(W, A), features[:, kept] @ X @ W,
+                               rtol=1e-8, atol=1e-8)
+
+
+def test_refit_of_conv_and_flattened_dense_kernels_is_per_tap_and_per_position():
+    rng = np.random.default_rng(3)
+    mapping = rng.normal(size=(4, 2))
+    conv = rng.normal(size=(3, 3, 4, 5))
+    narrow = refit_consumer_kernel(conv, mapping)
+    assert narrow.shape == (3, 3, 2, 5)
+    np.testing.assert_allclose(narrow[1, 2], mapping.T @ conv[1, 2])
+    flat = rng.normal(size=(2 * 2 * 4, 5))  # Dense after Flatten of a [2, 2, 4] map
+    narrow = refit_consumer_kernel(flat, mapping)
+    assert narrow.shape == (2 * 2 * 2, 5)
+    np.testing.assert_allclose(narrow.reshape(4, 2, 5)[3], mapping.T @ flat.reshape(4, 4, 5)[3])
+    np.testing.assert_array_equal(refit_consumer_kernel(conv, selection_map(4, [1, 3])), conv[:, :, [1, 3]])
+
+
+def test_baseline_selections_and_widths():
+    kernel = np.zeros((3, 3, 2, 5))
+    kernel[..., 3] = 1.0
+    kernel[..., 1] = -0.5
+    kernel[0, 0, 0, 4] = 0.1
+    assert l1_selection(kernel, 2).tolist() == [1, 3]
+    drawn = random_selection(10, 4, seed=3)
+    assert len(set(drawn.tolist())) == 4 and drawn.tolist() == sorted(drawn.tolist())
+    assert random_selection(10, 4, seed=3).tolist() == drawn.tolist()
+    assert [kept_width(84, keep) for keep in (1.0, 0.75, 0.5, 0.25, 0.001)] == [84, 63, 42, 21, 1]
+    np.testing.assert_array_equal(reconstruction_map(np.eye(3), [0, 1, 2]), np.eye(3))
