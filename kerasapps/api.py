@@ -33,6 +33,8 @@ Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
 Adversarial examples: :func:`fgsm`, :func:`pgd`, :func:`input_gradient` (L-infinity attacks as graph
     code, on a loss of (inputs, labels)), :class:`AttackSurface` (what ``Task.attack_surface``
     returns: the image input, its pixel range, the loss, the score), :func:`default_attack_surface`.
+Width compression: :class:`CompressionPlan` (what ``Task.compression_plan`` returns) of
+    :class:`PrunableGroup` s (a producer layer, its per-channel layers, the consumer re-fitted).
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
 
@@ -121,6 +123,8 @@ _LAZY = {
     "input_gradient": "kerasapps.adversarial.attacks:input_gradient",
     "AttackSurface": "kerasapps.adversarial.surface:AttackSurface",
     "default_attack_surface": "kerasapps.adversarial.surface:default_attack_surface",
+    "CompressionPlan": "kerasapps.compression.plan:CompressionPlan",
+    "PrunableGroup": "kerasapps.compression.plan:PrunableGroup",
     "read_trained_run": "kerasapps.training.transfer:read_trained_run",
     "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }

@@ -105,3 +105,79 @@ def test_baseline_selections_and_widths():
     assert random_selection(10, 4, seed=3).tolist() == drawn.tolist()
     assert [kept_width(84, keep) for keep in (1.0, 0.75, 0.5, 0.25, 0.001)] == [84, 63, 42, 21, 1]
     np.testing.assert_array_equal(reconstruction_map(np.eye(3), [0, 1, 2]), np.eye(3))
+
+
+# -- the weight surgery on a tiny Keras model ---------------------------------------
+def tiny_chain(filters=(4, 6), units=8, bn=False):
+    """16x16 -> conv -> [BN] -> relu -> pool -> conv -> relu -> pool (2x2) -> flatten -> dense -> relu -> dense(3)."""
+    import keras
+
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(filters[0], 3, name="conv1")(inputs)
+    if bn:
+        x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(filters[1], 3, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(units, activation="relu", name="fc1")(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def tiny_plan(bn=False):
+    from kerasapps.compression.plan import CompressionPlan, PrunableGroup
+
+    return CompressionPlan((PrunableGroup("conv1", "conv2", channelwise=("bn1",) if bn else ()),
+                            PrunableGroup("conv2", "fc1", features="pool2"), PrunableGroup("fc1", "logits")),
+                           lambda widths: widths)
+
+
+def duplicate_second_half(layer):
+    """Make the second half of ``layer``'s filters copies of the first half (its outputs too)."""
+    kernel, bias = layer.get_weights()
+    half = kernel.shape[-1] // 2
+    kernel[..., half:], bias[half:] = kernel[..., :half], bias[:half]
+    layer.set_weights([kernel, bias])
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_spectral_compression_of_duplicated_filters_keeps_the_network_function(bn):
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.compression.surgery import (check_plan, choose_channels, count_multiply_adds,
+                                               measure_feature_covariances, narrow_weights, transfer_weights)
+
+    keras.utils.set_random_seed(0)
+    model = tiny_chain(bn=bn)
+    for name in ("conv1", "conv2", "fc1"):
+        duplicate_second_half(model.get_layer(name))
+    if bn:  # per-channel statistics of the copies equal too, and not the identity
+        gamma, beta, mean, var = model.get_layer("bn1").get_weights()
+        model.get_layer("bn1").set_weights([np.tile(gamma[:2] + 0.5, 2), np.tile(beta[:2] + 0.1, 2),
+                                            np.tile(mean[:2] + 0.2, 2), np.tile(var[:2] + 0.3, 2)])
+    plan = tiny_plan(bn)
+    check_plan(model, plan)
+    images = np.random.default_rng(0).uniform(0, 1, (64, 16, 16, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(64))).batch(16)
+    covariances = measure_feature_covariances(model, plan, data, samples=40)
+    assert covariances["conv2"].samples == 40 * 2 * 2 and covariances["fc1"].samples == 40
+    choices = choose_channels(model, plan, covariances, keep=0.5, method="spectral", ridge=1e-6)
+    assert [choices[g].width for g in ("conv1", "conv2", "fc1")] == [2, 3, 4]
+    for g in ("conv1", "conv2", "fc1"):  # one of each pair of copies (of each live pair: a dead ReLU's are 0)
+        assert choices[g].relative_error < 1e-5
+    narrow = tiny_chain(filters=(2, 3), units=4, bn=bn)
+    transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+    np.testing.assert_allclose(narrow.predict_on_batch(images), model.predict_on_batch(images), rtol=1e-4,
+                               atol=1e-4)
+    assert count_multiply_adds(model) == 14 * 14 * 9 * 4 + 5 * 5 * 9 * 4 * 6 + 2 * 2 * 6 * 8 + 8 * 3
+    assert count_multiply_adds(narrow) == 14 * 14 * 9 * 2 + 5 * 5 * 9 * 2 * 3 + 2 * 2 * 3 * 4 + 4 * 3
+    # the baselines drop the copies' contribution instead: the function changes
+    for method in ("l1", "random"):
+        choices = choose_channels(model, plan, covariances, keep=0.5, method=method)
+        transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+        assert np.abs(narrow.predict_on_batch(images) - model.predict_on_batch(images)).max() > 1e-3
+    with pytest.raises(ValueError, match="layer 'conv1' of the narrow model takes weights shaped"):
+        transfer_weights(model, tiny_chain(filters=(3, 3), units=4, bn=bn), narrow_weights(model, plan, choices))
