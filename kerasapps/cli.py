@@ -370,12 +370,14 @@ def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, c
               help="Training examples the feature covariances are measured on.")
 @click.option("--fine-tune-epochs", default="0", show_default=True, metavar="EPOCHS",
               help="Train the narrow model this many epochs after pruning (0.3: 30%% of one epoch's steps).")
+@click.option("--fine-tune-learning-rate", default=None, type=float, metavar="RATE",
+              help="The fine-tuning's learning rate (default: the run's own), recorded in the new run's config.")
 @click.option("--ridge", default=1e-4, show_default=True, type=float,
               help="Spectral re-fit's lambda, relative to the mean channel variance.")
 @click.option("--out", default=None, metavar="DIR",
               help="The new run folder (default: WORKDIR-METHOD-keepFRACTION); must not hold anything.")
 @click.pass_context
-def compress(ctx, keep, method, samples, fine_tune_epochs, ridge, out, **kwargs):
+def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_rate, ridge, out, **kwargs):
     """Narrow the workdir's trained model (fewer channels per layer, the next layer re-fitted),
     optionally fine-tune it, and write it as a new run folder with a SavedModel export; print
     parameters, multiply-adds and the metric before and after."""
@@ -385,7 +387,8 @@ def compress(ctx, keep, method, samples, fine_tune_epochs, ridge, out, **kwargs)
         fine_tune_epochs = float(fine_tune_epochs)
     except ValueError:
         raise UsageError(f"--fine-tune-epochs: expected a number, got {fine_tune_epochs!r}") from None
-    settings = CompressionSettings.parse(keep, method, samples, fine_tune_epochs, out, ridge, seed=kwargs["seed"] or 0)
+    settings = CompressionSettings.parse(keep, method, samples, fine_tune_epochs, out, ridge, seed=kwargs["seed"] or 0,
+                                         fine_tune_learning_rate=fine_tune_learning_rate)
     task_run = _task_run(ctx, kwargs, use_workdir_config=True)
     from kerasapps.compression.compress_run import compress_trained_run, report_table
 

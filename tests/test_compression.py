@@ -52,7 +52,7 @@ def test_greedy_step_gain_is_the_drop_of_the_criterion():
     features = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
     sigma = covariance_of(features)
     weighting = (lambda w: w @ w.T)(rng.normal(size=(6, 4)))
-    for k in range(1, 7):
+    for k in range(1, 6):
         kept = spectral_selection(sigma, k, ridge=1e-3, weighting=weighting)
         previous = spectral_selection(sigma, k - 1, ridge=1e-3, weighting=weighting) if k > 1 else []
         assert set(previous) <= set(kept)  # greedy: each step adds one channel
@@ -181,3 +181,52 @@ def test_spectral_compression_of_duplicated_filters_keeps_the_network_function(b
         assert np.abs(narrow.predict_on_batch(images) - model.predict_on_batch(images)).max() > 1e-3
     with pytest.raises(ValueError, match="layer 'conv1' of the narrow model takes weights shaped"):
         transfer_weights(model, tiny_chain(filters=(3, 3), units=4, bn=bn), narrow_weights(model, plan, choices))
+
+
+# -- kerasapps compress refuses in one line and writes nothing -----------------------
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from kerasapps.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+
+def refused(*args) -> str:
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_compress_refuses_bad_inputs_in_one_line_and_writes_nothing(tmp_path):
+    import sys
+
+    import kerasapps
+    from tests.conftest import FAKE, ROOT
+
+    sys.path.insert(0, str(ROOT / "tests" / "plugins"))
+    kerasapps.train("fake", plugins=["kerasapps_fake"], workdir=tmp_path / "run", verbose=0, epochs=1,
+                    batch_size=32, train_examples=64, eval_examples=32)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    compress = [*FAKE, "compress", "fake", "--workdir", tmp_path / "run", "--out", tmp_path / "out"]
+    assert "--keep 0: keep a fraction of the channels, 0 < keep <= 1" in refused(*compress, "--keep", "0")
+    assert "--keep 1.5: keep a fraction" in refused(*compress, "--keep", "1.5")
+    assert "--keep: expected a fraction" in refused(*compress, "--keep", "half")
+    assert "--method magnitude: choose one of spectral, l1, random" in refused(*compress, "--keep", "0.5",
+                                                                             "--method", "magnitude")
+    assert "--fine-tune-epochs -1" in refused(*compress, "--keep", "0.5", "--fine-tune-epochs", "-1")
+    missing = tmp_path / "no_run"
+    assert "holds no trained fake run" in refused(*FAKE, "compress", "fake", "--workdir", missing, "--keep", "0.5")
+    assert ("task 'fake' cannot be compressed: it names no prunable layer groups"
+            in refused(*compress, "--keep", "0.5"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"task": "segmentation", "params": {}}')
+    assert "is for task 'segmentation', not 'fake'" in refused(*FAKE, "compress", "fake", "--workdir",
+                                                               tmp_path / "other", "--keep", "0.5")
+    (tmp_path / "other" / "config.json").unlink()
+    (tmp_path / "other").rmdir()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

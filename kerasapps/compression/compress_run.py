@@ -36,6 +36,7 @@ class CompressionSettings:
         out: the new run folder (None: ``<workdir>-<method>-keep<keep>``).
         ridge: the re-fit's lambda, relative to the mean channel variance.
         seed: the random baseline's draw.
+        fine_tune_learning_rate: the fine-tuning's learning rate (None: the run's own).
     """
 
     keep: float
@@ -45,9 +46,11 @@ class CompressionSettings:
     out: str | None = None
     ridge: float = 1e-4
     seed: int = 0
+    fine_tune_learning_rate: float | None = None
 
     @classmethod
-    def parse(cls, keep, method="spectral", samples=2000, fine_tune_epochs=0.0, out=None, ridge=1e-4, seed=0):
+    def parse(cls, keep, method="spectral", samples=2000, fine_tune_epochs=0.0, out=None, ridge=1e-4, seed=0,
+              fine_tune_learning_rate=None):
         """Settings from the command line's values; UsageError naming the first bad one.
 
         Example::
@@ -69,8 +72,10 @@ class CompressionSettings:
             raise UsageError(f"--fine-tune-epochs {fine_tune_epochs:g}: expected 0 (none) or a positive number")
         if not float(ridge) >= 0:
             raise UsageError(f"--ridge {ridge}: expected a number >= 0")
+        if fine_tune_learning_rate is not None and not float(fine_tune_learning_rate) > 0:
+            raise UsageError(f"--fine-tune-learning-rate {fine_tune_learning_rate}: expected a number > 0")
         return cls(keep, method, int(samples), fine_tune_epochs, None if out is None else str(out), float(ridge),
-                   int(seed))
+                   int(seed), None if fine_tune_learning_rate is None else float(fine_tune_learning_rate))
 
     def out_folder(self, workdir) -> pathlib.Path:
         if self.out:
@@ -86,13 +91,13 @@ def check_source_and_out(task_name: str, workdir, out: pathlib.Path, task_class)
     from kerasapps.task import Task
     from kerasapps.training.transfer import read_trained_run
 
-    if getattr(task_class, "compression_plan", None) is Task.compression_plan:
-        no_compression_plan(task_class)  # raises: the task names no prunable groups
     workdir = pathlib.Path(workdir)
     if not (workdir / "task_info.json").is_file():
         raise UsageError(f"{workdir} holds no trained {task_name} run (no task_info.json); train one first: "
                          f"kerasapps run {task_name} --workdir {workdir}")
     read_trained_run(workdir, task_name)
+    if getattr(task_class, "compression_plan", None) is Task.compression_plan:
+        no_compression_plan(task_class)  # raises: the task names no prunable groups (before its data is read)
     if out.resolve() == workdir.resolve():
         raise UsageError(f"--out {out} is the run being compressed; the compressed run goes to a new folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -159,7 +164,8 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             one_epoch = narrow_config.steps_per_epoch or Trainer.num_batches(datasets["train"])
             steps = max(1, round(settings.fine_tune_epochs * one_epoch / epochs))
     params = dataclasses.asdict(narrow_config)
-    params.update({k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps)) if v is not None})
+    params.update({k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps),
+                                     ("learning_rate", settings.fine_tune_learning_rate)) if v is not None})
     resolved = {**task_run.resolved, "workdir": str(out), "params": params}
     folder = Workdir(out)
     folder.create()
@@ -172,8 +178,13 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
                                                        progress_bar=False))
     narrow_run.given_datasets = datasets
     summary = {}
-    if epochs:
-        summary = narrow_run.train()
+    try:
+        if epochs:
+            summary = narrow_run.train()
+    finally:  # training holds the new run's lock: give it back, as every command does when it ends
+        lock = getattr(narrow_run, "workdir_lock", None)
+        if lock is not None:
+            lock.release()
     evaluation = narrow_run.evaluate()
     if epochs:
         rows.append({"stage": "fine-tuned", "params": rows[1]["params"], "multiply_adds": rows[1]["multiply_adds"],

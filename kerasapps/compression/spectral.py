@@ -109,6 +109,8 @@ def spectral_selection(covariance, k: int, ridge: float = 1e-4, weighting=None) 
     channels = sigma.shape[0]
     if not 1 <= k <= channels:
         raise ValueError(f"k must be within 1..{channels}, got {k}")
+    if k == channels:
+        return np.arange(channels, dtype=np.int64)
     lam = ridge_of(sigma, ridge)
     weight = np.eye(channels) if weighting is None else np.asarray(weighting, np.float64)
     kept: list[int] = []
