@@ -34,14 +34,15 @@ def load_source(workdir):
     return run
 
 
-def narrow_model(run, plan, choices):
+def narrow_model(run, plan, choices, learning_rate=None):
     from kerasapps.compression.surgery import narrow_weights, transfer_weights
     from kerasapps.config import apply_overrides
     from kerasapps.task import new_task
     from kerasapps.training.engine import build_model_state
 
     widths = {producer: choice.width for producer, choice in choices.items()}
-    config = apply_overrides(run.task.config, plan.config_overrides(widths))
+    config = apply_overrides(run.task.config, {**plan.config_overrides(widths),
+                                               **({"learning_rate": learning_rate} if learning_rate else {})})
     task = new_task(run.task_class, config, run.task.source, info=run.task.info, context=run.task.context)
     with run.strategy.scope():
         model = task.build_model()
@@ -101,8 +102,16 @@ def main(argv=None):
     parser.add_argument("--workdir", required=True, help="a trained LeNet-5 MNIST run (only read)")
     parser.add_argument("--samples", type=int, default=2000, help="training images the covariances are measured on")
     parser.add_argument("--fine-tune", default="0.3,1", help="fine-tuning budgets, in epochs")
+    parser.add_argument("--fine-tune-lr", type=float, default=None,
+                        help="fine-tuning learning rate (default: the run's own, also for the from-scratch networks)")
+    parser.add_argument("--keeps", default=",".join(map(str, KEEPS)))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
+    parser.add_argument("--no-scratch", action="store_true", help="skip the narrow networks trained from scratch")
     parser.add_argument("--out", default="mnist_compression.json")
     args = parser.parse_args(argv)
+    keeps = [float(k) for k in args.keeps.split(",")]
+    methods = args.methods.split(",")
     budgets = [float(b) for b in args.fine_tune.split(",") if b]
 
     from benchmarks.machine import describe_machine
@@ -114,6 +123,7 @@ def main(argv=None):
     plan = run.task.compression_plan(run.model)
     steps_per_epoch = Trainer.num_batches(run.datasets["train"])
     results = {"machine": describe_machine(), "workdir": args.workdir, "samples": args.samples,
+               "fine_tune_learning_rate": args.fine_tune_lr or run.config.learning_rate,
                "steps_per_epoch": steps_per_epoch, "original_epochs": run.config.epochs, "rows": []}
     print(f"machine: {results['machine']}", flush=True)
     measured = time.perf_counter()
@@ -125,9 +135,10 @@ def main(argv=None):
     print(f"original: {original}", flush=True)
     images = png_request_bytes(run, 32)
     exports = pathlib.Path(tempfile.mkdtemp(prefix="mnist-compression-"))
-    results["original"]["serving"] = export_size_and_latency(run.task, run.model, exports, images)
-    for keep in KEEPS:
-        for method in METHODS:
+    if not args.no_serving:
+        results["original"]["serving"] = export_size_and_latency(run.task, run.model, exports, images)
+    for keep in keeps:
+        for method in methods:
             draws = range(RANDOM_DRAWS) if method == "random" else range(1)
             for draw in draws:
                 chosen = time.perf_counter()
@@ -139,11 +150,11 @@ def main(argv=None):
                        "selection_seconds": round(time.perf_counter() - chosen, 2),
                        "params": model.count_params(), "multiply_adds": count_multiply_adds(model),
                        "pruned_accuracy": accuracy(run, model)}
-                if method == "spectral":
+                if method == "spectral" and not args.no_serving:
                     row["serving"] = export_size_and_latency(task, model, exports, images)
                 if draw == 0 and keep < 1.0:
                     for budget in budgets:
-                        task, model = narrow_model(run, plan, choices)  # the pruned weights, a fresh optimizer
+                        task, model = narrow_model(run, plan, choices, args.fine_tune_lr)  # pruned weights, new optimizer
                         seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
                         row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
                         row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
@@ -152,11 +163,11 @@ def main(argv=None):
                       flush=True)
                 pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     # the narrow networks trained from scratch for the same budgets
-    for keep in KEEPS[1:]:
+    for keep in [] if args.no_scratch else [k for k in keeps if k < 1.0]:
         choices = choose_channels(run.model, plan, covariances, keep, "l1")
         row = {"keep": keep, "method": "scratch", "widths": {p: c.width for p, c in choices.items()}}
         for budget in budgets:
-            task, model = scratch_model(run, plan, choices)
+            task, model = scratch_model(run, plan, choices, args.fine_tune_lr)
             seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
             row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
             row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
@@ -168,13 +179,14 @@ def main(argv=None):
     print(f"wrote {args.out} in {results['wall_seconds']:.0f} s")
 
 
-def scratch_model(run, plan, choices):
+def scratch_model(run, plan, choices, learning_rate=None):
     """The task's model at the chosen widths, freshly initialised (no weights moved)."""
     from kerasapps.config import apply_overrides
     from kerasapps.task import new_task
     from kerasapps.training.engine import build_model_state
 
-    config = apply_overrides(run.task.config, plan.config_overrides({p: c.width for p, c in choices.items()}))
+    config = apply_overrides(run.task.config, {**plan.config_overrides({p: c.width for p, c in choices.items()}),
+                                               **({"learning_rate": learning_rate} if learning_rate else {})})
     task = new_task(run.task_class, config, run.task.source, info=run.task.info, context=run.task.context)
     with run.strategy.scope():
         model = task.build_model()

@@ -235,12 +235,12 @@ def report_table(report: dict) -> list[str]:
     score = report["score"]
     widths = ", ".join(f"{g['producer']} {g['channels']}->{g['kept_width']}" for g in report["groups"])
     lines = [f"{report['task']}: {report['method']} keep {report['keep']:g} ({widths})",
-             f"  {'model':<22} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
+             f"  {'model':<25} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
     for row in report["rows"]:
         label = row["stage"] + (f" ({row['epochs']:g} epochs)" if "epochs" in row else "")
         value = row["metrics"].get(score)
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        lines.append(f"  {label:<22} {row['params']:>10,} {row['multiply_adds']:>14,} {shown:>18}")
+        lines.append(f"  {label:<25} {row['params']:>10,} {row['multiply_adds']:>14,} {shown:>18}")
     return lines
 
 
