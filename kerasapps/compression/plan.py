@@ -33,12 +33,21 @@ class PrunableGroup:
         features: the layer whose output is what the consumer reads, as a ``[..., channels]``
             map (the pooling before a ``Flatten``); None: the consumer's own input. Its
             covariance is measured there, after every per-channel layer in between.
+        tied: further groups whose producers must keep the same channels as this one, channel
+            for channel (SegNet: the decoder layer whose output is unpooled with this encoder's
+            pooling indices). The channels are chosen for all of them together; each consumer
+            is re-fitted from its own features.
     """
 
     producer: str
     consumer: str
     channelwise: tuple = ()
     features: Optional[str] = None
+    tied: tuple = ()
+
+    def members(self) -> tuple:
+        """This group and its tied ones, this one first."""
+        return (self, *self.tied)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +57,7 @@ class CompressionPlan:
     Fields:
         groups: the :class:`PrunableGroup` s, each producer named once. Layers left out keep
             their width (e.g. a residual block's output, which the shortcut must match).
-        config_overrides: ``{producer: kept width}`` -> the config fields (``--set`` keys and
+        config_overrides: ``{producer: kept width}`` (tied producers included) -> the config fields (``--set`` keys and
             typed values) with which the task's ``build_model`` builds the narrow network,
             its layers named as before.
 

@@ -105,30 +105,54 @@ def spectral_selection(covariance, k: int, ridge: float = 1e-4, weighting=None) 
 
         spectral_selection(covariance_of(features), k=8)
     """
-    sigma = np.asarray(covariance, np.float64)
-    channels = sigma.shape[0]
+    return joint_spectral_selection([covariance], k, ridge, None if weighting is None else [weighting])
+
+
+def joint_spectral_selection(covariances, k: int, ridge: float = 1e-4, weightings=None) -> np.ndarray:
+    """One set of ``k`` channels for several layers that must keep the same channels (SegNet: an
+    encoder and the decoder layer whose output is unpooled with that encoder's pooling indices),
+    chosen greedily to minimise the sum of their criteria, each divided by its ``tr(M Sigma)`` so
+    that every layer counts alike (one covariance: exactly :func:`spectral_selection`).
+
+    Example::
+
+        joint_spectral_selection([encoder_sigma, decoder_sigma], k=32)
+
+    Returns the kept channel indices, sorted.
+    """
+    sigmas = [np.asarray(c, np.float64) for c in covariances]
+    channels = sigmas[0].shape[0]
+    if any(sigma.shape != (channels, channels) for sigma in sigmas):
+        raise ValueError(f"the covariances are not all {channels} x {channels}")
     if not 1 <= k <= channels:
         raise ValueError(f"k must be within 1..{channels}, got {k}")
     if k == channels:
         return np.arange(channels, dtype=np.int64)
-    lam = ridge_of(sigma, ridge)
-    weight = np.eye(channels) if weighting is None else np.asarray(weighting, np.float64)
+    weights = [np.eye(channels) if w is None else np.asarray(w, np.float64)
+               for w in (weightings or [None] * len(sigmas))]
     kept: list[int] = []
-    scale = max(float(np.max(np.diag(sigma))), np.finfo(np.float64).tiny)
     for _ in range(k):
-        if kept:
-            inverse = np.linalg.inv(sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept)))
-            explained = sigma[:, kept] @ inverse @ sigma[kept, :]  # Sigma_FJ P Sigma_J:
-        else:
-            explained = np.zeros_like(sigma)
-        residual = sigma - explained                                 # column j: d_j
-        schur = np.diag(sigma) + lam - np.diag(explained)            # s_j
-        gain = np.einsum("ij,ik,kj->j", residual, weight, residual)
-        usable = schur > 1e-12 * scale
-        gain = np.where(usable, gain / np.where(usable, schur, 1.0), 0.0)
+        gain = np.zeros(channels)
+        for sigma, weight in zip(sigmas, weights):
+            gain += _greedy_gains(sigma, weight, kept, ridge_of(sigma, ridge)) / max(
+                float(np.trace(weight @ sigma)), np.finfo(np.float64).tiny)
         gain[kept] = -np.inf
         kept.append(int(np.argmax(gain)))
     return np.array(sorted(kept), dtype=np.int64)
+
+
+def _greedy_gains(sigma, weight, kept, lam) -> np.ndarray:
+    """How much adding each channel to ``kept`` lowers the criterion (see spectral_selection)."""
+    if kept:
+        inverse = np.linalg.inv(sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept)))
+        explained = sigma[:, kept] @ inverse @ sigma[kept, :]  # Sigma_FJ P Sigma_J:
+    else:
+        explained = np.zeros_like(sigma)
+    residual = sigma - explained                                 # column j: d_j
+    schur = np.diag(sigma) + lam - np.diag(explained)            # s_j
+    gain = np.einsum("ij,ik,kj->j", residual, weight, residual)
+    usable = schur > 1e-12 * max(float(np.max(np.diag(sigma))), np.finfo(np.float64).tiny)
+    return np.where(usable, gain / np.where(usable, schur, 1.0), 0.0)
 
 
 def reconstruction_map(covariance, kept, ridge: float = 1e-4) -> np.ndarray:
@@ -236,6 +260,6 @@ def kept_width(channels: int, keep: float) -> int:
     return max(1, min(channels, int(round(channels * keep))))
 
 
-__all__ = ["FeatureCovariance", "METHODS", "covariance_of", "kept_width", "l1_selection", "random_selection",
+__all__ = ["FeatureCovariance", "METHODS", "covariance_of", "joint_spectral_selection", "kept_width", "l1_selection", "random_selection",
            "reconstruction_error", "reconstruction_map", "refit_consumer_kernel", "ridge_of", "selection_map",
            "spectral_selection"]

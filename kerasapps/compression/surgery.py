@@ -18,9 +18,9 @@ import keras
 import numpy as np
 
 from kerasapps.compression.plan import CompressionPlan
-from kerasapps.compression.spectral import (METHODS, FeatureCovariance, kept_width, l1_selection, random_selection,
-                                            reconstruction_map, refit_consumer_kernel, selection_map,
-                                            spectral_selection)
+from kerasapps.compression.spectral import (METHODS, FeatureCovariance, joint_spectral_selection, kept_width,
+                                            l1_selection, random_selection, reconstruction_map, refit_consumer_kernel,
+                                            selection_map, spectral_selection)
 
 LINEAR_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 
@@ -44,10 +44,10 @@ class ChannelChoice:
 def check_plan(model, plan: CompressionPlan) -> None:
     """ValueError naming what in ``plan`` does not fit ``model`` (a plugin's mistake)."""
     names = {layer.name for layer in model.layers}
-    producers = [group.producer for group in plan.groups]
+    producers = [group.producer for group in flat_groups(plan)]
     if len(set(producers)) != len(producers):
         raise ValueError("compression_plan names a producer twice")
-    for group in plan.groups:
+    for group in flat_groups(plan):
         for role, name in [("producer", group.producer), ("consumer", group.consumer),
                            *[("channelwise", n) for n in group.channelwise],
                            *([("features", group.features)] if group.features else [])]:
@@ -58,6 +58,11 @@ def check_plan(model, plan: CompressionPlan) -> None:
             if not isinstance(layer, LINEAR_LAYERS) or getattr(layer, "groups", 1) != 1:
                 raise ValueError(f"compression_plan: {role} {layer.name!r} is a {type(layer).__name__}, "
                                  "not a Conv2D or Dense layer")
+
+
+def flat_groups(plan: CompressionPlan) -> list:
+    """Every group of ``plan``, tied ones included, each producer once."""
+    return [member for group in plan.groups for member in group.members()]
 
 
 def _feature_tensor(model, group):
@@ -73,8 +78,9 @@ def measure_feature_covariances(model, plan: CompressionPlan, dataset, samples: 
 
     Returns ``{producer: FeatureCovariance}``.
     """
-    probe = keras.Model(model.inputs, [_feature_tensor(model, group) for group in plan.groups])
-    stats = {group.producer: None for group in plan.groups}
+    groups = flat_groups(plan)
+    probe = keras.Model(model.inputs, [_feature_tensor(model, group) for group in groups])
+    stats = {group.producer: None for group in groups}
     seen = 0
     for batch in dataset:
         inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
@@ -84,7 +90,7 @@ def measure_feature_covariances(model, plan: CompressionPlan, dataset, samples: 
             inputs = keras.tree.map_structure(lambda t: t[:take], inputs)
         outputs = probe(inputs, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        for group, features in zip(plan.groups, outputs):
+        for group, features in zip(groups, outputs):
             features = keras.ops.convert_to_numpy(keras.ops.cast(features, "float32"))
             if stats[group.producer] is None:
                 stats[group.producer] = FeatureCovariance(features.shape[-1])
@@ -109,23 +115,28 @@ def choose_channels(model, plan: CompressionPlan, covariances: dict, keep, metho
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     choices = {}
     for index, group in enumerate(plan.groups):
-        sigma = covariances[group.producer].covariance
-        channels = sigma.shape[0]
+        members = group.members()
+        sigmas = [covariances[member.producer].covariance for member in members]
+        channels = sigmas[0].shape[0]
+        if any(sigma.shape[0] != channels for sigma in sigmas):
+            raise ValueError(f"compression_plan: the layers tied to {group.producer!r} do not all have "
+                             f"{channels} channels")
         fraction = keep[group.producer] if isinstance(keep, dict) else keep
         k = kept_width(channels, fraction)
         if method == "spectral":
-            kept = spectral_selection(sigma, k, ridge)
-            mapping = reconstruction_map(sigma, kept, ridge)
+            kept = spectral_selection(sigmas[0], k, ridge) if len(sigmas) == 1 else \
+                joint_spectral_selection(sigmas, k, ridge)
+        elif method == "l1":  # tied producers: the filters' L1 norms summed over them
+            kernels = [keras.ops.convert_to_numpy(model.get_layer(m.producer).kernel) for m in members]
+            kept = l1_selection(np.concatenate([kernel.reshape(-1, channels) for kernel in kernels]), k)
         else:
-            if method == "l1":
-                kept = l1_selection(keras.ops.convert_to_numpy(model.get_layer(group.producer).kernel), k)
-            else:
-                kept = random_selection(channels, k, seed=seed + index)
-            mapping = selection_map(channels, kept)
-        # the error of what the consumer will read: the re-fit map, or zeros for dropped channels
-        error = _mapped_error(sigma, kept, mapping)
-        choices[group.producer] = ChannelChoice(group.producer, channels, kept, mapping,
-                                                error / max(float(np.trace(sigma)), 1e-30))
+            kept = random_selection(channels, k, seed=seed + index)
+        for member, sigma in zip(members, sigmas):
+            mapping = reconstruction_map(sigma, kept, ridge) if method == "spectral" else selection_map(channels, kept)
+            # the error of what the consumer will read: the re-fit map, or zeros for dropped channels
+            error = _mapped_error(sigma, kept, mapping)
+            choices[member.producer] = ChannelChoice(member.producer, channels, kept, mapping,
+                                                     error / max(float(np.trace(sigma)), 1e-30))
     return choices
 
 
@@ -150,10 +161,11 @@ def narrow_weights(model, plan: CompressionPlan, choices: dict) -> dict:
             weights[name] = [np.asarray(w) for w in model.get_layer(name).get_weights()]
         return weights[name]
 
-    for group in plan.groups:  # inputs first: a consumer's kernel is re-fitted while it has all its filters
+    groups = flat_groups(plan)
+    for group in groups:  # inputs first: a consumer's kernel is re-fitted while it has all its filters
         kernel, *rest = current(group.consumer)
         weights[group.consumer] = [refit_consumer_kernel(kernel, choices[group.producer].mapping), *rest]
-    for group in plan.groups:
+    for group in groups:
         kept = choices[group.producer].kept
         kernel, *rest = current(group.producer)
         weights[group.producer] = [kernel[..., kept], *[w[..., kept] for w in rest]]
@@ -204,5 +216,5 @@ def count_multiply_adds(model) -> int:
     return total
 
 
-__all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "measure_feature_covariances",
+__all__ = ["ChannelChoice", "check_plan", "flat_groups", "choose_channels", "count_multiply_adds", "measure_feature_covariances",
            "narrow_weights", "transfer_weights"]
