@@ -66,35 +66,45 @@ def train_steps(run, model, steps):
     return time.perf_counter() - started
 
 
-def export_size_and_latency(task, model, folder, images, repeats=30):
-    """Export the model as a SavedModel, load it as a server does and time ``serving_default`` on
-    PNG bytes (batch 1 and 32); also the network alone on a float batch."""
-    import numpy as np
-    import tensorflow as tf
-
+def export_and_size(task, model, folder):
+    """Export the model as a SavedModel (as ``kerasapps export`` does); returns its path and bytes."""
     from kerasapps.serving.export import export_saved_model
 
     path = pathlib.Path(export_saved_model(task, model, str(folder), {"benchmark": "mnist_compression"}))
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return {"export": str(path), "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file())}
+
+
+def serving_latency(exports: dict, images, rounds=60):
+    """Median latency of each export's ``serving_default`` on PNG bytes (batch 1 and 32), loaded as a
+    server does, and of its Keras network alone on the decoded float batch (a ``tf.function``). The
+    models take turns call by call, so that a busy moment of the shared machine hits them all alike.
+
+    ``exports``: ``{name: (export path, keras model)}``. Returns ``{name: {batch: {"serving_ms",
+    "network_ms"}}}``.
+    """
+    import numpy as np
+    import tensorflow as tf
+
     pixels = tf.constant(np.stack([tf.io.decode_png(b).numpy() for b in images[:32]]).astype("float32"))
-    network = tf.function(lambda x: model(x, training=False))
-    timings = {}
-    for batch in (1, 32):
-        request = tf.constant(images[:batch])
-        for _ in range(5):
-            serve(image_bytes=request)
-            network(pixels[:batch])
-        serving, alone = [], []
-        for _ in range(repeats):  # interleaved, so that a busy moment of the shared machine hits both
-            started = time.perf_counter()
-            serve(image_bytes=request)
-            serving.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            network(pixels[:batch])
-            alone.append(time.perf_counter() - started)
-        timings[batch] = {"serving_ms": 1000 * statistics.median(serving), "network_ms": 1000 * statistics.median(alone)}
-    return {"export": str(path), "bytes": size, "latency": timings}
+    loaded = {name: (tf.saved_model.load(path).signatures["serving_default"],
+                     tf.function(lambda x, model=model: model(x, training=False)))
+              for name, (path, model) in exports.items()}
+    times = {name: {batch: ([], []) for batch in (1, 32)} for name in exports}
+    for round_ in range(rounds + 5):
+        for name, (signature, network) in loaded.items():
+            for batch in (1, 32):
+                request, network_input = tf.constant(images[:batch]), pixels[:batch]
+                started = time.perf_counter()
+                signature(image_bytes=request)
+                middle = time.perf_counter()
+                network(network_input)
+                ended = time.perf_counter()
+                if round_ >= 5:  # the first calls warm up
+                    times[name][batch][0].append(middle - started)
+                    times[name][batch][1].append(ended - middle)
+    return {name: {batch: {"serving_ms": round(1000 * statistics.median(serving), 3),
+                           "network_ms": round(1000 * statistics.median(alone), 3)}
+                   for batch, (serving, alone) in batches.items()} for name, batches in times.items()}
 
 
 def main(argv=None):
@@ -135,8 +145,10 @@ def main(argv=None):
     print(f"original: {original}", flush=True)
     images = png_request_bytes(run, 32)
     exports = pathlib.Path(tempfile.mkdtemp(prefix="mnist-compression-"))
+    served = {}  # name -> (export path, model): timed together at the end
     if not args.no_serving:
-        results["original"]["serving"] = export_size_and_latency(run.task, run.model, exports, images)
+        results["original"]["export"] = export_and_size(run.task, run.model, exports)
+        served["original"] = (results["original"]["export"]["export"], run.model)
     for keep in keeps:
         for method in methods:
             draws = range(RANDOM_DRAWS) if method == "random" else range(1)
@@ -151,7 +163,8 @@ def main(argv=None):
                        "params": model.count_params(), "multiply_adds": count_multiply_adds(model),
                        "pruned_accuracy": accuracy(run, model)}
                 if method == "spectral" and not args.no_serving:
-                    row["serving"] = export_size_and_latency(task, model, exports, images)
+                    row["export"] = export_and_size(task, model, exports)
+                    served[f"spectral {keep:g}"] = (row["export"]["export"], model)
                 if draw == 0 and keep < 1.0:
                     for budget in budgets:
                         task, model = narrow_model(run, plan, choices, args.fine_tune_lr)  # pruned weights, new optimizer
@@ -159,7 +172,7 @@ def main(argv=None):
                         row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
                         row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
                 results["rows"].append(row)
-                print(json.dumps({k: v for k, v in row.items() if k not in ("serving", "unreconstructed_share")}),
+                print(json.dumps({k: v for k, v in row.items() if k not in ("export", "unreconstructed_share")}),
                       flush=True)
                 pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     # the narrow networks trained from scratch for the same budgets
@@ -174,6 +187,9 @@ def main(argv=None):
         results["rows"].append(row)
         print(json.dumps(row), flush=True)
         pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
+    if served:
+        results["latency"] = serving_latency(served, images)
+        print(json.dumps(results["latency"]), flush=True)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out} in {results['wall_seconds']:.0f} s")
