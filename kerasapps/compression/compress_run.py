@@ -237,7 +237,8 @@ def report_table(report: dict) -> list[str]:
     lines = [f"{report['task']}: {report['method']} keep {report['keep']:g} ({widths})",
              f"  {'model':<25} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
     for row in report["rows"]:
-        label = row["stage"] + (f" ({row['epochs']:g} epochs)" if "epochs" in row else "")
+        label = row["stage"] + (f" ({row['epochs']:g} epoch{'' if row['epochs'] == 1 else 's'})" if "epochs" in row
+                                else "")
         value = row["metrics"].get(score)
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         lines.append(f"  {label:<25} {row['params']:>10,} {row['multiply_adds']:>14,} {shown:>18}")
