@@ -3,6 +3,7 @@ channels at the same kept widths, before and after a short fine-tuning, the narr
 from scratch for the same budget, and the exports' size and serving latency.
 
     python -m benchmarks.mnist_compression --workdir RUN [--out results.json]
+    python -m benchmarks.mnist_compression --plot results.json --out accuracy_vs_keep   # the PNG
 
 RUN is a trained ``kerasapps run classification --dataset folder:.../mnist_png`` folder (LeNet-5);
 it is only read. Everything runs in one process on the data loaded once, through the same
@@ -109,7 +110,8 @@ def serving_latency(exports: dict, images, rounds=60):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workdir", required=True, help="a trained LeNet-5 MNIST run (only read)")
+    parser.add_argument("--workdir", help="a trained LeNet-5 MNIST run (only read)")
+    parser.add_argument("--plot", metavar="RESULTS", help="only draw RESULTS.json (written by this script) as a PNG")
     parser.add_argument("--samples", type=int, default=2000, help="training images the covariances are measured on")
     parser.add_argument("--fine-tune", default="0.3,1", help="fine-tuning budgets, in epochs")
     parser.add_argument("--fine-tune-lr", type=float, default=None,
@@ -120,6 +122,13 @@ def main(argv=None):
     parser.add_argument("--no-scratch", action="store_true", help="skip the narrow networks trained from scratch")
     parser.add_argument("--out", default="mnist_compression.json")
     args = parser.parse_args(argv)
+    if args.plot:
+        target = pathlib.Path(args.out).with_suffix(".png")
+        target.write_bytes(plot_png(json.loads(pathlib.Path(args.plot).read_text())))
+        print(f"wrote {target}")
+        return
+    if not args.workdir:
+        parser.error("--workdir is required (or --plot)")
     keeps = [float(k) for k in args.keeps.split(",")]
     methods = args.methods.split(",")
     budgets = [float(b) for b in args.fine_tune.split(",") if b]
@@ -216,6 +225,64 @@ def png_request_bytes(run, count):
 
     images, _ = next(iter(run.datasets["test"].unbatch().batch(count)))
     return [tf.io.encode_png(tf.cast(image, tf.uint8)).numpy() for image in images]
+
+
+def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
+    """Test accuracy against the kept fraction, one line per method: pruned (solid) and after the
+    first fine-tuning budget (dashed); returns the PNG's bytes (Pillow only, no plotting library)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    colours = {"spectral": (31, 119, 180), "l1": (214, 39, 40), "random": (127, 127, 127), "scratch": (44, 160, 44)}
+    budget = next((k for row in results["rows"] for k in row if k.startswith("fine_tuned_") and k.endswith("_accuracy")),
+                  None)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 56, width - 200, 30, height - 46
+    x_of = lambda keep: left + (right - left) * (keep - 0.25) / 0.75  # noqa: E731
+    y_of = lambda value: bottom - (bottom - top) * value  # noqa: E731
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for tick in range(6):
+        y = y_of(tick / 5)
+        draw.line([left - 4, y, left, y], fill="black")
+        draw.text((10, y - 6), f"{tick * 20}%", fill="black")
+    for keep in (0.25, 0.5, 0.75, 1.0):
+        draw.line([x_of(keep), bottom, x_of(keep), bottom + 4], fill="black")
+        draw.text((x_of(keep) - 10, bottom + 8), f"{keep:g}", fill="black")
+    draw.text(((left + right) // 2 - 40, height - 20), "kept fraction", fill="black")
+    draw.text((left, 8), "LeNet-5 on MNIST: test accuracy", fill="black")
+    legend = 0
+    for method, colour in colours.items():
+        for key, dashed in (("pruned_accuracy", False), (budget, True)):
+            points = []
+            for keep in (0.25, 0.5, 0.75, 1.0):
+                row = next((r for r in results["rows"] if r["method"] == method and r["keep"] == keep
+                            and r.get("draw", 0) == 0), None)
+                value = (row or {}).get(key)
+                if value is None and keep == 1.0 and key == "pruned_accuracy" and method != "scratch":
+                    value = results["original"]["accuracy"]
+                if value is not None:
+                    points.append((x_of(keep), y_of(value)))
+            if len(points) < 2:
+                continue
+            for (x0, y0), (x1, y1) in zip(points, points[1:]):
+                steps = 12 if dashed else 1
+                for i in range(0, steps, 2 if dashed else 1):
+                    a, b = i / steps, (i + 1) / steps
+                    draw.line([x0 + (x1 - x0) * a, y0 + (y1 - y0) * a, x0 + (x1 - x0) * b, y0 + (y1 - y0) * b],
+                              fill=colour, width=2)
+            for x, y in points:
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            label = f"{method}, " + ("pruned" if not dashed else budget.removeprefix("fine_tuned_").removesuffix(
+                "_accuracy") + " epoch")
+            y = top + 10 + 18 * legend
+            draw.line([right + 12, y, right + 36, y], fill=colour, width=2)
+            draw.text((right + 42, y - 6), label + (" (dashed)" if dashed else ""), fill="black")
+            legend += 1
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":
