@@ -389,6 +389,9 @@ def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_ra
         raise UsageError(f"--fine-tune-epochs: expected a number, got {fine_tune_epochs!r}") from None
     settings = CompressionSettings.parse(keep, method, samples, fine_tune_epochs, out, ridge, seed=kwargs["seed"] or 0,
                                          fine_tune_learning_rate=fine_tune_learning_rate)
+    if kwargs["strategy"] == "multi-worker":
+        raise UsageError("--strategy multi-worker: compress runs in one process (its fine-tuning may use "
+                         "--strategy mirrored); compress first, then `kerasapps launch ... train` the new run")
     task_run = _task_run(ctx, kwargs, use_workdir_config=True)
     from kerasapps.compression.compress_run import compress_trained_run, report_table
 

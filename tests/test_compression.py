@@ -219,6 +219,7 @@ def test_compress_refuses_bad_inputs_in_one_line_and_writes_nothing(tmp_path):
     assert "--method magnitude: choose one of spectral, l1, random" in refused(*compress, "--keep", "0.5",
                                                                              "--method", "magnitude")
     assert "--fine-tune-epochs -1" in refused(*compress, "--keep", "0.5", "--fine-tune-epochs", "-1")
+    assert "compress runs in one process" in refused(*compress, "--keep", "0.5", "--strategy", "multi-worker")
     missing = tmp_path / "no_run"
     assert "holds no trained fake run" in refused(*FAKE, "compress", "fake", "--workdir", missing, "--keep", "0.5")
     assert ("task 'fake' cannot be compressed: it names no prunable layer groups"
