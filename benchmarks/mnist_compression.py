@@ -1,11 +1,11 @@
-"""Width compression of a trained LeNet-5 on MNIST: spectral pruning against L1-norm and random
+"""Width compression of a trained classifier (LeNet-5, ResNet-20) on MNIST: spectral pruning against L1-norm and random
 channels at the same kept widths, before and after a short fine-tuning, the narrow network trained
 from scratch for the same budget, and the exports' size and serving latency.
 
     python -m benchmarks.mnist_compression --workdir RUN [--out results.json]
     python -m benchmarks.mnist_compression --plot results.json --out accuracy_vs_keep   # the PNG
 
-RUN is a trained ``kerasapps run classification --dataset folder:.../mnist_png`` folder (LeNet-5);
+RUN is a trained ``kerasapps run classification --dataset folder:.../mnist_png`` folder (LeNet-5 or ResNet-20);
 it is only read. Everything runs in one process on the data loaded once, through the same
 functions ``kerasapps compress`` calls (``kerasapps.compression.surgery``); the fine-tuning is the
 task's compiled optimizer (Adam, its learning rate) for a share of an epoch's steps, the last weights
@@ -110,12 +110,13 @@ def serving_latency(exports: dict, images, rounds=60):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workdir", help="a trained LeNet-5 MNIST run (only read)")
+    parser.add_argument("--workdir", help="a trained classification run on MNIST (only read)")
     parser.add_argument("--plot", metavar="RESULTS", help="only draw RESULTS.json (written by this script) as a PNG")
     parser.add_argument("--samples", type=int, default=2000, help="training images the covariances are measured on")
     parser.add_argument("--fine-tune", default="0.3,1", help="fine-tuning budgets, in epochs")
     parser.add_argument("--fine-tune-lr", type=float, default=None,
-                        help="fine-tuning learning rate (default: the run's own, also for the from-scratch networks)")
+                        help="fine-tuning learning rate (default: the run's own; the from-scratch networks always train "
+                             "at the run's own)")
     parser.add_argument("--keeps", default=",".join(map(str, KEEPS)))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
@@ -141,7 +142,8 @@ def main(argv=None):
     run = load_source(args.workdir)
     plan = run.task.compression_plan(run.model)
     steps_per_epoch = Trainer.num_batches(run.datasets["train"])
-    results = {"machine": describe_machine(), "workdir": args.workdir, "samples": args.samples,
+    results = {"machine": describe_machine(), "workdir": args.workdir, "model": run.config.model,
+               "samples": args.samples,
                "fine_tune_learning_rate": args.fine_tune_lr or run.config.learning_rate,
                "steps_per_epoch": steps_per_epoch, "original_epochs": run.config.epochs, "rows": []}
     print(f"machine: {results['machine']}", flush=True)
@@ -189,7 +191,7 @@ def main(argv=None):
         choices = choose_channels(run.model, plan, covariances, keep, "l1")
         row = {"keep": keep, "method": "scratch", "widths": {p: c.width for p, c in choices.items()}}
         for budget in budgets:
-            task, model = scratch_model(run, plan, choices, args.fine_tune_lr)
+            task, model = scratch_model(run, plan, choices)  # at the run's own learning rate
             seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
             row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
             row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
@@ -251,7 +253,7 @@ def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
         draw.line([x_of(keep), bottom, x_of(keep), bottom + 4], fill="black")
         draw.text((x_of(keep) - 10, bottom + 8), f"{keep:g}", fill="black")
     draw.text(((left + right) // 2 - 40, height - 20), "kept fraction", fill="black")
-    draw.text((left, 8), "LeNet-5 on MNIST: test accuracy", fill="black")
+    draw.text((left, 8), f"{results.get('model', 'lenet5')} on MNIST: test accuracy", fill="black")
     legend = 0
     for method, colour in colours.items():
         for key, dashed in (("pruned_accuracy", False), (budget, True)):
