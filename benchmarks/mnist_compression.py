@@ -115,8 +115,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=2000, help="training images the covariances are measured on")
     parser.add_argument("--fine-tune", default="0.3,1", help="fine-tuning budgets, in epochs")
     parser.add_argument("--fine-tune-lr", type=float, default=None,
-                        help="fine-tuning learning rate (default: the run's own; the from-scratch networks always train "
-                             "at the run's own)")
+                        help="fine-tuning learning rate (default: the run's own; the from-scratch networks "
+                             "always train at the run's own)")
     parser.add_argument("--keeps", default=",".join(map(str, KEEPS)))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
@@ -178,7 +178,8 @@ def main(argv=None):
                     served[f"spectral {keep:g}"] = (row["export"]["export"], model)
                 if draw == 0 and keep < 1.0:
                     for budget in budgets:
-                        task, model = narrow_model(run, plan, choices, args.fine_tune_lr)  # pruned weights, new optimizer
+                        # the pruned weights, a fresh optimizer
+                        task, model = narrow_model(run, plan, choices, args.fine_tune_lr)
                         seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
                         row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
                         row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
@@ -237,8 +238,8 @@ def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
     from PIL import Image, ImageDraw
 
     colours = {"spectral": (31, 119, 180), "l1": (214, 39, 40), "random": (127, 127, 127), "scratch": (44, 160, 44)}
-    budget = next((k for row in results["rows"] for k in row if k.startswith("fine_tuned_") and k.endswith("_accuracy")),
-                  None)
+    budget = next((k for row in results["rows"] for k in row
+                   if k.startswith("fine_tuned_") and k.endswith("_accuracy")), None)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     left, right, top, bottom = 56, width - 200, 30, height - 46

@@ -216,5 +216,5 @@ def count_multiply_adds(model) -> int:
     return total
 
 
-__all__ = ["ChannelChoice", "check_plan", "flat_groups", "choose_channels", "count_multiply_adds", "measure_feature_covariances",
-           "narrow_weights", "transfer_weights"]
+__all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "flat_groups",
+           "measure_feature_covariances", "narrow_weights", "transfer_weights"]

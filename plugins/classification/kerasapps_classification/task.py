@@ -42,7 +42,8 @@ class ClassificationConfig(TaskConfig):
 
     def validate(self):
         if self.inner_widths and len(self.inner_widths) != 9:
-            raise UsageError(f"inner_widths: ResNet-20 has 9 blocks, so 9 widths (or none); got {len(self.inner_widths)}")
+            raise UsageError(f"inner_widths: ResNet-20 has 9 blocks, so 9 widths (or none); "
+                             f"got {len(self.inner_widths)}")
 
 
 class ClassificationTask(Task):

@@ -41,7 +41,8 @@ class SegmentationConfig(TaskConfig):
     kernel_size: int = field(3, "SegNet-Basic convolution size (the paper: 7)", minimum=1, maximum=31)
     stage_widths: tuple[int, ...] = field(
         (), "SegNet-Basic: the 4 encoders' widths, then the last decoder's (each other decoder has the width of the "
-            "encoder whose pooling indices unpool it; kerasapps compress sets them); empty: width everywhere", minimum=1)
+            "encoder whose pooling indices unpool it; kerasapps compress sets them); empty: width everywhere",
+        minimum=1)
     image_size: Optional[tuple[int, ...]] = field(
         None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:",
         minimum=16, maximum=8192)
