@@ -261,6 +261,5 @@ def kept_width(channels: int, keep: float) -> int:
 
 
 __all__ = ["FeatureCovariance", "METHODS", "covariance_of", "joint_spectral_selection", "kept_width", "l1_selection",
-           "random_selection",
-           "reconstruction_error", "reconstruction_map", "refit_consumer_kernel", "ridge_of", "selection_map",
-           "spectral_selection"]
+           "random_selection", "reconstruction_error", "reconstruction_map", "refit_consumer_kernel", "ridge_of",
+           "selection_map", "spectral_selection"]
