@@ -90,6 +90,7 @@ def test_compress_without_fine_tuning_keeps_the_pruned_weights_and_baselines_run
     assert sorted(p.name for p in root.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_resnet20_plan_prunes_only_the_inner_convolutions_and_keeps_the_function_at_keep_1():
     import keras
     import tensorflow as tf
