@@ -36,6 +36,8 @@ Adversarial examples: :func:`fgsm`, :func:`pgd`, :func:`input_gradient` (L-infin
 LiteRT and ONNX exports: :class:`TensorCore` (what ``Task.tensor_core`` returns: the Keras model a
     converter takes, pixels in and scores out, with its pre- and post-processing described),
     :func:`default_tensor_core`.
+Width compression: :class:`CompressionPlan` (what ``Task.compression_plan`` returns) of
+    :class:`PrunableGroup` s (a producer layer, its per-channel layers, the consumer re-fitted).
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
 
@@ -126,6 +128,8 @@ _LAZY = {
     "default_attack_surface": "kerasapps.adversarial.surface:default_attack_surface",
     "TensorCore": "kerasapps.serving.formats:TensorCore",
     "default_tensor_core": "kerasapps.serving.formats:default_tensor_core",
+    "CompressionPlan": "kerasapps.compression.plan:CompressionPlan",
+    "PrunableGroup": "kerasapps.compression.plan:PrunableGroup",
     "read_trained_run": "kerasapps.training.transfer:read_trained_run",
     "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }

@@ -371,6 +371,52 @@ def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, c
         click.echo(f"panels: {len(report['files']['panels'])} under {pathlib.Path(report['files']['panels'][0]).parent}")
 
 
+@cli.command()
+@_run_options
+@click.option("--keep", required=True, metavar="FRACTION",
+              help="Share of each prunable layer's channels kept, 0 < FRACTION <= 1.")
+@click.option("--method", default="spectral", show_default=True, metavar="NAME",
+              help="spectral (Suzuki et al.: greedy selection by feature covariance, next layer re-fitted), "
+                   "l1 (largest-L1 filters, Li et al.) or random.")
+@click.option("--samples", default=2000, show_default=True, type=int,
+              help="Training examples the feature covariances are measured on.")
+@click.option("--fine-tune-epochs", default="0", show_default=True, metavar="EPOCHS",
+              help="Train the narrow model this many epochs after pruning (0.3: 30%% of one epoch's steps).")
+@click.option("--fine-tune-learning-rate", default=None, type=float, metavar="RATE",
+              help="The fine-tuning's learning rate (default: the run's own), recorded in the new run's config.")
+@click.option("--ridge", default=1e-4, show_default=True, type=float,
+              help="Spectral re-fit's lambda, relative to the mean channel variance.")
+@click.option("--out", default=None, metavar="DIR",
+              help="The new run folder (default: WORKDIR-METHOD-keepFRACTION); must not hold anything.")
+@click.pass_context
+def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_rate, ridge, out, **kwargs):
+    """Narrow the workdir's trained model (fewer channels per layer, the next layer re-fitted),
+    optionally fine-tune it, and write it as a new run folder with a SavedModel export; print
+    parameters, multiply-adds and the metric before and after."""
+    from kerasapps.compression.compress_run import CompressionSettings
+
+    try:
+        fine_tune_epochs = float(fine_tune_epochs)
+    except ValueError:
+        raise UsageError(f"--fine-tune-epochs: expected a number, got {fine_tune_epochs!r}") from None
+    settings = CompressionSettings.parse(keep, method, samples, fine_tune_epochs, out, ridge, seed=kwargs["seed"] or 0,
+                                         fine_tune_learning_rate=fine_tune_learning_rate)
+    if kwargs["strategy"] == "multi-worker":
+        raise UsageError("--strategy multi-worker: compress runs in one process (its fine-tuning may use "
+                         "--strategy mirrored); compress first, then `kerasapps launch ... train` the new run")
+    task_run = _task_run(ctx, kwargs, use_workdir_config=True)
+    from kerasapps.compression.compress_run import compress_trained_run, report_table
+
+    report = compress_trained_run(task_run, settings)
+    task_run.finish()
+    if not task_run.is_chief:
+        return
+    for line in report_table(report):
+        click.echo(line)
+    click.echo(f"new run: {report['workdir']}")
+    click.echo(f"exported: {report['export_path']}")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes to start on this machine.")

@@ -331,6 +331,29 @@ class Task(abc.ABC):
 
         return default_attack_surface(self, model)
 
+    # -- width compression ---------------------------------------------------
+    def compression_plan(self, model):
+        """What ``kerasapps compress`` may prune in ``model`` (the task's trained model): a
+        :class:`kerasapps.api.CompressionPlan` naming its prunable layer groups (each a producer
+        Conv2D/Dense, the per-channel layers after it, the consumer layer re-fitted to the kept
+        channels) and the config fields that rebuild the model at the kept widths.
+
+        Default: refused, in one line (:class:`kerasapps.compression.plan.NotCompressible`).
+        Leave out layers whose width something else fixes (a residual block's output, which
+        its shortcut must match).
+
+        Example (LeNet-like: conv1 -> pool1 -> conv2 -> pool2 -> flatten -> fc1)::
+
+            def compression_plan(self, model):
+                return CompressionPlan(
+                    groups=(PrunableGroup("conv1", consumer="conv2"),
+                            PrunableGroup("conv2", consumer="fc1", features="pool2")),
+                    config_overrides=lambda widths: {"filters": (widths["conv1"], widths["conv2"])})
+        """
+        from kerasapps.compression.plan import no_compression_plan
+
+        return no_compression_plan(self, model)
+
     # -- serving -----------------------------------------------------------
     @abc.abstractmethod
     def serving_function(self, model):
@@ -450,7 +473,7 @@ _CORE_CALLS = {
     "load_registered": 0, "load_tfds": 0, "load_folder": 0, "build_datasets": 0, "prepare_datasets": 1,
     "build_model": 0, "build_training_state": 2, "training_callbacks": 3, "evaluate": 3,
     "describe_predictions": 3, "save_samples": 3, "serving_function": 1, "serving_resources": 0,
-    "export_assets": 0, "attack_surface": 1, "tensor_core": 1,
+    "export_assets": 0, "attack_surface": 1, "tensor_core": 1, "compression_plan": 1,
 }
 
 

@@ -336,6 +336,14 @@ class ResumableBackup(keras.callbacks.Callback):
             self.history = json.loads(self._history.numpy().decode())
         return int(self._epoch.numpy())
 
+    def save_start(self) -> None:
+        """Write the model as it is now as the state before the first epoch: a run that starts from
+        weights it did not train (``kerasapps compress``'s narrow model) then trains, resumes and
+        exports like any run."""
+        self._epoch.assign(0)
+        self._history.assign("[]")
+        self._manager.save(checkpoint_number=0)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = self._last_batch_end = time.perf_counter()
 

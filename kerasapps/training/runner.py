@@ -151,6 +151,9 @@ class TaskRun:
         self.model = None
         self.trainer = None
         self.datasets = None
+        # Batched splits another TaskRun of the same task and data already built (``kerasapps
+        # compress`` fine-tunes on the data it measured): used instead of building them again.
+        self.given_datasets = None
         self._started = time.perf_counter()
 
     # -- set-up --------------------------------------------------------------
@@ -209,8 +212,11 @@ class TaskRun:
         self._make_task(info)
         if need_data:
             # Decoding errors are caught inside: an undecodable file is the user's fault, not the plugin's.
-            with self._plugin("build_datasets"), decoding_errors_as_usage_errors(self.source):
-                self.datasets = self.task.build_datasets()
+            if self.given_datasets is not None:
+                self.datasets = self.given_datasets
+            else:
+                with self._plugin("build_datasets"), decoding_errors_as_usage_errors(self.source):
+                    self.datasets = self.task.build_datasets()
             if self.is_chief:
                 write_json_atomic(self.folder.task_info_file, self.task.info)
         elif info is None:

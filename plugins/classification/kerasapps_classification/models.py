@@ -14,16 +14,17 @@ MODELS = ("lenet5", "resnet20", "linear")
 
 
 def build_classifier(name: str, input_shape, num_classes: int, *, filters=(6, 16), dense_units=(120, 84),
-                     dropout: float = 0.0) -> keras.Model:
+                     dropout: float = 0.0, inner_widths=()) -> keras.Model:
     """``name``'s network from uint8-range images of ``input_shape`` to class probabilities
     (softmax in float32, also under mixed precision). ``filters`` and ``dense_units`` shape
-    LeNet-5; ``dropout`` applies before the classifier (not to the linear baseline)."""
+    LeNet-5, ``inner_widths`` ResNet-20's inner convolutions (empty: the stage widths);
+    ``dropout`` applies before the classifier (not to the linear baseline)."""
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     if name == "lenet5":
         x = lenet5_features(x, filters, dense_units)
     elif name == "resnet20":
-        x = resnet20_features(x)
+        x = resnet20_features(x, inner_widths)
     elif name == "linear":
         x = keras.layers.Flatten(name="flatten")(x)
     else:
@@ -46,8 +47,13 @@ def lenet5_features(x, filters=(6, 16), dense_units=(120, 84)):
     return x
 
 
-def resnet20_features(x):
-    """ResNet-20 for small images (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks."""
+def resnet20_features(x, inner_widths=()):
+    """ResNet-20 for small images (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks.
+    ``inner_widths`` (9 values, block order) narrows each block's first convolution, the one
+    whose width no shortcut has to match (what ``kerasapps compress`` prunes); empty: 16, 32, 64."""
+    inner_widths = list(inner_widths) or [width for width in (16, 32, 64) for _ in range(3)]
+    if len(inner_widths) != 9:
+        raise ValueError(f"inner_widths: ResNet-20 has 9 blocks, got {len(inner_widths)} widths")
 
     def conv_bn(x, filters, strides, name, relu=True):
         x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
@@ -60,7 +66,7 @@ def resnet20_features(x):
             strides = 2 if stage > 0 and block == 0 else 1
             name = f"stage{stage + 1}_block{block + 1}"
             shortcut = x
-            y = conv_bn(x, filters, strides, f"{name}_a")
+            y = conv_bn(x, inner_widths[stage * 3 + block], strides, f"{name}_a")
             y = conv_bn(y, filters, 1, f"{name}_b", relu=False)
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_proj")(shortcut)

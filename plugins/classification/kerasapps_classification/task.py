@@ -10,8 +10,8 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from kerasapps.api import (SPLITS, Task, TaskConfig, UsageError, decode_images, field, load_tfds, probe_image,
-                           read_image, read_image_folder)
+from kerasapps.api import (SPLITS, CompressionPlan, PrunableGroup, Task, TaskConfig, UsageError, decode_images, field,
+                           load_tfds, probe_image, read_image, read_image_folder)
 
 
 @dataclasses.dataclass
@@ -22,6 +22,9 @@ class ClassificationConfig(TaskConfig):
     model: Literal["lenet5", "resnet20", "linear"] = field("lenet5", "lenet5, resnet20, or linear (raw-pixel baseline)")
     filters: tuple[int, ...] = field((32, 64), "LeNet-5 convolution widths (the paper used 6,16)", minimum=1)
     dense_units: tuple[int, ...] = field((120, 84), "LeNet-5 fully connected widths", minimum=1)
+    inner_widths: tuple[int, ...] = field((), "ResNet-20: each block's first convolution width, 9 values in block "
+                                          "order (kerasapps compress sets them); empty: 16 x3, 32 x3, 64 x3",
+                                          minimum=1)
     dropout: float = field(0.2, "dropout before the classifier", minimum=0, below=1)
     image_size: Optional[int] = field(None, "input side in pixels; default: the dataset's own (64 for shapes)",
                                       minimum=16, maximum=8192)
@@ -36,6 +39,11 @@ class ClassificationConfig(TaskConfig):
                                       "(0.5: Goodfellow's mix; 1: Madry's adversarial-only)", minimum=0, maximum=1)
     train_examples: int = field(20000, "shapes: training examples generated", minimum=1)
     eval_examples: int = field(2000, "shapes: validation and test examples each", minimum=1)
+
+    def validate(self):
+        if self.inner_widths and len(self.inner_widths) != 9:
+            raise UsageError(f"inner_widths: ResNet-20 has 9 blocks, so 9 widths (or none); "
+                             f"got {len(self.inner_widths)}")
 
 
 class ClassificationTask(Task):
@@ -136,7 +144,7 @@ class ClassificationTask(Task):
         size, channels = self.info["image_size"], self.info["channels"]
         num_classes = len(self.info["class_names"])
         model = build_classifier(cfg.model, (size, size, channels), num_classes, filters=cfg.filters,
-                                 dense_units=cfg.dense_units, dropout=cfg.dropout)
+                                 dense_units=cfg.dense_units, dropout=cfg.dropout, inner_widths=cfg.inner_widths)
         if cfg.adversarial != "none":  # the same layers and weights; only training differs
             model = AdversarialClassifier(model.inputs, model.outputs, name=model.name, attack=cfg.adversarial,
                                           epsilon=cfg.adversarial_epsilon * 255, steps=cfg.adversarial_steps,
@@ -151,6 +159,30 @@ class ClassificationTask(Task):
             ],
         )
         return model
+
+    # -- width compression (kerasapps compress) --------------------------------
+    def compression_plan(self, model):
+        """LeNet-5: every conv and dense layer but the classifier, each re-fitting the next one (the
+        last conv's features are its pooled map, before Flatten). ResNet-20: each block's first
+        convolution (and its BatchNormalization), re-fitting the block's second; the block
+        outputs keep their width, which the shortcuts must match."""
+        cfg = self.config
+        if cfg.model == "lenet5":
+            convs = [f"conv{i}" for i in range(1, len(cfg.filters) + 1)]
+            denses = [f"fc{i}" for i in range(1, len(cfg.dense_units) + 1)]
+            chain = convs + denses + ["logits"]
+            groups = tuple(PrunableGroup(producer, consumer=consumer,
+                                         features=f"pool{len(convs)}" if producer == convs[-1] else None)
+                           for producer, consumer in zip(chain, chain[1:]))
+            return CompressionPlan(groups, lambda widths: {"filters": tuple(widths[name] for name in convs),
+                                                           "dense_units": tuple(widths[name] for name in denses)})
+        if cfg.model == "resnet20":
+            blocks = [f"stage{stage}_block{block}" for stage in (1, 2, 3) for block in (1, 2, 3)]
+            groups = tuple(PrunableGroup(f"{name}_a_conv", consumer=f"{name}_b_conv", channelwise=(f"{name}_a_bn",))
+                           for name in blocks)
+            return CompressionPlan(groups, lambda widths: {"inner_widths": tuple(widths[f"{name}_a_conv"]
+                                                                                 for name in blocks)})
+        raise UsageError(f"the {cfg.model} classifier has no hidden layer to compress (lenet5 and resnet20 have)")
 
     # -- predictions and serving ----------------------------------------------
     def describe_predictions(self, model, dataset, count=5):

@@ -32,22 +32,29 @@ def _classifier(x, num_classes):
 
 
 def segnet_basic(inputs, num_classes: int, width: int = 64, kernel_size: int = 7, depth: int = 4,
-                 fused_pooling: bool = True):
+                 fused_pooling: bool = True, stage_widths=()):
     """SegNet-Basic (Badrinarayanan et al. 2017): ``depth`` encoders of conv-BN-ReLU +
     2x2 max-pooling that keeps its argmax; a mirrored decoder of max-unpooling with
     those indices + conv-BN (no ReLU in the decoder, as in the paper); 1x1 conv; softmax.
-    ``fused_pooling=False`` when the model will run compiled with XLA."""
+    ``fused_pooling=False`` when the model will run compiled with XLA.
+
+    ``stage_widths`` (``depth + 1`` values; empty: ``width`` everywhere): each encoder's width,
+    then the last decoder's. Decoder ``i + 1``'s output is unpooled with encoder ``i``'s
+    pooling indices, so it has encoder ``i``'s width."""
+    widths = list(stage_widths) or [width] * (depth + 1)
+    if len(widths) != depth + 1:
+        raise ValueError(f"stage_widths: SegNet-Basic of depth {depth} takes {depth + 1} widths, got {len(widths)}")
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     stages = []
     for i in range(1, depth + 1):
-        x = _conv_bn(x, width, kernel_size, f"encoder{i}")
+        x = _conv_bn(x, widths[i - 1], kernel_size, f"encoder{i}")
         pooled, argmax = MaxPoolingWithArgmax2D(fused_pooling, name=f"pool{i}")(x)
         stages.append((argmax, x))
         x = pooled
     for i in range(depth, 0, -1):
         argmax, before = stages[i - 1]
         x = MaxUnpooling2D(fused_pooling, name=f"unpool{i}")([x, argmax, before])
-        x = _conv_bn(x, width, kernel_size, f"decoder{i}", relu=False)
+        x = _conv_bn(x, widths[i - 2] if i > 1 else widths[depth], kernel_size, f"decoder{i}", relu=False)
     return _classifier(x, num_classes)
 
 

@@ -24,6 +24,9 @@ PET_TRIMAP = (VOID, 1, 0, 2)
 SCORES = ("pixel_accuracy", "class_accuracy", "mean_iou")  # the confusion-matrix scores, by their metric names
 
 
+SEGNET_BASIC_DEPTH = 4  # encoder stages of SegNet-Basic
+
+
 @dataclasses.dataclass
 class SegmentationConfig(TaskConfig):
     epochs: int = field(6, "training epochs")
@@ -36,6 +39,10 @@ class SegmentationConfig(TaskConfig):
     width: int = field(64, "channels of SegNet-Basic; first-level width of SegNet and U-Net (doubling down)",
                        minimum=1, maximum=4096)
     kernel_size: int = field(3, "SegNet-Basic convolution size (the paper: 7)", minimum=1, maximum=31)
+    stage_widths: tuple[int, ...] = field(
+        (), "SegNet-Basic: the 4 encoders' widths, then the last decoder's (each other decoder has the width of the "
+            "encoder whose pooling indices unpool it; kerasapps compress sets them); empty: width everywhere",
+        minimum=1)
     image_size: Optional[tuple[int, ...]] = field(
         None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:",
         minimum=16, maximum=8192)
@@ -62,6 +69,9 @@ class SegmentationConfig(TaskConfig):
     def validate(self):
         if self.image_size is not None and len(self.image_size) not in (1, 2):
             raise UsageError("image_size: expected SIDE or HEIGHT,WIDTH")
+        if self.stage_widths and len(self.stage_widths) != SEGNET_BASIC_DEPTH + 1:
+            raise UsageError(f"stage_widths: SegNet-Basic takes {SEGNET_BASIC_DEPTH + 1} widths (4 encoders, the last "
+                             f"decoder), or none; got {len(self.stage_widths)}")
 
 
 def _size(config, default) -> list[int]:
@@ -245,12 +255,35 @@ class SegmentationTask(Task):
         num_classes = len(self.info["class_names"])
         inputs = keras.Input((height, width, 3), name="image")
         if cfg.model == "segnet_basic":
-            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size, fused_pooling=fused_pooling)
+            outputs = models.segnet_basic(inputs, num_classes, cfg.width, cfg.kernel_size, SEGNET_BASIC_DEPTH,
+                                          fused_pooling=fused_pooling, stage_widths=cfg.stage_widths)
         elif cfg.model == "segnet":
             outputs = models.segnet(inputs, num_classes, cfg.width, fused_pooling=fused_pooling)
         else:
             outputs = models.unet(inputs, num_classes, cfg.width)
         return keras.Model(inputs, outputs, name=cfg.model)
+
+    # -- width compression (kerasapps compress) --------------------------------
+    def compression_plan(self, model):
+        """SegNet-Basic: every encoder (its BatchNormalization too), re-fitting the next encoder,
+        and tied to the decoder whose output is unpooled with its pooling indices (that decoder
+        must keep the same channels: each value goes back to the position its channel's argmax
+        recorded), which re-fits the next decoder; the deepest encoder feeds the first decoder
+        through its own unpooling; the last decoder re-fits the 1x1 classifier."""
+        from kerasapps.api import CompressionPlan, PrunableGroup
+
+        if self.config.model != "segnet_basic":
+            raise UsageError(f"the {self.config.model} model cannot be compressed yet (segnet_basic can)")
+        depth = SEGNET_BASIC_DEPTH
+        groups = [PrunableGroup(f"encoder{i}_conv", consumer=f"encoder{i + 1}_conv", channelwise=(f"encoder{i}_bn",),
+                                tied=(PrunableGroup(f"decoder{i + 1}_conv", consumer=f"decoder{i}_conv",
+                                                    channelwise=(f"decoder{i + 1}_bn",)),))
+                  for i in range(1, depth)]
+        groups.append(PrunableGroup(f"encoder{depth}_conv", consumer=f"decoder{depth}_conv",
+                                    channelwise=(f"encoder{depth}_bn",)))
+        groups.append(PrunableGroup("decoder1_conv", consumer="logits", channelwise=("decoder1_bn",)))
+        return CompressionPlan(tuple(groups), lambda widths: {"stage_widths": tuple(
+            [widths[f"encoder{i}_conv"] for i in range(1, depth + 1)] + [widths["decoder1_conv"]])})
 
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, model, dataset, metrics):

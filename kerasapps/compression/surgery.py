@@ -1,0 +1,220 @@
+"""The Keras side of width compression: check a plan against the model, measure each group's
+feature covariance on sample data, choose the kept channels, and move the (re-fitted) weights into
+the narrow model the task builds. Also counts parameters and multiply-adds.
+
+Example::
+
+    covariances = measure_feature_covariances(model, plan, train_batches, samples=2000)
+    choices = choose_channels(model, plan, covariances, keep=0.5, method="spectral")
+    narrow = task_with_narrow_config.build_model()
+    transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from kerasapps.compression.plan import CompressionPlan
+from kerasapps.compression.spectral import (METHODS, FeatureCovariance, joint_spectral_selection, kept_width,
+                                            l1_selection, random_selection, reconstruction_map, refit_consumer_kernel,
+                                            selection_map, spectral_selection)
+
+LINEAR_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+
+
+@dataclasses.dataclass
+class ChannelChoice:
+    """One group's outcome: the kept channels of its producer and the ``[C, k]`` map the consumer
+    is re-fitted with (the least-squares reconstruction, or a plain selection for the baselines)."""
+
+    producer: str
+    channels: int
+    kept: np.ndarray
+    mapping: np.ndarray
+    relative_error: float  # L(J) / tr(Sigma): the share of the features' energy not reconstructed
+
+    @property
+    def width(self) -> int:
+        return len(self.kept)
+
+
+def check_plan(model, plan: CompressionPlan) -> None:
+    """ValueError naming what in ``plan`` does not fit ``model`` (a plugin's mistake)."""
+    names = {layer.name for layer in model.layers}
+    producers = [group.producer for group in flat_groups(plan)]
+    if len(set(producers)) != len(producers):
+        raise ValueError("compression_plan names a producer twice")
+    for group in flat_groups(plan):
+        for role, name in [("producer", group.producer), ("consumer", group.consumer),
+                           *[("channelwise", n) for n in group.channelwise],
+                           *([("features", group.features)] if group.features else [])]:
+            if name not in names:
+                raise ValueError(f"compression_plan: {role} layer {name!r} is not in the model")
+        for role in ("producer", "consumer"):
+            layer = model.get_layer(getattr(group, role))
+            if not isinstance(layer, LINEAR_LAYERS) or getattr(layer, "groups", 1) != 1:
+                raise ValueError(f"compression_plan: {role} {layer.name!r} is a {type(layer).__name__}, "
+                                 "not a Conv2D or Dense layer")
+
+
+def flat_groups(plan: CompressionPlan) -> list:
+    """Every group of ``plan``, tied ones included, each producer once."""
+    return [member for group in plan.groups for member in group.members()]
+
+
+def _feature_tensor(model, group):
+    if group.features:
+        return model.get_layer(group.features).output
+    return model.get_layer(group.consumer).input
+
+
+def measure_feature_covariances(model, plan: CompressionPlan, dataset, samples: int) -> dict:
+    """Each group's uncentred feature covariance (at what its consumer reads), over the first
+    ``samples`` examples of ``dataset`` (batched ``(inputs, targets)``); every spatial position of a
+    feature map is one sample.
+
+    Returns ``{producer: FeatureCovariance}``.
+    """
+    groups = flat_groups(plan)
+    probe = keras.Model(model.inputs, [_feature_tensor(model, group) for group in groups])
+    stats = {group.producer: None for group in groups}
+    seen = 0
+    for batch in dataset:
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        rows = int(keras.ops.shape(keras.tree.flatten(inputs)[0])[0])
+        take = min(rows, samples - seen)
+        if take < rows:
+            inputs = keras.tree.map_structure(lambda t: t[:take], inputs)
+        outputs = probe(inputs, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for group, features in zip(groups, outputs):
+            features = keras.ops.convert_to_numpy(keras.ops.cast(features, "float32"))
+            if stats[group.producer] is None:
+                stats[group.producer] = FeatureCovariance(features.shape[-1])
+            stats[group.producer].update(features)
+        seen += take
+        if seen >= samples:
+            break
+    if not seen:
+        raise ValueError("the dataset to measure the features on is empty")
+    return stats
+
+
+def choose_channels(model, plan: CompressionPlan, covariances: dict, keep, method: str = "spectral",
+                    ridge: float = 1e-4, seed: int = 0) -> dict:
+    """The kept channels of every group at ``keep`` (a fraction, or ``{producer: fraction}``) by
+    ``method``: "spectral" (greedy selection, least-squares re-fit), "l1" (largest-L1 filters,
+    consumer drops the rest) or "random" (consumer drops the rest).
+
+    Returns ``{producer: ChannelChoice}``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    choices = {}
+    for index, group in enumerate(plan.groups):
+        members = group.members()
+        sigmas = [covariances[member.producer].covariance for member in members]
+        channels = sigmas[0].shape[0]
+        if any(sigma.shape[0] != channels for sigma in sigmas):
+            raise ValueError(f"compression_plan: the layers tied to {group.producer!r} do not all have "
+                             f"{channels} channels")
+        fraction = keep[group.producer] if isinstance(keep, dict) else keep
+        k = kept_width(channels, fraction)
+        if method == "spectral":
+            kept = spectral_selection(sigmas[0], k, ridge) if len(sigmas) == 1 else \
+                joint_spectral_selection(sigmas, k, ridge)
+        elif method == "l1":  # tied producers: the filters' L1 norms summed over them
+            kernels = [keras.ops.convert_to_numpy(model.get_layer(m.producer).kernel) for m in members]
+            kept = l1_selection(np.concatenate([kernel.reshape(-1, channels) for kernel in kernels]), k)
+        else:
+            kept = random_selection(channels, k, seed=seed + index)
+        for member, sigma in zip(members, sigmas):
+            mapping = reconstruction_map(sigma, kept, ridge) if method == "spectral" else selection_map(channels, kept)
+            # the error of what the consumer will read: the re-fit map, or zeros for dropped channels
+            error = _mapped_error(sigma, kept, mapping)
+            choices[member.producer] = ChannelChoice(member.producer, channels, kept, mapping,
+                                                     error / max(float(np.trace(sigma)), 1e-30))
+    return choices
+
+
+def _mapped_error(sigma, kept, mapping) -> float:
+    """``E||phi - A phi_J||^2`` from the covariance: tr(S) - 2 tr(A S_JF) + tr(A S_JJ A^T)."""
+    cross = sigma[kept, :]
+    return float(np.trace(sigma) - 2 * np.trace(mapping @ cross) + np.trace(mapping @ sigma[np.ix_(kept, kept)]
+                                                                          @ mapping.T))
+
+
+def narrow_weights(model, plan: CompressionPlan, choices: dict) -> dict:
+    """The new weights of every layer the plan touches: producers keep their kept filters (kernel
+    and bias), channel-wise layers their kept entries, consumers get ``W' = A^T W`` on their input
+    channels (and keep their own kept filters when they are producers too).
+
+    Returns ``{layer name: [numpy weights in get_weights() order]}``.
+    """
+    weights = {}
+
+    def current(name):
+        if name not in weights:
+            weights[name] = [np.asarray(w) for w in model.get_layer(name).get_weights()]
+        return weights[name]
+
+    groups = flat_groups(plan)
+    for group in groups:  # inputs first: a consumer's kernel is re-fitted while it has all its filters
+        kernel, *rest = current(group.consumer)
+        weights[group.consumer] = [refit_consumer_kernel(kernel, choices[group.producer].mapping), *rest]
+    for group in groups:
+        kept = choices[group.producer].kept
+        kernel, *rest = current(group.producer)
+        weights[group.producer] = [kernel[..., kept], *[w[..., kept] for w in rest]]
+        for name in group.channelwise:
+            weights[name] = [w[..., kept] for w in current(name)]
+    return weights
+
+
+def transfer_weights(source, narrow, replaced: dict) -> None:
+    """Load ``narrow`` (the task's model at the kept widths, its layers named as in ``source``)
+    with ``replaced`` weights where given and ``source``'s own elsewhere.
+
+    ValueError naming the first layer whose weights do not fit (the task's ``config_overrides``
+    and its plan disagree).
+    """
+    for layer in narrow.layers:
+        if not layer.weights:
+            continue
+        values = replaced.get(layer.name)
+        if values is None:
+            values = source.get_layer(layer.name).get_weights()
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [tuple(np.shape(v)) for v in values] != expected:
+            raise ValueError(f"layer {layer.name!r} of the narrow model takes weights shaped {expected}, the "
+                             f"compressed ones are {[tuple(np.shape(v)) for v in values]}")
+        layer.set_weights(values)
+
+
+def count_multiply_adds(model) -> int:
+    """Multiply-adds of one example through the model's Conv2D and Dense layers (nested models
+    included); other layers are not counted.
+
+    Example::
+
+        count_multiply_adds(model)   # 2.3e6 for LeNet-5 on 28x28
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_multiply_adds(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, channels_in, channels_out = layer.kernel.shape
+            height, width = layer.output.shape[1:3]
+            total += int(height * width * kh * kw * channels_in * channels_out)
+        elif isinstance(layer, keras.layers.Dense):
+            positions = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
+            total += positions * int(np.prod(layer.kernel.shape))
+    return total
+
+
+__all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "flat_groups",
+           "measure_feature_covariances", "narrow_weights", "transfer_weights"]

@@ -1,0 +1,127 @@
+"""`kerasapps compress classification`: a tiny LeNet-5 run compressed, fine-tuned, then evaluated,
+exported, served and resumed like any run; ResNet-20's plan prunes only its blocks' inner widths."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import kerasapps
+from kerasapps.testing import check_export, write_scene_images
+
+TINY = dict(epochs=1, batch_size=32, train_examples=256, eval_examples=64, image_size=16, filters=(4, 8),
+            dense_units=(16, 12), samples=0, verbose=0)
+
+
+def invoke(*args):
+    from kerasapps.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress")
+    kerasapps.run("classification", workdir=root / "run", export_dir=root / "saved", **TINY)
+    return root
+
+
+@pytest.mark.slow
+def test_compress_then_evaluate_export_serve_and_resume(tiny_run):
+    root = tiny_run
+    source_files = sorted(p.name for p in (root / "run").iterdir())
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.5", "--samples", "100",
+                    "--fine-tune-epochs", "0.5", "--out", root / "half")
+    assert result.exit_code == 0, (result.output, result.exception)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("epoch 1/1 - ")  # the fine-tuning's line, then the table
+    lines = lines[1:]
+    assert lines[0] == "classification: spectral keep 0.5 (conv1 4->2, conv2 8->4, fc1 16->8, fc2 12->6)"
+    assert [line.split()[0] for line in lines[2:5]] == ["original", "pruned", "fine-tuned"]
+    assert f"exported: {root / 'saved' / 'classification' / '2'}" in lines
+    assert sorted(p.name for p in (root / "run").iterdir()) == source_files  # the source run is only read
+    config = json.loads((root / "half" / "config.json").read_text())
+    assert config["params"]["filters"] == [2, 4] and config["params"]["dense_units"] == [8, 6]
+    assert config["params"]["epochs"] == 1 and config["params"]["steps_per_epoch"] == 4  # half of 8 steps
+    report = json.loads((root / "half" / "compression.json").read_text())
+    original, pruned, tuned = report["rows"]
+    assert original["params"] > 2 * pruned["params"] and original["multiply_adds"] > 2 * pruned["multiply_adds"]
+    assert [g["kept_width"] for g in report["groups"]] == [2, 4, 8, 6]
+    assert tuned["steps"] == 4 and report["export_path"] == str(root / "saved" / "classification" / "2")
+    # evaluate scores the fine-tuned weights exactly as compress reported them
+    evaluated = kerasapps.evaluate("classification", workdir=root / "half", verbose=0)
+    assert evaluated.metrics["accuracy"] == pytest.approx(tuned["metrics"]["accuracy"], abs=1e-6)
+    assert evaluated.model.get_layer("conv2").kernel.shape == (5, 5, 2, 4)
+    # export, then serve as users do (a process without kerasapps), and the served scores are the model's
+    exported = kerasapps.export("classification", workdir=root / "half", verbose=0)
+    assert exported.export_path.name == "3"
+    images = write_scene_images(root / "pngs", count=3, size=16)
+    check_export(exported.export_path, images)
+    served = kerasapps.load(exported.export_path).predict([str(p) for p in images])
+    import tensorflow as tf
+
+    pixels = np.stack([tf.io.decode_image(p.read_bytes(), channels=3).numpy() for p in images]).astype("float32")
+    np.testing.assert_allclose([row["scores"] for row in served], exported.model.predict_on_batch(pixels),
+                               atol=1e-5)
+    # resume with the run's own config (as any run): one more epoch on top of the fine-tuned one
+    resumed = kerasapps.train("classification", config=root / "half" / "config.json", epochs=2, verbose=0)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+@pytest.mark.slow
+def test_compress_without_fine_tuning_keeps_the_pruned_weights_and_baselines_run(tiny_run):
+    root = tiny_run
+    for method in ("l1", "random"):
+        out = root / f"quarter-{method}"
+        result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.25", "--method",
+                        method, "--samples", "50", "--out", out)
+        assert result.exit_code == 0, (result.output, result.exception)
+        report = json.loads((out / "compression.json").read_text())
+        assert [row["stage"] for row in report["rows"]] == ["original", "pruned"]
+        assert [g["kept_width"] for g in report["groups"]] == [1, 2, 4, 3]
+        evaluated = kerasapps.evaluate("classification", workdir=out, verbose=0)
+        assert evaluated.metrics["accuracy"] == pytest.approx(report["rows"][1]["metrics"]["accuracy"], abs=1e-6)
+    # a classification run given to compress as another task's, and a full --out: one line each, nothing written
+    before = sorted(p.name for p in root.iterdir())
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.5", "--out",
+                    root / "quarter-l1")
+    assert result.exit_code == 2 and "exists and is not empty" in result.stderr
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_resnet20_plan_prunes_only_the_inner_convolutions_and_keeps_the_function_at_keep_1():
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.compression.surgery import (check_plan, choose_channels, measure_feature_covariances,
+                                               narrow_weights, transfer_weights)
+    from kerasapps_classification.models import build_classifier
+    from kerasapps_classification.task import ClassificationConfig, ClassificationTask
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier("resnet20", (16, 16, 3), 4)
+    task = ClassificationTask(ClassificationConfig(model="resnet20"), info={"class_names": list("abcd")})
+    plan = task.compression_plan(model)
+    check_plan(model, plan)
+    assert [g.producer for g in plan.groups][:2] == ["stage1_block1_a_conv", "stage1_block2_a_conv"]
+    assert plan.groups[0].channelwise == ("stage1_block1_a_bn",) and plan.groups[0].consumer == "stage1_block1_b_conv"
+    images = np.random.default_rng(0).uniform(0, 255, (16, 16, 16, 3)).astype("float32")
+    for layer in model.layers:  # BatchNormalization with statistics of its own, not the identity
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma + 0.1, beta + 0.1, mean + 0.05, var + 0.5])
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(16))).batch(8)
+    covariances = measure_feature_covariances(model, plan, data, samples=16)
+    for keep, widths in ((1.0, [16] * 3 + [32] * 3 + [64] * 3), (0.5, [8] * 3 + [16] * 3 + [32] * 3)):
+        choices = choose_channels(model, plan, covariances, keep)
+        overrides = plan.config_overrides({p: c.width for p, c in choices.items()})
+        assert list(overrides["inner_widths"]) == widths
+        narrow = build_classifier("resnet20", (16, 16, 3), 4, inner_widths=overrides["inner_widths"])
+        transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+        assert narrow.get_layer("stage3_block3_b_conv").kernel.shape == (3, 3, widths[-1], 64)
+        if keep == 1.0:
+            np.testing.assert_allclose(narrow.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
+    with pytest.raises(kerasapps.UsageError, match="9 widths"):
+        kerasapps.config.apply_overrides(ClassificationConfig(), {"inner_widths": "8,8"})
