@@ -128,7 +128,8 @@ def main(argv=None):
     per_class = metrics["metrics"].get("per_class_iou") or {}
     print("per-class IoU: " + ", ".join(f"{name} {'-' if iou is None else f'{iou:.2f}'}" for name, iou in per_class.items()))
     if not has_test:
-        print("published SegNet-Basic (82.8 / 62.3 / 46.3) is on CamVid's test split, not comparable with val; "
+        print("published SegNet-Basic (82.8 / 62.3 / 46.3) is on CamVid's test split, not comparable with "
+              + ("a held-out drive of this copy" if holdout else "val") + "; "
               "docs/tasks/segmentation.md gives the command that scores an export on a copy with the test split")
     # The exported model, fed the scored split's own 360x480 files through TensorFlow alone.
     split = "test" if has_test else "val"
