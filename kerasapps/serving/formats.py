@@ -97,6 +97,8 @@ def default_tensor_core(task, model) -> TensorCore:
     0..255 pixels and one output; the class names are ``task.info["class_names"]`` when the task
     keeps them there. Any other model is refused with a :class:`UsageError` saying why.
 
+    Returns a :class:`TensorCore` wrapping ``model`` itself.
+
     Example::
 
         core = default_tensor_core(task, model)   # core.model is model
