@@ -3,6 +3,7 @@
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -86,3 +87,24 @@ def worker_checksums(lines) -> dict:
     """{worker index: final weights checksum} from a launch's output lines."""
     return {int(m.group(1)): m.group(2) for line in lines
             if (m := re.match(r"\[worker (\d+)\] final weights checksum: (\w+)", line))}
+
+
+def kill_at_checkpoint(workspace, args, marker="ckpt-", checkpoint="runs/classification/backup/checkpoint",
+                       timeout=300) -> int:
+    """Run `kerasapps ARGS` in ``workspace``, ``kill -9`` it once the backup's ``checkpoint`` file
+    names ``marker``, and return the last epoch the backup holds."""
+    process = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=workspace,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = pathlib.Path(workspace) / checkpoint
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if state.exists() and marker in state.read_text():
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "run ended before it could be killed"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    return int(state.read_text().split('model_checkpoint_path: "ckpt-')[1].split('"')[0])

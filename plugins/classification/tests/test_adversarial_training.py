@@ -110,30 +110,12 @@ def test_pgd_training_under_two_workers_keeps_identical_replicas(tmp_path):
 
 @pytest.mark.slow
 def test_killed_pgd_run_resumes_at_the_next_epoch_with_its_settings(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     args = ["train", "classification", "--epochs", "4", "--batch-size", "32", "--set", "train_examples=640",
             "--set", "eval_examples=64", "--set", "image_size=32", "--set", "adversarial=pgd",
             "--set", "adversarial_steps=2"]
-    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=tmp_path,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state = tmp_path / "runs/classification/backup/checkpoint"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if state.exists() and "ckpt-" in state.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "run ended before it could be killed"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    completed = int(state.read_text().split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+    from tests.conftest import kill_at_checkpoint
+
+    completed = kill_at_checkpoint(tmp_path, args)
     assert 1 <= completed < 4
     # Resuming without the adversarial settings would train another model in the same folder: refused.
     settings = dict(batch_size=32, train_examples=640, eval_examples=64, image_size=32, verbose=0)

@@ -5,10 +5,7 @@ import contextlib
 import io
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -146,22 +143,9 @@ def test_evaluate_and_export_reuse_the_workdir(trained, tmp_path, monkeypatch, c
 def test_killed_run_resumes_at_the_next_epoch(tmp_path):
     args = ["train", "classification", "--epochs", "5", "--batch-size", "32", "--set", "train_examples=1500",
             "--set", "eval_examples=64", "--set", "image_size=32"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen([sys.executable, "-m", "kerasapps", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state = tmp_path / "runs/classification/backup/checkpoint"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if state.exists() and "ckpt-2" in state.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "run ended before it could be killed"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    text = state.read_text()
-    completed = int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+    from tests.conftest import kill_at_checkpoint
+
+    completed = kill_at_checkpoint(tmp_path, args, marker="ckpt-2")
     assert 2 <= completed < 5
     # Resumed in this process (kerasapps.train, one line per epoch): what `kerasapps train` runs.
     printed = io.StringIO()
