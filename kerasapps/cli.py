@@ -374,7 +374,9 @@ def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, c
 @cli.command()
 @_run_options
 @click.option("--keep", required=True, metavar="FRACTION",
-              help="Share of each prunable layer's channels kept, 0 < FRACTION <= 1.")
+              help="Share of each prunable layer's channels kept, 0 < FRACTION <= 1; per layer: LAYER=FRACTION "
+                   "items, comma-separated, with one bare FRACTION for the others (default 1), e.g. "
+                   "conv1=0.25,0.5.")
 @click.option("--method", default="spectral", show_default=True, metavar="NAME",
               help="spectral (Suzuki et al.: greedy selection by feature covariance, next layer re-fitted), "
                    "l1 (largest-L1 filters, Li et al.) or random.")

@@ -12,15 +12,23 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import pathlib
+import shutil
 import time
 
 from kerasapps.compression.spectral import METHODS
 from kerasapps.errors import UsageError
 
 COMPRESSION_FILE = "compression.json"
+CRITERIA = {  # what compression.json says each method did
+    "spectral": "greedy forward selection minimising tr[Sigma_FF - Sigma_FJ (Sigma_JJ + lambda I)^-1 Sigma_JF] "
+                "(input-aware), next layer re-fitted W' = A^T W",
+    "l1": "largest L1-norm filters, next layer drops the other inputs",
+    "random": "random channels, next layer drops the other inputs",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +36,10 @@ class CompressionSettings:
     """What ``kerasapps compress`` was asked (checked by :meth:`parse`).
 
     Fields:
-        keep: the fraction of each prunable layer's channels kept (0 < keep <= 1).
+        keep: the fraction of each prunable layer's channels kept (0 < keep <= 1), for every layer
+            not named in ``layer_keep``.
+        layer_keep: ``((producer, fraction), ...)``: layers kept at their own fraction (``--keep
+            conv1=0.25,0.5``).
         method: "spectral", "l1" or "random" (see :mod:`kerasapps.compression.spectral`).
         samples: training examples the feature covariances are measured on.
         fine_tune_epochs: epochs of training after pruning (0: none; a fraction trains that share
@@ -47,22 +58,22 @@ class CompressionSettings:
     ridge: float = 1e-4
     seed: int = 0
     fine_tune_learning_rate: float | None = None
+    layer_keep: tuple = ()
 
     @classmethod
     def parse(cls, keep, method="spectral", samples=2000, fine_tune_epochs=0.0, out=None, ridge=1e-4, seed=0,
               fine_tune_learning_rate=None):
         """Settings from the command line's values; UsageError naming the first bad one.
 
+        ``keep`` is one fraction for every prunable layer, or comma-separated ``LAYER=FRACTION``
+        items with at most one bare fraction for the layers not named (default 1: not pruned).
+
         Example::
 
             CompressionSettings.parse(keep="0.5", method="l1")
+            CompressionSettings.parse(keep="conv1=0.25,0.5").fractions(["conv1", "conv2"])  # {conv1: 0.25, conv2: 0.5}
         """
-        try:
-            keep = float(keep)
-        except (TypeError, ValueError):
-            raise UsageError(f"--keep: expected a fraction of the channels (0 < keep <= 1), got {keep!r}") from None
-        if not 0 < keep <= 1:
-            raise UsageError(f"--keep {keep:g}: keep a fraction of the channels, 0 < keep <= 1")
+        keep, layer_keep = _parse_keep(keep)
         if method not in METHODS:
             raise UsageError(f"--method {method}: choose one of {', '.join(METHODS)}")
         if int(samples) < 1:
@@ -75,13 +86,74 @@ class CompressionSettings:
         if fine_tune_learning_rate is not None and not float(fine_tune_learning_rate) > 0:
             raise UsageError(f"--fine-tune-learning-rate {fine_tune_learning_rate}: expected a number > 0")
         return cls(keep, method, int(samples), fine_tune_epochs, None if out is None else str(out), float(ridge),
-                   int(seed), None if fine_tune_learning_rate is None else float(fine_tune_learning_rate))
+                   int(seed), None if fine_tune_learning_rate is None else float(fine_tune_learning_rate),
+                   layer_keep)
+
+    def label(self) -> str:
+        """``--keep`` as given, normalised: ``0.5``, or ``0.5,conv1=0.25``."""
+        named = ",".join(f"{name}={fraction:g}" for name, fraction in self.layer_keep)
+        return f"{self.keep:g}" + (f",{named}" if named else "")
 
     def out_folder(self, workdir) -> pathlib.Path:
         if self.out:
             return pathlib.Path(self.out)
         workdir = pathlib.Path(workdir)
-        return workdir.with_name(f"{workdir.name}-{self.method}-keep{self.keep:g}")
+        return workdir.with_name(f"{workdir.name}-{self.method}-keep{self.label().replace(',', '_')}")
+
+    def fractions(self, producers, tied=None) -> dict:
+        """``{producer: fraction}`` for the plan's groups (``producers``); UsageError for a named
+        layer that is not one of them (``tied``: ``{member: its group's producer}``, named in the
+        message).
+
+        Example::
+
+            CompressionSettings.parse("fc1=0.25,0.5").fractions(["conv1", "fc1"])  # {"conv1": 0.5, "fc1": 0.25}
+        """
+        tied = tied or {}
+        for name, _ in self.layer_keep:
+            if name in tied:
+                raise UsageError(f"--keep {name}=...: {name} keeps the channels of {tied[name]} (they are tied); "
+                                 f"name {tied[name]} instead")
+            if name not in producers:
+                raise UsageError(f"--keep {name}=...: not a prunable layer of this model; prunable: "
+                                 f"{', '.join(producers)}")
+        named = dict(self.layer_keep)
+        return {producer: named.get(producer, self.keep) for producer in producers}
+
+
+def _fraction(text, name=None) -> float:
+    where = f"--keep {name}=" if name else "--keep "
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where.rstrip()}: expected a fraction of the channels (0 < keep <= 1), got {text!r}") \
+            from None
+    if not 0 < value <= 1:
+        raise UsageError(f"{where}{value:g}: keep a fraction of the channels, 0 < keep <= 1")
+    return value
+
+
+def _parse_keep(text):
+    """``(default fraction, ((layer, fraction), ...))`` from ``0.5``, ``conv1=0.25,fc1=0.5`` or
+    ``0.5,conv1=0.25``; a layer not named keeps the bare fraction, or all its channels."""
+    if isinstance(text, (int, float)):
+        return _fraction(text), ()
+    default, named = None, {}
+    for item in str(text).split(","):
+        item = item.strip()
+        if "=" in item:
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if not name or name in named:
+                raise UsageError(f"--keep {text}: {'a layer name is missing' if not name else name + ' is named twice'}"
+                                 f" (expected LAYER=FRACTION items and at most one FRACTION)")
+            named[name] = _fraction(value.strip(), name)
+        elif default is None:
+            default = _fraction(item)
+        else:
+            raise UsageError(f"--keep {text}: more than one bare fraction (expected LAYER=FRACTION items and at most "
+                             f"one FRACTION for the layers not named)")
+    return (1.0 if default is None else default), tuple(named.items())
 
 
 def check_source_and_out(task_name: str, workdir, out: pathlib.Path, task_class) -> None:
@@ -111,8 +183,14 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
     reconstruction errors, a row per stage (original, pruned, fine-tuned) with parameters,
     multiply-adds and the task's metrics on the scored split, the new run's folder and export.
     """
-    from kerasapps.compression.surgery import (check_plan, choose_channels, count_multiply_adds,
-                                               measure_feature_covariances, narrow_weights, transfer_weights)
+    from kerasapps.compression.surgery import (
+        check_plan,
+        choose_channels,
+        count_multiply_adds,
+        measure_feature_covariances,
+        narrow_weights,
+        transfer_weights,
+    )
     from kerasapps.config import apply_overrides
     from kerasapps.task import evaluate_task, new_task
     from kerasapps.training.engine import ResumableBackup, Trainer, build_model_state
@@ -129,10 +207,13 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
     with task_run._plugin("compression_plan"):
         plan = task.compression_plan(model)
         check_plan(model, plan)
+    fractions = settings.fractions([group.producer for group in plan.groups],
+                                   tied={member.producer: group.producer for group in plan.groups
+                                         for member in group.tied})
     datasets = task_run.datasets
     measured = time.perf_counter()
     covariances = measure_feature_covariances(model, plan, datasets["train"], settings.samples)
-    choices = choose_channels(model, plan, covariances, settings.keep, settings.method, settings.ridge, settings.seed)
+    choices = choose_channels(model, plan, covariances, fractions, settings.method, settings.ridge, settings.seed)
     widths = {producer: choice.width for producer, choice in choices.items()}
     with task_run._plugin("compression_plan"):
         overrides = plan.config_overrides(dict(widths))
@@ -168,61 +249,75 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
                                      ("learning_rate", settings.fine_tune_learning_rate)) if v is not None})
     resolved = {**task_run.resolved, "workdir": str(out), "params": params}
     folder = Workdir(out)
-    folder.create()
-    write_json_atomic(folder.config_file, resolved)
-    write_json_atomic(folder.task_info_file, task.info)
-    narrow.save_weights(str(folder.best_weights))
-    ResumableBackup(folder.backup, narrow).save_start()
+    with _removed_on_failure(out):
+        folder.create()
+        write_json_atomic(folder.config_file, resolved)
+        write_json_atomic(folder.task_info_file, task.info)
+        narrow.save_weights(str(folder.best_weights))
+        ResumableBackup(folder.backup, narrow).save_start()
 
-    narrow_run = TaskRun(task_run.registry, RunOptions(task=name, workdir=str(out), use_workdir_config=True,
-                                                       progress_bar=False))
-    narrow_run.given_datasets = datasets
-    summary = {}
-    try:
+        narrow_run = TaskRun(task_run.registry, RunOptions(task=name, workdir=str(out), use_workdir_config=True,
+                                                           progress_bar=False))
+        narrow_run.given_datasets = datasets
+        summary = {}
+        try:
+            if epochs:
+                summary = narrow_run.train()
+        finally:  # training holds the new run's lock: give it back, as every command does when it ends
+            lock = getattr(narrow_run, "workdir_lock", None)
+            if lock is not None:
+                lock.release()
+        evaluation = narrow_run.evaluate()
         if epochs:
-            summary = narrow_run.train()
-    finally:  # training holds the new run's lock: give it back, as every command does when it ends
-        lock = getattr(narrow_run, "workdir_lock", None)
-        if lock is not None:
-            lock.release()
-    evaluation = narrow_run.evaluate()
-    if epochs:
-        rows.append({"stage": "fine-tuned", "params": rows[1]["params"], "multiply_adds": rows[1]["multiply_adds"],
-                     "metrics": evaluation["test"], "epochs": settings.fine_tune_epochs,
-                     "steps": (steps or narrow_run.trainer.steps_per_epoch) * epochs})
-    export_path = narrow_run.export()
-    export_bytes = sum(p.stat().st_size for p in pathlib.Path(export_path).rglob("*") if p.is_file()) \
-        if export_path else None
-    report = {
-        "task": name,
-        "source": {"workdir": str(task_run.workdir), "weights": weights},
-        "method": settings.method,
-        "criterion": ("greedy forward selection minimising tr[Sigma_FF - Sigma_FJ (Sigma_JJ + lambda I)^-1 Sigma_JF]"
-                      " (input-aware), next layer re-fitted W' = A^T W" if settings.method == "spectral" else
-                      "largest L1-norm filters, next layer drops the other inputs" if settings.method == "l1" else
-                      "random channels, next layer drops the other inputs"),
-        "keep": settings.keep,
-        "samples": settings.samples,
-        "ridge": settings.ridge,
-        "split": evaluation["split"],
-        "score": (task.monitor or "loss").removeprefix("val_"),
-        "groups": [{"producer": c.producer, "channels": c.channels, "kept_width": c.width,
-                    "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6)}
-                   for c in choices.values()],
-        "config_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-        "rows": rows,
-        "workdir": str(out),
-        "export_path": None if export_path is None else str(export_path),
-        "export_bytes": export_bytes,
-        "selection_seconds": round(selection_seconds, 2),
-        "wall_time_seconds": round(time.perf_counter() - started, 2),
-    }
-    if narrow_run.is_chief:
-        narrow_run.write_metrics(**summary, metrics=evaluation["test"], weights=evaluation["weights"],
-                                 scored_split=evaluation["split"], export_path=report["export_path"])
-        write_json_atomic(out / COMPRESSION_FILE, report)
-    narrow_run.finish()
-    return report
+            rows.append({"stage": "fine-tuned", "params": rows[1]["params"],
+                         "multiply_adds": rows[1]["multiply_adds"], "metrics": evaluation["test"],
+                         "epochs": settings.fine_tune_epochs,
+                         "steps": (steps or narrow_run.trainer.steps_per_epoch) * epochs})
+        export_path = narrow_run.export()
+        export_bytes = sum(p.stat().st_size for p in pathlib.Path(export_path).rglob("*") if p.is_file()) \
+            if export_path else None
+        report = {
+            "task": name,
+            "source": {"workdir": str(task_run.workdir), "weights": weights},
+            "method": settings.method,
+            "criterion": CRITERIA[settings.method],
+            "keep": settings.keep,
+            "layer_keep": dict(settings.layer_keep),
+            "samples": settings.samples,
+            "ridge": settings.ridge,
+            "split": evaluation["split"],
+            "score": (task.monitor or "loss").removeprefix("val_"),
+            "groups": [{"producer": c.producer, "channels": c.channels, "kept_width": c.width,
+                        "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6)}
+                       for c in choices.values()],
+            "config_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+            "rows": rows,
+            "workdir": str(out),
+            "export_path": None if export_path is None else str(export_path),
+            "export_bytes": export_bytes,
+            "selection_seconds": round(selection_seconds, 2),
+            "wall_time_seconds": round(time.perf_counter() - started, 2),
+        }
+        if narrow_run.is_chief:
+            narrow_run.write_metrics(**summary, metrics=evaluation["test"], weights=evaluation["weights"],
+                                     scored_split=evaluation["split"], export_path=report["export_path"])
+            write_json_atomic(out / COMPRESSION_FILE, report)
+        narrow_run.finish()
+        return report
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: pathlib.Path):
+    """A compress that fails or is interrupted leaves no half-written run behind: ``folder``,
+    empty or absent before (checked), is removed again."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        if existed:
+            folder.mkdir(exist_ok=True)
+        raise
 
 
 def report_table(report: dict) -> list[str]:
@@ -234,7 +329,8 @@ def report_table(report: dict) -> list[str]:
     """
     score = report["score"]
     widths = ", ".join(f"{g['producer']} {g['channels']}->{g['kept_width']}" for g in report["groups"])
-    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g} ({widths})",
+    named = "".join(f", {name}={fraction:g}" for name, fraction in report.get("layer_keep", {}).items())
+    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g}{named} ({widths})",
              f"  {'model':<25} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
     for row in report["rows"]:
         label = row["stage"] + (f" ({row['epochs']:g} epoch{'' if row['epochs'] == 1 else 's'})" if "epochs" in row

@@ -91,14 +91,54 @@ def test_compress_without_fine_tuning_keeps_the_pruned_weights_and_baselines_run
 
 
 @pytest.mark.slow
+def test_per_layer_keep_and_a_failed_compress_leaves_no_folder(tiny_run, monkeypatch):
+    root = tiny_run
+    out = root / "per-layer"
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "conv1=0.25,fc1=0.5,0.75",
+                    "--samples", "50", "--out", out)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.stdout.splitlines()[0] == ("classification: spectral keep 0.75, conv1=0.25, fc1=0.5 "
+                                             "(conv1 4->1, conv2 8->6, fc1 16->8, fc2 12->9)")
+    report = json.loads((out / "compression.json").read_text())
+    assert report["keep"] == 0.75 and report["layer_keep"] == {"conv1": 0.25, "fc1": 0.5}
+    assert json.loads((out / "config.json").read_text())["params"]["filters"] == [1, 6]
+    # only named layers are pruned when no bare fraction is given
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "fc2=0.5", "--samples", "50")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "(conv1 4->4, conv2 8->8, fc1 16->16, fc2 12->6)" in result.stdout.splitlines()[0]
+    assert (root / "run-spectral-keep1_fc2=0.5" / "compression.json").is_file()  # the default --out names the keep
+    before = sorted(p.name for p in root.iterdir())
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "conv3=0.5")
+    assert result.exit_code == 2 and "error: --keep conv3=...: not a prunable layer of this model; prunable: " \
+        "conv1, conv2, fc1, fc2" in result.stderr, result.output
+    # a failure after the new folder was started (here the export) removes it: no half-written run
+    from kerasapps.errors import UsageError
+    from kerasapps.training.runner import TaskRun
+
+    def unwritable(self, *args, **kwargs):
+        raise UsageError("export dir is not writable (simulated)")
+
+    monkeypatch.setattr(TaskRun, "export", unwritable)
+    result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.5", "--samples", "50",
+                    "--fine-tune-epochs", "0.25", "--out", root / "failed")
+    assert result.exit_code == 2 and "error: export dir is not writable (simulated)" in result.stderr, result.output
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+@pytest.mark.slow
 def test_resnet20_plan_prunes_only_the_inner_convolutions_and_keeps_the_function_at_keep_1():
     import keras
     import tensorflow as tf
-
-    from kerasapps.compression.surgery import (check_plan, choose_channels, measure_feature_covariances,
-                                               narrow_weights, transfer_weights)
     from kerasapps_classification.models import build_classifier
     from kerasapps_classification.task import ClassificationConfig, ClassificationTask
+
+    from kerasapps.compression.surgery import (
+        check_plan,
+        choose_channels,
+        measure_feature_covariances,
+        narrow_weights,
+        transfer_weights,
+    )
 
     keras.utils.set_random_seed(0)
     model = build_classifier("resnet20", (16, 16, 3), 4)

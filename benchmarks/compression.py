@@ -1,15 +1,17 @@
-"""Width compression of a trained classifier (LeNet-5, ResNet-20) on MNIST: spectral pruning against L1-norm and random
-channels at the same kept widths, before and after a short fine-tuning, the narrow network trained
-from scratch for the same budget, and the exports' size and serving latency.
+"""Width compression of a trained run (LeNet-5 or ResNet-20 on MNIST, SegNet-Basic on CamVid: any
+task with a compression plan): spectral pruning against L1-norm and random channels at the same
+kept widths, before and after a short fine-tuning, the narrow network trained from scratch for the
+same budget, and the exports' size and serving latency.
 
-    python -m benchmarks.mnist_compression --workdir RUN [--out results.json]
-    python -m benchmarks.mnist_compression --plot results.json --out accuracy_vs_keep   # the PNG
+    python -m benchmarks.compression --workdir RUN [--out results.json]
+    python -m benchmarks.compression --plot results.json --out score_vs_keep   # the PNG
 
-RUN is a trained ``kerasapps run classification --dataset folder:.../mnist_png`` folder (LeNet-5 or ResNet-20);
-it is only read. Everything runs in one process on the data loaded once, through the same
-functions ``kerasapps compress`` calls (``kerasapps.compression.surgery``); the fine-tuning is the
-task's compiled optimizer (Adam, its learning rate) for a share of an epoch's steps, the last weights
-scored. Writes a JSON of every figure (docs/compression.md shows them).
+RUN is a trained run folder (``kerasapps run classification --dataset folder:.../mnist_png``,
+``python -m benchmarks.camvid_segnet --work DIR``: its ``DIR/run``); it is only read. The score is
+the task's monitored metric (accuracy, mean IoU) on the run's scored split. Everything runs in
+one process on the data loaded once, through the same functions ``kerasapps compress`` calls
+(``kerasapps.compression.surgery``); the fine-tuning is the task's compiled optimizer (Adam, its
+learning rate) for a share of an epoch's steps, the last weights scored. Writes a JSON of every figure (docs/compression.md shows them).
 """
 
 import argparse
@@ -29,7 +31,8 @@ def load_source(workdir):
     from kerasapps.training.options import RunOptions
     from kerasapps.training.runner import TaskRun
 
-    run = TaskRun(discover(), RunOptions(task="classification", workdir=str(workdir), use_workdir_config=True,
+    task = json.loads((pathlib.Path(workdir) / "config.json").read_text())["task"]
+    run = TaskRun(discover(), RunOptions(task=task, workdir=str(workdir), use_workdir_config=True,
                                          progress_bar=False))
     run.load_trained()
     return run
@@ -52,10 +55,14 @@ def narrow_model(run, plan, choices, learning_rate=None):
     return task, model
 
 
-def accuracy(run, model):
+def metric_name(run) -> str:
+    return (run.task.monitor or "loss").removeprefix("val_")
+
+
+def score(run, model):
     from kerasapps.training.engine import Trainer
 
-    return Trainer(model, run.strategy, state_built=True).evaluate(run.datasets["test"])["accuracy"]
+    return Trainer(model, run.strategy, state_built=True).evaluate(run.datasets["test"])[metric_name(run)]
 
 
 def train_steps(run, model, steps):
@@ -71,7 +78,7 @@ def export_and_size(task, model, folder):
     """Export the model as a SavedModel (as ``kerasapps export`` does); returns its path and bytes."""
     from kerasapps.serving.export import export_saved_model
 
-    path = pathlib.Path(export_saved_model(task, model, str(folder), {"benchmark": "mnist_compression"}))
+    path = pathlib.Path(export_saved_model(task, model, str(folder), {"benchmark": "compression"}))
     return {"export": str(path), "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file())}
 
 
@@ -87,11 +94,12 @@ def serving_latency(exports: dict, images, rounds=60):
     import tensorflow as tf
 
     pixels = tf.constant(np.stack([tf.io.decode_png(b).numpy() for b in images[:32]]).astype("float32"))
+    warm_up = min(5, rounds)
     loaded = {name: (tf.saved_model.load(path).signatures["serving_default"],
                      tf.function(lambda x, model=model: model(x, training=False)))
               for name, (path, model) in exports.items()}
     times = {name: {batch: ([], []) for batch in (1, 32)} for name in exports}
-    for round_ in range(rounds + 5):
+    for round_ in range(rounds + warm_up):
         for name, (signature, network) in loaded.items():
             for batch in (1, 32):
                 request, network_input = tf.constant(images[:batch]), pixels[:batch]
@@ -100,7 +108,7 @@ def serving_latency(exports: dict, images, rounds=60):
                 middle = time.perf_counter()
                 network(network_input)
                 ended = time.perf_counter()
-                if round_ >= 5:  # the first calls warm up
+                if round_ >= warm_up:  # the first calls warm up
                     times[name][batch][0].append(middle - started)
                     times[name][batch][1].append(ended - middle)
     return {name: {batch: {"serving_ms": round(1000 * statistics.median(serving), 3),
@@ -110,7 +118,7 @@ def serving_latency(exports: dict, images, rounds=60):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workdir", help="a trained classification run on MNIST (only read)")
+    parser.add_argument("--workdir", help="a trained run of a task with a compression plan (only read)")
     parser.add_argument("--plot", metavar="RESULTS", help="only draw RESULTS.json (written by this script) as a PNG")
     parser.add_argument("--samples", type=int, default=2000, help="training images the covariances are measured on")
     parser.add_argument("--fine-tune", default="0.3,1", help="fine-tuning budgets, in epochs")
@@ -119,9 +127,11 @@ def main(argv=None):
                              "always train at the run's own)")
     parser.add_argument("--keeps", default=",".join(map(str, KEEPS)))
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--random-draws", type=int, default=RANDOM_DRAWS, help="draws of the random baseline")
+    parser.add_argument("--latency-rounds", type=int, default=60, help="timed calls per model and batch size")
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
     parser.add_argument("--no-scratch", action="store_true", help="skip the narrow networks trained from scratch")
-    parser.add_argument("--out", default="mnist_compression.json")
+    parser.add_argument("--out", default="compression.json")
     args = parser.parse_args(argv)
     if args.plot:
         target = pathlib.Path(args.out).with_suffix(".png")
@@ -142,7 +152,9 @@ def main(argv=None):
     run = load_source(args.workdir)
     plan = run.task.compression_plan(run.model)
     steps_per_epoch = Trainer.num_batches(run.datasets["train"])
-    results = {"machine": describe_machine(), "workdir": args.workdir, "model": run.config.model,
+    results = {"machine": describe_machine(), "workdir": args.workdir, "task": run.task.name,
+               "model": run.config.model, "metric": metric_name(run),
+               "dataset": run.resolved.get("dataset"),
                "samples": args.samples,
                "fine_tune_learning_rate": args.fine_tune_lr or run.config.learning_rate,
                "steps_per_epoch": steps_per_epoch, "original_epochs": run.config.epochs, "rows": []}
@@ -151,7 +163,7 @@ def main(argv=None):
     covariances = measure_feature_covariances(run.model, plan, run.datasets["train"], args.samples)
     results["covariance_seconds"] = round(time.perf_counter() - measured, 2)
     original = {"params": run.model.count_params(), "multiply_adds": count_multiply_adds(run.model),
-                "accuracy": accuracy(run, run.model)}
+                "score": score(run, run.model)}
     results["original"] = original
     print(f"original: {original}", flush=True)
     images = png_request_bytes(run, 32)
@@ -162,7 +174,7 @@ def main(argv=None):
         served["original"] = (results["original"]["export"]["export"], run.model)
     for keep in keeps:
         for method in methods:
-            draws = range(RANDOM_DRAWS) if method == "random" else range(1)
+            draws = range(args.random_draws) if method == "random" else range(1)
             for draw in draws:
                 chosen = time.perf_counter()
                 choices = choose_channels(run.model, plan, covariances, keep, method, seed=draw)
@@ -172,7 +184,7 @@ def main(argv=None):
                        "unreconstructed_share": {p: round(c.relative_error, 5) for p, c in choices.items()},
                        "selection_seconds": round(time.perf_counter() - chosen, 2),
                        "params": model.count_params(), "multiply_adds": count_multiply_adds(model),
-                       "pruned_accuracy": accuracy(run, model)}
+                       "pruned_score": score(run, model)}
                 if method == "spectral" and not args.no_serving:
                     row["export"] = export_and_size(task, model, exports)
                     served[f"spectral {keep:g}"] = (row["export"]["export"], model)
@@ -181,7 +193,7 @@ def main(argv=None):
                         # the pruned weights, a fresh optimizer
                         task, model = narrow_model(run, plan, choices, args.fine_tune_lr)
                         seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
-                        row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
+                        row[f"fine_tuned_{budget:g}_score"] = score(run, model)
                         row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
                 results["rows"].append(row)
                 print(json.dumps({k: v for k, v in row.items() if k not in ("export", "unreconstructed_share")}),
@@ -194,13 +206,13 @@ def main(argv=None):
         for budget in budgets:
             task, model = scratch_model(run, plan, choices)  # at the run's own learning rate
             seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
-            row[f"fine_tuned_{budget:g}_accuracy"] = accuracy(run, model)
+            row[f"fine_tuned_{budget:g}_score"] = score(run, model)
             row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
         results["rows"].append(row)
         print(json.dumps(row), flush=True)
         pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     if served:
-        results["latency"] = serving_latency(served, images)
+        results["latency"] = serving_latency(served, images, args.latency_rounds)
         print(json.dumps(results["latency"]), flush=True)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
@@ -231,40 +243,48 @@ def png_request_bytes(run, count):
 
 
 def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
-    """Test accuracy against the kept fraction, one line per method: pruned (solid) and after the
-    first fine-tuning budget (dashed); returns the PNG's bytes (Pillow only, no plotting library)."""
+    """The score against the kept fraction, one line per method: pruned (solid) and after the first
+    fine-tuning budget (dashed); returns the PNG's bytes (Pillow only, no plotting library). The
+    vertical axis spans the scores shown, in tenths."""
     import io
+    import math
 
     from PIL import Image, ImageDraw
 
     colours = {"spectral": (31, 119, 180), "l1": (214, 39, 40), "random": (127, 127, 127), "scratch": (44, 160, 44)}
     budget = next((k for row in results["rows"] for k in row
-                   if k.startswith("fine_tuned_") and k.endswith("_accuracy")), None)
+                   if k.startswith("fine_tuned_") and k.endswith("_score")), None)
+    shown = [v for row in results["rows"] for k, v in row.items()
+             if k in ("pruned_score", budget) and isinstance(v, float)] + [results["original"]["score"]]
+    low = math.floor(min(shown) * 10) / 10
+    high = max(math.ceil(max(shown) * 10) / 10, low + 0.1)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     left, right, top, bottom = 56, width - 200, 30, height - 46
     x_of = lambda keep: left + (right - left) * (keep - 0.25) / 0.75  # noqa: E731
-    y_of = lambda value: bottom - (bottom - top) * value  # noqa: E731
+    y_of = lambda value: bottom - (bottom - top) * (value - low) / (high - low)  # noqa: E731
     draw.rectangle([left, top, right, bottom], outline="black")
     for tick in range(6):
-        y = y_of(tick / 5)
+        value = low + (high - low) * tick / 5
+        y = y_of(value)
         draw.line([left - 4, y, left, y], fill="black")
-        draw.text((10, y - 6), f"{tick * 20}%", fill="black")
+        draw.text((10, y - 6), f"{100 * value:.0f}%", fill="black")
     for keep in (0.25, 0.5, 0.75, 1.0):
         draw.line([x_of(keep), bottom, x_of(keep), bottom + 4], fill="black")
         draw.text((x_of(keep) - 10, bottom + 8), f"{keep:g}", fill="black")
     draw.text(((left + right) // 2 - 40, height - 20), "kept fraction", fill="black")
-    draw.text((left, 8), f"{results.get('model', 'lenet5')} on MNIST: test accuracy", fill="black")
+    dataset = pathlib.PurePath(str(results.get("dataset") or "").removeprefix("folder:")).name or results["task"]
+    draw.text((left, 8), f"{results['model']} on {dataset}: {results['metric']} (scored split)", fill="black")
     legend = 0
     for method, colour in colours.items():
-        for key, dashed in (("pruned_accuracy", False), (budget, True)):
+        for key, dashed in (("pruned_score", False), (budget, True)):
             points = []
             for keep in (0.25, 0.5, 0.75, 1.0):
                 row = next((r for r in results["rows"] if r["method"] == method and r["keep"] == keep
                             and r.get("draw", 0) == 0), None)
                 value = (row or {}).get(key)
-                if value is None and keep == 1.0 and key == "pruned_accuracy" and method != "scratch":
-                    value = results["original"]["accuracy"]
+                if value is None and keep == 1.0 and key == "pruned_score" and method != "scratch":
+                    value = results["original"]["score"]
                 if value is not None:
                     points.append((x_of(keep), y_of(value)))
             if len(points) < 2:
@@ -278,7 +298,7 @@ def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
             for x, y in points:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
             label = f"{method}, " + ("pruned" if not dashed else budget.removeprefix("fine_tuned_").removesuffix(
-                "_accuracy") + " epoch")
+                "_score") + " epoch")
             y = top + 10 + 18 * legend
             draw.line([right + 12, y, right + 36, y], fill=colour, width=2)
             draw.text((right + 42, y - 6), label + (" (dashed)" if dashed else ""), fill="black")
