@@ -64,13 +64,18 @@ def _resolve(root: pathlib.Path, text: str, list_file) -> pathlib.Path:
     raise UsageError(f"{list_file}: {text} not found under {root}")
 
 
-def find_pairs(root: pathlib.Path, quiet: bool = False, holdout_groups=(),
-               group_pattern: str = GROUP_PATTERN) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
+def find_pairs(root: pathlib.Path, quiet: bool = False, holdout_groups=(), group_pattern: str = GROUP_PATTERN,
+               train_on_validation: bool = False) -> dict[str, list[tuple[pathlib.Path, pathlib.Path]]]:
     """(image, label) file pairs per split, from split lists, split folders or images/ + labels/.
 
     With ``holdout_groups`` the train and validation splits found are pooled and split by whole
     groups of image file names (:func:`kerasapps.api.split_by_group` of the name without its
-    suffix, ``group_pattern``): the named groups validate, all others train; test is untouched."""
+    suffix, ``group_pattern``): the named groups validate, all others train; test is untouched.
+    With ``train_on_validation`` the validation pairs are trained on too (a final model, once the
+    settings are chosen); validation is still scored, on frames trained on."""
+    if holdout_groups and train_on_validation:
+        raise UsageError("train_on_validation trains on the held-out groups too; choose holdout_groups (to choose "
+                         "settings) or train_on_validation (the final model), not both")
     pairs: dict[str, list] = {}
     lists = {split: next((root / f"{n}.txt" for n in names if (root / f"{n}.txt").is_file()), None)
              for split, names in SPLIT_FOLDERS.items()}
@@ -108,6 +113,11 @@ def find_pairs(root: pathlib.Path, quiet: bool = False, holdout_groups=(),
             print(_holdout_note(pairs, pooled, group_pattern))
     if "validation" not in pairs:  # carve 10% of train, stably by file name
         pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0].name, (("train", 0.9), ("validation", 0.1))))
+    if train_on_validation:
+        pairs["train"] = pairs["train"] + pairs["validation"]
+        if not quiet:
+            print(f"note: train_on_validation: training on train and val ({len(pairs['train'])} images); val "
+                  f"({len(pairs['validation'])}) is scored on images trained on")
     if "test" not in pairs:
         if not quiet:
             print(f"note: {root} has no test split; the validation split is used as the test split")
@@ -201,7 +211,8 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
     """Arrays per split and the task info (class names, colours, image size); see the module doc."""
     import tensorflow as tf
 
-    pairs = find_pairs(root, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern)
+    pairs = find_pairs(root, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern,
+                       train_on_validation=config.train_on_validation)
     classes_file, names, colours, colour_keys = _class_list(root, config)
     unique = {pair for split in SPLITS for pair in pairs[split]}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -243,7 +254,8 @@ def read_native(root: pathlib.Path, config, split: str, label_ids: list[int], vo
     _, _, _, colour_keys = _class_list(root, config)
     remap = np.full(65536, void, np.uint8)
     remap[label_ids] = np.arange(len(label_ids))
-    pairs = find_pairs(root, quiet=True, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern)
+    pairs = find_pairs(root, quiet=True, holdout_groups=config.holdout_groups, group_pattern=config.group_pattern,
+                       train_on_validation=config.train_on_validation)
     for image_path, label_path in pairs[split]:
         _, ids = _read_pair(image_path, label_path, colour_keys)
         yield image_path.read_bytes(), remap[ids]

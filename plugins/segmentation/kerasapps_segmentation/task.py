@@ -60,6 +60,9 @@ class SegmentationConfig(TaskConfig):
     holdout_groups: tuple[str, ...] = field(
         (), "folder: validate on these whole groups of images (CamVid: the drives 0001TP, 0006R0, 0016E5), "
             "train on all other groups; the train and val splits are pooled first, test is untouched")
+    train_on_validation: bool = field(
+        False, "folder: train on the train and val splits together (the final model once settings are chosen, as "
+               "the SegNet paper did); val is still scored, on images trained on")
     group_pattern: str = field(
         GROUP_PATTERN, "folder: regular expression matched at the start of each image's file name (suffix left "
                        "out); its match, or its first capture group, is the image's group. Default: up to the first _")
@@ -101,7 +104,8 @@ class SegmentationTask(Task):
         "valannot/, testannot/; or split lists PATH/train.txt, val.txt, test.txt of 'image label' path "
         "pairs; or PATH/images/ + PATH/labels/ split 80/10/10 by file name. No val: 10% of train; no test: "
         "the val split is the test split. --set holdout_groups=G1,G2: validation is instead the train and "
-        "val images whose file names start with group G1 or G2 (G1_*.png: group_pattern), training all others. "
+        "val images whose file names start with group G1 or G2 (G1_*.png: group_pattern), training all others; "
+        "--set train_on_validation=true: train on train and val (the final model). "
         "Labels: 1-channel PNGs of class ids, or RGB PNGs in the class "
         "colours. Classes: PATH/class_dict.csv (or --set classes_file=): 'name,r,g,b' per line in id order; "
         "a class named void/unlabelled is ignored."
@@ -150,6 +154,8 @@ class SegmentationTask(Task):
         if self.config.holdout_groups:
             raise UsageError(f"holdout_groups: groups are file-name prefixes of folder: data; --dataset "
                              f"{self.source} has no files")
+        if self.config.train_on_validation:
+            raise UsageError(f"train_on_validation: for folder: data; --dataset {self.source} has its own splits")
 
     def load_folder(self):
         import tensorflow as tf

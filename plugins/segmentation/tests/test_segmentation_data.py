@@ -285,6 +285,21 @@ def test_holdout_groups_reach_the_datasets_and_the_served_test_split(tmp_path):
     assert len(served) == 4 and served[0][0] == (root / "train" / "B_0000.png").read_bytes()
 
 
+def test_train_on_validation_trains_the_final_model_on_train_and_val(tmp_path, capsys):
+    root = write_drives(tmp_path / "data")
+    pairs = find_pairs(root, train_on_validation=True)
+    plain = find_pairs(root, quiet=True)
+    assert pairs["train"] == plain["train"] + plain["validation"] and len(pairs["train"]) == 14
+    assert pairs["validation"] == plain["validation"] == pairs["test"]  # still scored (on frames trained on)
+    assert "note: train_on_validation: training on train and val (14 images); val (2) is scored on images " \
+        "trained on" in capsys.readouterr().out
+    task = make_task(root, augment=False, train_on_validation=True)
+    task.build_datasets()
+    assert task.info["train_examples"] == 14
+    with pytest.raises(UsageError, match=r"^train_on_validation trains on the held-out groups too; choose "):
+        find_pairs(root, holdout_groups=("A",), train_on_validation=True)
+
+
 def test_holdout_mistakes_name_the_groups_there_are(tmp_path):
     root = write_drives(tmp_path / "data")
     with pytest.raises(UsageError, match=r"^holdout_groups: no group named A_; the groups \(files\) are: "
