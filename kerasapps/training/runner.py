@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import hashlib
 import pathlib
-import sys
 import time
 
 from kerasapps.config import apply_overrides, check_memory, check_run_settings, load_config_file
