@@ -25,6 +25,8 @@ train and val pooled, the named drives' frames left out of training) and scores 
 of streets the model never saw, the honest stand-in for the test split (issue 31). ``--set
 KEY=VALUE`` passes any other task setting (``class_weighting=sqrt_median_frequency``,
 ``colour_jitter=0.1``, ...), ``--seed`` the run's seed and ``--work DIR`` keeps the run there.
+``--set train_on_validation=true`` trains the final model on train and val once the settings are
+chosen; on a copy with the test split it scores test, else val, which it then trained on.
 """
 
 import argparse
@@ -114,6 +116,8 @@ def main(argv=None):
         if not has_test:
             scored = (f"held-out drive {', '.join(holdout)} (val: train and val pooled, these drives' frames "
                       "left out of training; the last epoch's weights)")
+    elif params.get("train_on_validation") and not has_test:
+        scored = "val (trained on: train_on_validation; a figure of memory, not of generalisation)"
     elif not has_test:  # the copy's val frames are all of drive 0016E5, which train also holds
         scored = scored.replace("val (", "val (frames of a drive seen in training; ", 1)
     print(f"machine: {describe_machine()}")
