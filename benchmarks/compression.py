@@ -129,8 +129,13 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--random-draws", type=int, default=RANDOM_DRAWS, help="draws of the random baseline")
     parser.add_argument("--latency-rounds", type=int, default=60, help="timed calls per model and batch size")
+    parser.add_argument("--control", action="store_true",
+                        help="also fine-tune the unpruned network (keep 1) for the same budgets: what the "
+                             "fine-tuning alone moves the score")
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
     parser.add_argument("--no-scratch", action="store_true", help="skip the narrow networks trained from scratch")
+    parser.add_argument("--scored-on", default="test split",
+                        help="what the run's scored split is, for the plot's title (e.g. 'held-out drive 0006R0')")
     parser.add_argument("--out", default="compression.json")
     args = parser.parse_args(argv)
     if args.plot:
@@ -153,7 +158,7 @@ def main(argv=None):
     plan = run.task.compression_plan(run.model)
     steps_per_epoch = Trainer.num_batches(run.datasets["train"])
     results = {"machine": describe_machine(), "workdir": args.workdir, "task": run.task.name,
-               "model": run.config.model, "metric": metric_name(run),
+               "model": run.config.model, "metric": metric_name(run), "scored_on": args.scored_on,
                "dataset": run.resolved.get("dataset"),
                "samples": args.samples,
                "fine_tune_learning_rate": args.fine_tune_lr or run.config.learning_rate,
@@ -188,7 +193,7 @@ def main(argv=None):
                 if method == "spectral" and not args.no_serving:
                     row["export"] = export_and_size(task, model, exports)
                     served[f"spectral {keep:g}"] = (row["export"]["export"], model)
-                if draw == 0 and keep < 1.0:
+                if draw == 0 and (keep < 1.0 or (args.control and method == "spectral")):
                     for budget in budgets:
                         # the pruned weights, a fresh optimizer
                         task, model = narrow_model(run, plan, choices, args.fine_tune_lr)
@@ -274,7 +279,7 @@ def plot_png(results: dict, width: int = 720, height: int = 440) -> bytes:
         draw.text((x_of(keep) - 10, bottom + 8), f"{keep:g}", fill="black")
     draw.text(((left + right) // 2 - 40, height - 20), "kept fraction", fill="black")
     dataset = pathlib.PurePath(str(results.get("dataset") or "").removeprefix("folder:")).name or results["task"]
-    draw.text((left, 8), f"{results['model']} on {dataset}: {results['metric']} (scored split)", fill="black")
+    draw.text((left, 8), f"{results['model']} on {dataset}: {results['metric']}, {results.get('scored_on', 'test split')}", fill="black")
     legend = 0
     for method, colour in colours.items():
         for key, dashed in (("pruned_score", False), (budget, True)):
