@@ -93,7 +93,6 @@ def test_frechet_distance_by_hand():
 # -- the contrastive loss -------------------------------------------------------------
 def test_contrastive_loss_by_hand():
     import tensorflow as tf
-
     from kerasapps_captioning.models import contrastive_losses
 
     # Two orthogonal pairs, scale s: each direction's cross-entropy is log(1 + e^-s).
@@ -210,13 +209,43 @@ def write_caption_folder(root, train=40, dev=8, test=12, size=48):
     return root
 
 
+def check_frozen_matching_text_encoder(tmp_path, dataset, small_gan):
+    """text_encoder=matching: the generator is conditioned on the matching run's text encoder,
+    frozen, with its vocabulary; the export holds it."""
+    with pytest.raises(kerasapps.UsageError, match=r"text_encoder=matching takes the text encoder of a matching "
+                                                   r"run: give --set matching_run=RUN"):
+        kerasapps.train("text-to-image", dataset=dataset, **small_gan, text_encoder="matching",
+                        workdir=tmp_path / "refused", verbose=0)
+    run = kerasapps.run("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"),
+                        text_encoder="matching", workdir=tmp_path / "frozen", export_dir=tmp_path / "saved",
+                        samples=0, verbose=0)
+    match_info = json.loads((tmp_path / "match" / "task_info.json").read_text())
+    assert json.loads((tmp_path / "frozen" / "task_info.json").read_text())["vocabulary"] == match_info["vocabulary"]
+    from kerasapps.training.transfer import read_trained_run
+
+    matcher = read_trained_run(tmp_path / "match", task="matching").build_model()
+    trained = kerasapps.evaluate("text-to-image", workdir=tmp_path / "frozen", verbose=0).model
+    # Frozen: after training, the GAN's text encoder is still the matching run's, weight for weight.
+    assert trained.text_encoder.trainable is False and trained.text_encoder.input.shape[-1] == 12
+    expected = matcher.text_encoder.get_weights()
+    assert len(expected) > 0 and len(trained.text_encoder.get_weights()) == len(expected)
+    for got, want in zip(trained.text_encoder.get_weights(), expected):
+        np.testing.assert_array_equal(got, want)
+    assert trained.discriminator.input[1].shape[-1] == 8  # the matching embedding's size (embedding_dim)
+    result = check_export(run.export_path, ["a big red circle", "a small blue square"], out=tmp_path / "served",
+                          calls=[{"seed": [3]}])
+    assert [png["image_shape"] for png in result.serving["png_bytes"]["values"]] == [[32, 32, 3]] * 2
+
+
 @pytest.mark.slow
 def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys):
     data = write_caption_folder(tmp_path / "flickr")
     dataset = f"folder:{data}"
-    kerasapps.train("matching", dataset=dataset, epochs=1, **TINY_MATCHING, workdir=tmp_path / "match", verbose=0)
+    kerasapps.train("matching", dataset=dataset, epochs=1, **TINY_MATCHING, max_caption_length=12,
+                    workdir=tmp_path / "match", verbose=0)
     small_gan = dict(epochs=1, batch_size=16, image_size=32, generator_filters=16, lstm_units=8, embed_dim=8, z_dim=8,
                      cond_dim=8)
+    check_frozen_matching_text_encoder(tmp_path, dataset, small_gan)
     run = tmp_path / "t2i"
     kerasapps.train("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"), workdir=run,
                     verbose=0)
@@ -249,3 +278,4 @@ def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys)
     with pytest.raises(kerasapps.UsageError, match="expected a kerasapps matching run"):
         kerasapps.train("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"),
                         workdir=tmp_path / "t2", verbose=0)
+

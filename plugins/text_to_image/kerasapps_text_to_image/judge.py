@@ -27,6 +27,7 @@ import re
 
 import keras
 import numpy as np
+
 from kerasapps.api import frechet_distance, shapes  # noqa: F401 (frechet_distance: kept importable from here)
 
 COLOURS = tuple(shapes.COLOURS)

@@ -251,10 +251,15 @@ class TextToImageGAN(keras.Model):
 def build_gan(vocab_size: int, max_length: int, image_size: int = 64, *, embed_dim: int = 64,
               lstm_units: int = 64, z_dim: int = 64, cond_dim: int = 64, generator_filters: int = 128,
               discriminator_filters: int = 16, text_dim: int = 64, augmentation: bool = True,
-              kl_weight: float = 1.0, mismatched_text: bool = True, learning_rate: float = 2e-4) -> TextToImageGAN:
-    """Build, compile and build the optimizers of the GAN (call inside ``strategy.scope()``)."""
-    encoder = build_text_encoder(vocab_size, max_length, embed_dim, lstm_units)
-    sentence_dim = 2 * lstm_units
+              kl_weight: float = 1.0, mismatched_text: bool = True, learning_rate: float = 2e-4,
+              text_encoder: keras.Model | None = None) -> TextToImageGAN:
+    """Build, compile and build the optimizers of the GAN (call inside ``strategy.scope()``).
+
+    ``text_encoder``: a given encoder (token ids ``[N, max_length]`` -> sentence vector), e.g. a
+    frozen pretrained one, instead of a new BiLSTM trained with the discriminator.
+    """
+    encoder = text_encoder or build_text_encoder(vocab_size, max_length, embed_dim, lstm_units)
+    sentence_dim = int(encoder.output.shape[-1])
     gan = TextToImageGAN(
         encoder,
         build_conditioning(sentence_dim, cond_dim, augmentation),

@@ -11,13 +11,25 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import sys
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 
-from kerasapps.api import (CAPTIONS_FOLDER_LAYOUT, SPLITS, Task, TaskConfig, TrainedRun, UsageError, Vocabulary,
-                           build_vocabulary, field, frechet_distance, r_precision, read_captions_folder,
-                           read_trained_run)
+from kerasapps.api import (
+    CAPTIONS_FOLDER_LAYOUT,
+    SPLITS,
+    Task,
+    TaskConfig,
+    TrainedRun,
+    UsageError,
+    Vocabulary,
+    build_vocabulary,
+    field,
+    frechet_distance,
+    r_precision,
+    read_captions_folder,
+    read_trained_run,
+)
 
 # Shown in every sample grid: the issue's example plus a few unseen combinations.
 DEMO_CAPTIONS = (
@@ -62,6 +74,9 @@ class TextToImageConfig(TaskConfig):
     matching_run: Optional[str] = field(
         None, "a kerasapps matching run (its --workdir): the test metrics add R-precision and a Frechet "
         "distance in its image features, on any dataset")
+    text_encoder: Literal["own", "matching"] = field(
+        "own", "own: a BiLSTM trained with the discriminator; matching: matching_run's text encoder and vocabulary, "
+               "frozen (a pretrained sentence embedding, as StackGAN's char-CNN-RNN)")
 
     def validate(self):
         if self.stage2:
@@ -70,6 +85,9 @@ class TextToImageConfig(TaskConfig):
         size = self.image_size
         if size < 16 or size & (size - 1):
             raise UsageError(f"image_size must be a power of two >= 16, got {size}")
+        if self.text_encoder == "matching" and not self.matching_run:
+            raise UsageError("text_encoder=matching takes the text encoder of a matching run: give --set "
+                             "matching_run=RUN (a kerasapps run matching --workdir)")
         if self.early_stopping_patience:
             raise UsageError("early_stopping_patience is not supported: GAN losses do not measure image quality")
 
@@ -124,7 +142,11 @@ class TextToImageTask(Task):
         """
         images = {split: splits[split][0] for split in SPLITS}
         captions = {split: splits[split][1] for split in SPLITS}
-        words = build_vocabulary((c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count)
+        if self.config.text_encoder == "matching":  # the frozen encoder reads the words it was trained on
+            words = self.info["matching_run"]["info"]["vocabulary"]
+        else:
+            words = build_vocabulary((c for caps in captions["train"] for c in caps),
+                                     min_count=self.config.min_word_count)
         self.info.update(vocabulary=words, image_size=self.config.image_size, dataset_kind=self.source.kind)
         self.images = images
         self.captions = {split: [caps[i % len(caps)] for i, caps in enumerate(captions[split])] for split in SPLITS}
@@ -166,8 +188,15 @@ class TextToImageTask(Task):
     @property
     def vocabulary(self) -> Vocabulary:
         if getattr(self, "_vocabulary", None) is None:
-            self._vocabulary = Vocabulary(self.info["vocabulary"], self.config.max_caption_length)
+            self._vocabulary = Vocabulary(self.info["vocabulary"], self.caption_length)
         return self._vocabulary
+
+    @property
+    def caption_length(self) -> int:
+        """Tokens per caption: the frozen matching encoder's own length, else ``max_caption_length``."""
+        if self.config.text_encoder == "matching":
+            return int(self.info["matching_run"]["params"]["max_caption_length"])
+        return self.config.max_caption_length
 
     # -- model -----------------------------------------------------------------
     def build_model(self):
@@ -175,12 +204,21 @@ class TextToImageTask(Task):
 
         cfg = self.config
         return build_gan(
-            self.vocabulary.size, cfg.max_caption_length, cfg.image_size, embed_dim=cfg.embed_dim,
+            self.vocabulary.size, self.caption_length, cfg.image_size, embed_dim=cfg.embed_dim,
             lstm_units=cfg.lstm_units, z_dim=cfg.z_dim, cond_dim=cfg.cond_dim,
             generator_filters=cfg.generator_filters, discriminator_filters=cfg.discriminator_filters,
             augmentation=cfg.conditioning_augmentation, kl_weight=cfg.kl_weight,
             mismatched_text=cfg.mismatched_text, learning_rate=cfg.learning_rate,
+            text_encoder=self._matching_text_encoder() if cfg.text_encoder == "matching" else None,
         )
+
+    def _matching_text_encoder(self):
+        """The matching run's text encoder (token ids -> unit sentence vector), frozen. Its weights
+        come from the matching run, then travel in this run's own weights files."""
+        run = TrainedRun.from_json(self.info["matching_run"])
+        encoder = run.build_model(load_weights=pathlib.Path(run.weights).is_file()).text_encoder
+        encoder.trainable = False
+        return encoder
 
     def build_training_state(self, model, batch) -> None:
         # build_gan built both optimizers already (so do export and evaluate, which

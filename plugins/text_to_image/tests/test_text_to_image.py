@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import kerasapps
-from kerasapps.testing import run_cli as cli
 from kerasapps.testing import check_export
+from kerasapps.testing import run_cli as cli
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -50,9 +50,10 @@ def test_frechet_distance_against_hand_computed_cases():
 
 
 def test_stage2_is_rejected_with_a_clear_message():
+    from kerasapps_text_to_image.task import TextToImageConfig
+
     from kerasapps.config import apply_overrides
     from kerasapps.errors import UsageError
-    from kerasapps_text_to_image.task import TextToImageConfig
 
     with pytest.raises(UsageError, match="stage2=true .* not implemented"):
         apply_overrides(TextToImageConfig(), {"stage2": "true"})
