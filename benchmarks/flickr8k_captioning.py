@@ -213,26 +213,12 @@ def ngram_vectors(photos_captions: list[list[list[str]]], dimensions: int = 1 <<
     return vector
 
 
-def matching_embeddings(export_path, files: list[pathlib.Path], texts: list[str], batch: int = 64):
-    """(image embeddings, text embeddings) ``[N, D]`` of a matching export, row i pairing files[i] and texts[i]."""
-    import numpy as np
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(export_path)).signatures["serving_default"]
-    images, captions = [], []
-    for start in range(0, len(files), batch):
-        out = serve(image_bytes=tf.constant([f.read_bytes() for f in files[start:start + batch]]),
-                    text=tf.constant(texts[start:start + batch]))
-        images.append(out["image_embedding"].numpy())
-        captions.append(out["text_embedding"].numpy())
-    return np.concatenate(images), np.concatenate(captions)
-
-
 def matching_scores(export_path, files: list[pathlib.Path], texts: list[str]) -> dict:
     """``match`` (mean cosine of photo and caption) and ``r_precision`` (the photo's caption first among 100)."""
+    from benchmarks.text_to_image_scoring import embed
     from kerasapps.api import r_precision
 
-    images, captions = matching_embeddings(export_path, files, texts)
+    images, captions = embed(export_path, [f.read_bytes() for f in files], texts)
     return {"match": float((images * captions).sum(axis=1).mean()),
             "r_precision": r_precision(images, captions, distractors=min(99, len(files) - 1))}
 

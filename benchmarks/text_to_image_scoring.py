@@ -36,7 +36,8 @@ def generate(export_path, captions: list[str], seeds: list[int], batch: int = 50
 
 
 def embed(export_path, images: list[bytes], texts: list[str], batch: int = 64):
-    """(image embeddings, text embeddings) of a matching export, row i pairing images[i] and texts[i]."""
+    """(image embeddings, text embeddings) ``[N, D]`` of a matching export, row i pairing images[i] (encoded
+    bytes) and texts[i]; also the Flickr8k captioning benchmark's reference-free scores."""
     import numpy as np
     import tensorflow as tf
 

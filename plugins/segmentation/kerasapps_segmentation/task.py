@@ -115,7 +115,7 @@ class SegmentationTask(Task):
     def load_registered(self):  # --dataset shapes
         import tensorflow as tf
 
-        self._check_no_holdout()
+        self._check_no_folder_settings()
         shapes = self.source.load()
         height, width = _size(self.config, (64, 64))
         if height != width:
@@ -136,7 +136,7 @@ class SegmentationTask(Task):
         if not self.source.name.split("/")[0].startswith("oxford_iiit_pet"):
             raise UsageError(f"segmentation reads tfds:oxford_iiit_pet (trimaps), not tfds:{self.source.name}; "
                              "use folder:PATH for other data")
-        self._check_no_holdout()
+        self._check_no_folder_settings()
         datasets, _info = load_tfds(self.source)
         size = _size(self.config, (128, 128))
         self.info.update(class_names=list(PET_CLASSES), colours=[list(c) for c in PET_COLOURS], image_size=size)
@@ -150,7 +150,7 @@ class SegmentationTask(Task):
 
         return {s: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).cache() for s, ds in datasets.items()}
 
-    def _check_no_holdout(self):
+    def _check_no_folder_settings(self):
         if self.config.holdout_groups:
             raise UsageError(f"holdout_groups: groups are file-name prefixes of folder: data; --dataset "
                              f"{self.source} has no files")
