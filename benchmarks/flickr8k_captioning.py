@@ -1,14 +1,15 @@
 """Show and Tell on Flickr8k (folder: layout), scored with the COCO caption evaluation code beside two baselines.
 
-    python -m benchmarks.flickr8k_captioning                     # the recipe: tagging run, then captioning on it
+    python -m benchmarks.flickr8k_captioning                     # the recipe: matching run, captioning on its
+                                                                 # image encoder, then self-critical fine-tuning
     python -m benchmarks.flickr8k_captioning --scratch           # ablation: the captioner trained from scratch
-    python -m benchmarks.flickr8k_captioning --encoder-run RUN   # captioning on a tagging/classification run
+    python -m benchmarks.flickr8k_captioning --encoder-run RUN   # captioning on a matching/tagging/classification run
     python -m benchmarks.flickr8k_captioning --data DIR --tiny   # seconds: checks the pipeline runs
 
 Reads ../shared/data/flickr8k by default and skips cleanly when it is absent. The settings are
-the captioning plugin's recipe files, kerasapps_captioning/recipes/ (flickr8k-tagging.yaml,
-flickr8k.yaml, flickr8k-scratch.yaml: ``--recipe flickr8k`` and so on); the commands they stand
-for are printed. A copy without
+the captioning plugin's recipe files, kerasapps_captioning/recipes/ (flickr8k-matching.yaml,
+flickr8k.yaml, flickr8k-self-critical.yaml, flickr8k-tagging.yaml, flickr8k-scratch.yaml:
+``--recipe flickr8k`` and so on); the commands they stand for are printed. A copy without
 Flickr_8k.testImages.txt is scored on its dev split, and every figure says so.
 
 Scoring, as a client sees the model: the export's ``serving_default`` captions each scored
@@ -64,7 +65,8 @@ DATA = ROOT.parent / "shared" / "data" / "flickr8k"
 RECIPES = ROOT / "plugins" / "captioning" / "kerasapps_captioning" / "recipes"
 PUBLISHED = "Show and Tell 63 / 41 / 27 / -; soft attention 67 / 44.8 / 29.9 / 19.5 (test split)"
 # --tiny: seconds on 2 cores, for the tests (over the recipes' settings).
-TINY_TAGGING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", tags=40, min_images=1)
+TINY_MATCHING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", embedding_dim=16, word_dim=8,
+                     text_units=8, min_word_count=1)
 TINY_CAPTIONING = dict(epochs=1, batch_size=8, image_size=32, cnn_filters="8,16", embed_dim=16, lstm_units=16,
                        captions_per_image=1, min_word_count=1, max_caption_length=12, dropout=0.0, beam_size=1)
 
@@ -256,7 +258,10 @@ def main(argv=None):
     parser.add_argument("--data", default=str(DATA), help="a folder in Flickr8k's layout (Images/ + captions.txt)")
     parser.add_argument("--work", help="working folder; a finished stage in it is not run again (default: a new one)")
     parser.add_argument("--scratch", action="store_true", help="the ablation: recipes/flickr8k-scratch.yaml")
-    parser.add_argument("--encoder-run", help="caption with this tagging or classification run's network as encoder")
+    parser.add_argument("--encoder-run", help="caption with this matching, tagging or classification run's network "
+                                              "as encoder (default: train one, recipe flickr8k-matching)")
+    parser.add_argument("--no-self-critical", action="store_true",
+                        help="stop after the cross-entropy stage (no flickr8k-self-critical fine-tuning)")
     parser.add_argument("--epochs", type=int, help="captioning epochs (default: the recipe's)")
     parser.add_argument("--tiny", action="store_true", help="a few seconds' settings: checks the pipeline runs")
     parser.add_argument("--matching-export", help="a `matching` export: reference-free scores beside BLEU and CIDEr-D")
@@ -297,12 +302,20 @@ def main(argv=None):
     else:
         recipe = RECIPES / "flickr8k.yaml"
         if encoder_run is None:
-            tagging_dir, _ = stage("tagging", "tagging", RECIPES / "flickr8k-tagging.yaml",
-                                   TINY_TAGGING if args.tiny else {})
-            encoder_run = str(tagging_dir)
+            matching_dir, _ = stage("matching", "matching", RECIPES / "flickr8k-matching.yaml",
+                                    TINY_MATCHING if args.tiny else {})
+            encoder_run = str(matching_dir)
         encoder_task = read_trained_run(encoder_run).task
         caption_overrides.update(encoder=encoder_task, encoder_weights=encoder_run)
     workdir, metrics = stage("captioning", "captioning", recipe, caption_overrides)
+    cross_entropy_metrics = None
+    if not args.scratch and not args.no_self_critical:
+        cross_entropy_metrics = metrics
+        tuned_overrides = {**caption_overrides, "initial_weights": str(workdir)}
+        tuned_overrides.pop("epochs", None)  # --epochs is the cross-entropy stage's
+        if args.tiny:
+            tuned_overrides.update(epochs=1, learning_rate=1e-3)
+        _, metrics = stage("self-critical", "captioning", RECIPES / "flickr8k-self-critical.yaml", tuned_overrides)
 
     # -- scores through the export, as a client sees it --------------------------------
     files = [folder.image_dir / name for name in folder.names["test"]]
@@ -315,12 +328,14 @@ def main(argv=None):
     candidates = rng.sample(own_consensus, min(300, len(own_consensus)))
     single = best_single_caption(candidates, [train_refs[i] for i in sample])
     nearest, neighbours_consensus = nearest_neighbour_captions(workdir, folder, "test", own_consensus)
-    systems = {
-        "captioner": model_captions,
+    systems = {"captioner": model_captions}
+    if cross_entropy_metrics is not None:  # the captioner before its self-critical stage, for what that stage gives
+        systems["cross-entropy only"] = served_captions(cross_entropy_metrics["export_path"], files)
+    systems.update({
         "nearest neighbour": nearest,
         "25-NN consensus": neighbours_consensus,
         "consensus caption": [single] * len(files),
-    }
+    })
     # distinct: how many different captions the photos get (1 for a system that ignores the photo).
     table = {name: {**coco_scores(texts, references), "distinct": len(set(texts))} for name, texts in systems.items()}
     if args.matching_export:

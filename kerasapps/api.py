@@ -26,7 +26,8 @@ Text folders: :func:`read_text_folder` (one file per class, one sentence per lin
 Text: :class:`Vocabulary`, :func:`build_vocabulary`, :func:`standardize`, :func:`standardize_texts`,
     the special tokens and ids (``PAD``, ``UNK``, ``START``, ``END``, ``*_ID``), :func:`decode`,
     :func:`greedy_decode`, :func:`beam_search`, :func:`corpus_bleu`, :func:`corpus_cider`,
-    :func:`sentence_cider`, :func:`exact_match_rate`.
+    :func:`sentence_cider`, :class:`CiderD` (one caption at a time against a fixed corpus's
+    frequencies: a self-critical reward), :func:`exact_match_rate`.
 Paired embeddings: :func:`recall_at_k`, :func:`r_precision` (text-to-image, as AttnGAN reports it),
     :func:`frechet_distance` (FID's formula, in any network's features).
 Layers: :class:`ForgetGateBias`, :class:`FusedBatchNormalization`.
@@ -115,6 +116,7 @@ _LAZY = {
     "corpus_bleu": "kerasapps.metrics.bleu:corpus_bleu",
     "corpus_cider": "kerasapps.metrics.cider:corpus_cider",
     "sentence_cider": "kerasapps.metrics.cider:sentence_cider",
+    "CiderD": "kerasapps.metrics.cider:CiderD",
     "exact_match_rate": "kerasapps.metrics.bleu:exact_match_rate",
     "recall_at_k": "kerasapps.metrics.retrieval:recall_at_k",
     "r_precision": "kerasapps.metrics.retrieval:r_precision",

@@ -33,6 +33,20 @@ def _tf_idf(counts, document_frequency, log_images, max_n):
     return vectors, norms
 
 
+def _similarity(hyp_vectors, hyp_norms, hyp_length, ref_vectors, ref_norms, ref_length, max_n) -> float:
+    # The COCO code measures length in bigrams (tokens - 1): the same difference, except for
+    # one-word and empty sentences, where it is kept for figures comparable with the field's.
+    delta = max(hyp_length - 1, 0) - max(ref_length - 1, 0)
+    penalty = math.exp(-delta * delta / (2 * SIGMA * SIGMA))
+    total = 0.0
+    for n in range(max_n):
+        dot = sum(min(v, ref_vectors[n].get(g, 0.0)) * ref_vectors[n].get(g, 0.0) for g, v in hyp_vectors[n].items())
+        if hyp_norms[n] and ref_norms[n]:
+            dot /= hyp_norms[n] * ref_norms[n]
+        total += dot * penalty
+    return total
+
+
 def sentence_cider(hypotheses, references, max_n: int = 4) -> list[float]:
     """CIDEr-D of each hypothesis (a token list) against its references (token lists); document
     frequencies come from all the references given, so the corpus is what is scored.
@@ -43,31 +57,42 @@ def sentence_cider(hypotheses, references, max_n: int = 4) -> list[float]:
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     if not hypotheses:
         return []
-    document_frequency = collections.Counter()
-    ref_counts = []
-    for refs in references:
-        counts = [_counts(r, max_n) for r in refs]
-        document_frequency.update({gram for c in counts for gram in c})
-        ref_counts.append(counts)
-    log_images = math.log(len(references))
-    scores = []
-    for hyp, refs, counts in zip(hypotheses, references, ref_counts):
-        hyp_vectors, hyp_norms = _tf_idf(_counts(hyp, max_n), document_frequency, log_images, max_n)
+    scorer = CiderD(references, max_n)
+    return [scorer.score(hyp, refs) for hyp, refs in zip(hypotheses, references)]
+
+
+class CiderD:
+    """CIDEr-D against the document frequencies of a fixed corpus of references, one caption at
+    a time: the reward of self-critical training (Rennie et al. 2017), where a sampled caption
+    is scored against its image's references with the training corpus's frequencies.
+
+    Any hashable tokens work (words, or token ids). Example::
+
+        scorer = CiderD(training_references)          # per image, its reference token lists
+        scorer.score(["a", "dog", "runs"], [["a", "dog", "is", "running"], ["a", "brown", "dog"]])
+    """
+
+    def __init__(self, corpus, max_n: int = 4):
+        self.max_n = max_n
+        self.document_frequency = collections.Counter()
+        count = 0
+        for refs in corpus:
+            self.document_frequency.update({gram for ref in refs for gram in _counts(ref, max_n)})
+            count += 1
+        self.log_images = math.log(max(count, 1))
+
+    def score(self, hypothesis, references) -> float:
+        """CIDEr-D of ``hypothesis`` against ``references`` (0 without references)."""
+        if not references:
+            return 0.0
+        hyp_vectors, hyp_norms = _tf_idf(_counts(hypothesis, self.max_n), self.document_frequency, self.log_images,
+                                         self.max_n)
         total = 0.0
-        for ref, ref_count in zip(refs, counts):
-            ref_vectors, ref_norms = _tf_idf(ref_count, document_frequency, log_images, max_n)
-            # The COCO code measures length in bigrams (tokens - 1): the same difference, except for
-            # one-word and empty sentences, where it is kept for figures comparable with the field's.
-            delta = max(len(hyp) - 1, 0) - max(len(ref) - 1, 0)
-            penalty = math.exp(-delta * delta / (2 * SIGMA * SIGMA))
-            for n in range(max_n):
-                dot = sum(min(v, ref_vectors[n].get(g, 0.0)) * ref_vectors[n].get(g, 0.0)
-                          for g, v in hyp_vectors[n].items())
-                if hyp_norms[n] and ref_norms[n]:
-                    dot /= hyp_norms[n] * ref_norms[n]
-                total += dot * penalty
-        scores.append(10.0 * total / max_n / max(len(refs), 1))
-    return scores
+        for ref in references:
+            ref_vectors, ref_norms = _tf_idf(_counts(ref, self.max_n), self.document_frequency, self.log_images,
+                                             self.max_n)
+            total += _similarity(hyp_vectors, hyp_norms, len(hypothesis), ref_vectors, ref_norms, len(ref), self.max_n)
+        return 10.0 * total / self.max_n / len(references)
 
 
 def corpus_cider(hypotheses, references, max_n: int = 4) -> float:

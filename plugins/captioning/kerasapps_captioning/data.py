@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasapps.api import END_ID, SPLITS, START_ID, UsageError, load_tfds, read_captions_folder, standardize_texts
+from kerasapps.api import (END_ID, SPLITS, START_ID, CiderD, UsageError, load_tfds, read_captions_folder,
+                           standardize_texts)
 
 
 def read_shapes(shapes, config, seed: int):
@@ -104,3 +105,15 @@ def tokenized_references(captions) -> list[list[list[str]]]:
         out.append([flat[j].split() for j in range(i, i + len(caps))])
         i += len(caps)
     return out
+
+
+def reward_scorer(vocab, captions):
+    """CIDEr-D over the training references as the model writes them (token ids, ``<end>`` left
+    out): the self-critical reward, with the training corpus's document frequencies."""
+    flat = [c for caps in captions for c in caps]
+    ids = np.asarray(vocab.encode(flat))
+    references, i = [], 0
+    for caps in captions:
+        references.append([tuple(int(t) for t in row if t > 0) for row in ids[i:i + len(caps)] if row.any()])
+        i += len(caps)
+    return CiderD(references)

@@ -108,8 +108,12 @@ def build_run_network(cfg, run):
 def build_run_features(cfg, network):
     """A classification or tagging ``network`` without its classifier: images (0..255, RGB) -> the
     features its ``logits`` layer reads (before its dropout). A grayscale network (MNIST)
-    sees the image in grey (ITU-R 601 luma)."""
+    sees the image in grey (ITU-R 601 luma). A matching run's network (:class:`DualEncoder`)
+    gives its image encoder's features below the projection into the shared space, at the size
+    it was trained on (images are resized to it)."""
     names = {layer.name for layer in network.layers}
+    if isinstance(network, DualEncoder):
+        return _matching_image_features(cfg, network.image_encoder)
     if "logits" not in names:
         raise UsageError(f"the {network.name} network has no 'logits' layer to cut its classifier at")
     features = network.get_layer("dropout" if "dropout" in names else "logits").input
@@ -120,6 +124,17 @@ def build_run_features(cfg, network):
     backbone.trainable = not cfg.freeze_encoder
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = keras.ops.image.rgb_to_grayscale(image) if network.input.shape[-1] == 1 else image
+    return keras.Model(image, backbone(x, training=False if cfg.freeze_encoder else None), name="image_features")
+
+
+def _matching_image_features(cfg, image_encoder):
+    features = image_encoder.get_layer("image_projection").input
+    backbone = keras.Model(image_encoder.input, features, name="matching_image_features")
+    backbone.trainable = not cfg.freeze_encoder
+    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    trained_size = tuple(image_encoder.input.shape[1:3])
+    # Its filters learnt objects at that scale; max pooling would take any size, but not the same features.
+    x = image if trained_size == (cfg.image_size,) * 2 else keras.layers.Resizing(*trained_size, name="to_trained_size")(image)
     return keras.Model(image, backbone(x, training=False if cfg.freeze_encoder else None), name="image_features")
 
 
@@ -174,6 +189,45 @@ def build_show_and_tell(cfg, vocab_size: int, encoder):
     return model
 
 
+def decoder_steps(model, cfg):
+    """The trained decoder one word at a time, for decoding and for self-critical sampling.
+
+    Returns ``(start, step)``: ``start(image_vectors)`` -> the decoder's state before the first
+    word (the LSTMs' ``(h, c)`` pairs and the image vector; Show and Tell has read the image
+    already), and ``step(tokens [N], state)`` -> (next-word log-probabilities [N, vocab], state).
+    """
+    embedding = model.get_layer("embedding")
+    lstms = [model.get_layer(f"lstm{i}") for i in range(1, cfg.lstm_layers + 1)]
+    logits_layer = model.get_layer("logits")
+    merge = getattr(cfg, "decoder", "show_and_tell") == "merge"
+    mix = model.get_layer("merge") if merge else None
+
+    def run_lstms(x, states):
+        new_states = []
+        for layer, (h, c) in zip(lstms, states):
+            x, h, c = layer(x, initial_state=[h, c], training=False)
+            new_states.append((h, c))
+        return x, tuple(new_states)
+
+    def start(image_vectors):
+        batch = tf.shape(image_vectors)[0]
+        states = tuple((tf.zeros([batch, cfg.lstm_units], image_vectors.dtype),) * 2 for _ in lstms)
+        if not merge:
+            _, states = run_lstms(image_vectors[:, tf.newaxis, :], states)
+        return states, image_vectors
+
+    def step(tokens, state):
+        # The image vector travels in the state: beam search reorders it with the LSTMs' states.
+        lstm_states, image_vector = state
+        x, lstm_states = run_lstms(embedding(tokens)[:, tf.newaxis, :], lstm_states)
+        x = x[:, 0]
+        if merge:
+            x = mix(tf.concat([x, tf.cast(image_vector, x.dtype)], axis=-1))
+        return tf.nn.log_softmax(tf.cast(logits_layer(x), tf.float32)), (lstm_states, image_vector)
+
+    return start, step
+
+
 def caption_function(model, cfg, beam_size: int | None = None, alpha: float | None = None,
                      use_beam: bool | None = None):
     """A graph function: float32 images [N, S, S, 3] (0..255) -> (token ids [N, T], log-prob [N]).
@@ -183,40 +237,53 @@ def caption_function(model, cfg, beam_size: int | None = None, alpha: float | No
     beam_size = cfg.beam_size if beam_size is None else beam_size
     alpha = cfg.length_alpha if alpha is None else alpha
     encoder = model.get_layer("encoder")
-    embedding = model.get_layer("embedding")
-    lstms = [model.get_layer(f"lstm{i}") for i in range(1, cfg.lstm_layers + 1)]
-    logits_layer = model.get_layer("logits")
-    merge = getattr(cfg, "decoder", "show_and_tell") == "merge"
-    mix = model.get_layer("merge") if merge else None
-    max_length = cfg.max_caption_length + 1
-
-    def run_lstms(x, states):
-        new_states = []
-        for layer, (h, c) in zip(lstms, states):
-            x, h, c = layer(x, initial_state=[h, c], training=False)
-            new_states.append((h, c))
-        return x, tuple(new_states)
-
-    def step(tokens, state):
-        # The state is the LSTMs' (h, c) pairs and, for merge, the image vector (beam search
-        # reorders both alike).
-        lstm_states, image_vector = state
-        x, lstm_states = run_lstms(embedding(tokens)[:, tf.newaxis, :], lstm_states)
-        x = x[:, 0]
-        if merge:
-            x = mix(tf.concat([x, tf.cast(image_vector, x.dtype)], axis=-1))
-        return tf.nn.log_softmax(tf.cast(logits_layer(x), tf.float32)), (lstm_states, image_vector)
+    start, step = decoder_steps(model, cfg)
 
     def captions(images):
-        features = encoder(images, training=False)
-        batch = tf.shape(features)[0]
-        states = tuple((tf.zeros([batch, cfg.lstm_units], features.dtype),) * 2 for _ in lstms)
-        if not merge:
-            _, states = run_lstms(features[:, tf.newaxis, :], states)
-        start = tf.fill([batch], START_ID)
-        return decode(step, (states, features), start, END_ID, max_length, beam_size, alpha, use_beam)
+        state = start(encoder(images, training=False))
+        first = tf.fill([tf.shape(images)[0]], START_ID)
+        return decode(step, state, first, END_ID, cfg.max_caption_length + 1, beam_size, alpha, use_beam)
 
     return captions
+
+
+def sample_captions(step, state, max_length: int):
+    """Graph code: one caption per row of ``state`` drawn word by word from the decoder's
+    distribution (differentiable in its log-probabilities).
+
+    Returns ``(tokens [N, max_length], log_probs [N, max_length], mask [N, max_length])``: the
+    words up to and including ``<end>`` have mask 1, what follows it 0.
+    """
+    tokens = tf.fill([tf.shape(state[1])[0]], START_ID)
+    words, log_probs = [], []
+    for _ in range(max_length):  # unrolled: max_length is small and the gradient flows through every step
+        scores, state = step(tokens, state)
+        tokens = tf.random.categorical(scores, 1, dtype=tf.int32)[:, 0]
+        words.append(tokens)
+        log_probs.append(tf.gather(scores, tokens, batch_dims=1))
+    words, log_probs = tf.stack(words, axis=1), tf.stack(log_probs, axis=1)
+    ended_before = tf.cumsum(tf.cast(words == END_ID, tf.int32), axis=1, exclusive=True) > 0
+    return words, log_probs, tf.cast(~ended_before, tf.float32)
+
+
+def self_critical_rewards(scorer, samples: int, words, targets, weights) -> np.ndarray:
+    """Host code: each sampled caption's CIDEr-D against its image's references.
+
+    ``words`` [N * samples, T]: the sampled token ids, image by image (rows ``i * samples`` ..
+    ``i * samples + samples - 1`` are image ``i``'s), cut at the first ``<end>``; ``targets`` and
+    ``weights`` [N, K, T + 1]: the teacher-forcing targets of each image's K references (their
+    words, then ``<end>``), weight 0 past the end and for empty slots. ``scorer`` is a
+    :class:`kerasapps.api.CiderD`. Returns float32 [N * samples].
+    """
+    references = [[tuple(int(t) for t, w in zip(row, row_weights) if w > 0 and t != END_ID)
+                   for row, row_weights in zip(image_targets, image_weights) if row_weights.any()]
+                  for image_targets, image_weights in zip(targets, weights)]
+    rewards = []
+    for i, row in enumerate(words):
+        end = np.flatnonzero(row == END_ID)
+        caption = tuple(int(t) for t in row[:end[0] if len(end) else len(row)])
+        rewards.append(scorer.score(caption, references[i // samples]))
+    return np.asarray(rewards, np.float32)
 
 
 class ShowAndTell(keras.Model):
@@ -235,6 +302,7 @@ class ShowAndTell(keras.Model):
         self.features_head = features_head
         if features_head is not None:
             self.input_spec = None  # two input structures: each path checks its own in call()
+        self.self_critical = None
 
     def call(self, inputs, training=None, mask=None):
         if "features" in inputs:
@@ -242,6 +310,54 @@ class ShowAndTell(keras.Model):
                 raise ValueError("this model was built without cache_features: it takes images")
             return self.features_head(inputs, training=training)
         return super().call(inputs, training=training, mask=mask)
+
+    def train_self_critical(self, cfg, scorer, samples: int):
+        """From now on ``train_step`` is self-critical sequence training (Rennie et al. 2017):
+        ``samples`` captions drawn per image, each rewarded by ``scorer`` (a
+        :class:`kerasapps.api.CiderD` over the training references' token ids) against the
+        image's references in the batch, less the mean reward of the image's other samples
+        (Luo 2020), which needs no greedy pass. Logs ``reward`` (the samples' mean CIDEr-D) and
+        ``policy_loss``; validation keeps the cross-entropy metrics. Call before the first step.
+        """
+        self._steps = decoder_steps(self, cfg)
+        self._max_length = cfg.max_caption_length + 1
+        self._embed_features = (lambda features: embed_features(cfg, features, self.get_layer("encoder")))
+        self.self_critical = (scorer, samples)
+        self.self_critical_trackers = {"policy_loss": keras.metrics.Mean(name="policy_loss"),
+                                       "reward": keras.metrics.Mean(name="reward")}
+
+    def train_step(self, data):
+        if self.self_critical is None:
+            return super().train_step(data)
+        inputs, targets, weights = data
+        scorer, samples = self.self_critical
+        start, step = self._steps
+        with tf.GradientTape() as tape:
+            if "features" in inputs:
+                vectors = self._embed_features(inputs["features"])
+            else:
+                vectors = self.get_layer("encoder")(inputs["image"], training=False)
+            state = start(tf.repeat(vectors, samples, axis=0))
+            words, log_probs, mask = sample_captions(step, state, self._max_length)
+            rewards = tf.numpy_function(lambda *arrays: self_critical_rewards(scorer, samples, *arrays),
+                                        [words, targets, weights], tf.float32, stateful=False)
+            rewards = tf.reshape(rewards, [-1, samples])
+            baseline = (tf.reduce_sum(rewards, axis=1, keepdims=True) - rewards) / max(samples - 1, 1)
+            advantage = tf.stop_gradient(tf.reshape(rewards - baseline, [-1]))
+            losses = -advantage * tf.reduce_sum(log_probs * mask, axis=1)
+            # Each replica's share of the global mean: the optimizer sums the replicas' gradients.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = self.optimizer.scale_loss(tf.reduce_mean(losses) / replicas)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients((g, v) for g, v in zip(tape.gradient(loss, variables), variables) if g is not None)
+        self.self_critical_trackers["policy_loss"].update_state(losses)
+        self.self_critical_trackers["reward"].update_state(rewards)
+        return {name: tracker.result() for name, tracker in self.self_critical_trackers.items()}
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        # Validation is teacher-forced cross-entropy: the self-critical trackers have nothing to say there.
+        return {name: value for name, value in logs.items() if name not in ("policy_loss", "reward")}
 
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's cap on 1 / temperature: a larger scale made its training unstable

@@ -21,7 +21,7 @@ from kerasapps_captioning import data
 
 
 # Encoders that are the network of another kerasapps run (encoder_weights=RUN), by its task.
-RUN_ENCODERS = ("classification", "tagging")
+RUN_ENCODERS = ("classification", "tagging", "matching")
 
 
 @dataclasses.dataclass
@@ -35,12 +35,14 @@ class CaptioningConfig(TaskConfig):
     lr_schedule: Literal["constant", "cosine"] = field(
         "cosine", "constant: keep the learning rate; cosine: decay it to 5% over the whole run")
     image_size: int = field(64, "input side in pixels", minimum=16, maximum=4096)
-    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0", "classification", "tagging"] = field(
-        "cnn", "image encoder: a small CNN trained from scratch, a keras.applications model, or the network of a "
-        "kerasapps classification or tagging run (encoder_weights=RUN) without its classifier")
+    encoder: Literal["cnn", "mobilenet_v2", "inception_v3", "efficientnet_b0", "classification", "tagging",
+                     "matching"] = field(
+        "cnn", "image encoder: a small CNN trained from scratch, a keras.applications model, the network of a "
+        "kerasapps classification or tagging run (encoder_weights=RUN) without its classifier, or the image encoder "
+        "of a matching run below its projection (at the size it was trained on)")
     encoder_weights: str = field(
         "none", "none; imagenet (keras.applications, downloads); a keras.applications weights file; or, with "
-        "encoder=classification or tagging, a run of that task: its folder or its best.weights.h5")
+        "encoder=classification, tagging or matching, a run of that task: its folder or its best.weights.h5")
     freeze_encoder: bool = field(False, "keep the pretrained encoder's weights fixed")
     cache_features: bool = field(
         False, "with freeze_encoder: compute each image's encoder features once (first epoch) and keep them in memory")
@@ -61,6 +63,14 @@ class CaptioningConfig(TaskConfig):
     forget_bias: float = field(3.0, "initial LSTM forget-gate bias (Keras's default is 1)")
     max_caption_length: int = field(16, "words per caption (longer ones are cut)", minimum=1)
     min_word_count: int = field(2, "words seen fewer times in training captions become [UNK]", minimum=1)
+    objective: Literal["cross_entropy", "self_critical"] = field(
+        "cross_entropy", "cross_entropy: teacher forcing on the references; self_critical: fine-tune a trained run "
+        "(initial_weights) on the CIDEr-D of its own sampled captions (Rennie et al. 2017), each baselined by the "
+        "image's other samples; the last epoch's weights are kept")
+    self_critical_samples: int = field(5, "self_critical: captions sampled per image and step", minimum=2)
+    initial_weights: str = field(
+        "none", "a captioning run to start from (its folder or best.weights.h5), built with the same settings; "
+        "its vocabulary is kept")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)", minimum=1)
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
     train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)", minimum=1)
@@ -68,6 +78,9 @@ class CaptioningConfig(TaskConfig):
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
 
     def validate(self):
+        if self.objective == "self_critical" and self.initial_weights == "none":
+            raise UsageError("objective=self_critical fine-tunes a trained captioning run: --set initial_weights="
+                             "runs/captioning (captions sampled from an untrained decoder earn no reward)")
         if self.cache_features and (self.encoder == "cnn" or not self.freeze_encoder):
             raise UsageError("cache_features needs a frozen pretrained encoder: "
                              "--set encoder=mobilenet_v2 --set freeze_encoder=true (the small CNN always trains)")
@@ -99,6 +112,11 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         from kerasapps_captioning import models as model_code
 
         super().__init__(*args, **kwargs)
+        if self.config.objective == "self_critical":
+            # Validation loss is teacher-forced cross-entropy, which CIDEr-D training gives up on purpose.
+            self.monitor = None
+        if self.config.initial_weights != "none" and "initial_run" not in self.info:
+            self.info["initial_run"] = read_trained_run(self.config.initial_weights, task=self.name).to_json()
         self._read_encoder_run = self.config.encoder in RUN_ENCODERS and "encoder_run" not in self.info
         if self._read_encoder_run:
             # A new run reads the classification run now (before any data) and records it in its
@@ -119,14 +137,18 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
 
         images = {split: splits[split][0] for split in SPLITS}
         captions = {split: splits[split][1] for split in SPLITS}
-        words = build_vocabulary(
-            (c for caps in captions["train"] for c in caps), min_count=self.config.min_word_count
-        )
+        if "initial_run" in self.info:  # its weights are for its words
+            words = TrainedRun.from_json(self.info["initial_run"]).info["vocabulary"]
+        else:
+            words = build_vocabulary((c for caps in captions["train"] for c in caps),
+                                     min_count=self.config.min_word_count)
         self.info.update(vocabulary=words, image_size=self.config.image_size,
                          train_images=len(captions["train"]))
         vocab = self.vocabulary
         # References for BLEU, tokenised as the model sees them (standardised words).
         self.references = {split: data.tokenized_references(captions[split]) for split in ("validation", "test")}
+        if self.config.objective == "self_critical":
+            self.reward_scorer = data.reward_scorer(vocab, captions["train"])
         self.image_datasets = {split: images[split].batch(self.config.batch_size) for split in SPLITS}
         # The model reads images, or with a cached frozen encoder the features it computes from them.
         cache = self.config.cache_features and self._encoder_weights_final()
@@ -196,6 +218,20 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
+        run = TrainedRun.from_json(self.info["initial_run"]) if "initial_run" in self.info else None
+        # Evaluation, export and resumption restore this run's own weights next: the initial run may be gone.
+        if run is not None and pathlib.Path(run.weights).is_file():
+            try:
+                run.load_weights(model)
+            except UsageError as exc:
+                raise UsageError(f"initial_weights={self.config.initial_weights}: {exc}; build this run with that "
+                                 f"run's settings") from None
+            # Its network, not its optimizer's state: this run starts a fresh Adam (step count and moments).
+            for variable in model.optimizer.variables:
+                if variable.name != "learning_rate":
+                    variable.assign(keras.ops.zeros_like(variable))
+        if getattr(self, "reward_scorer", None) is not None:  # training (export and evaluation need no reward)
+            model.train_self_critical(self.config, self.reward_scorer, self.config.self_critical_samples)
         return model
 
     def _load_encoder_run(self) -> bool:

@@ -495,8 +495,9 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     matching = kerasapps.run("matching", dataset=f"folder:{data}", epochs=1, batch_size=8, image_size=32,
                              cnn_filters=(8, 16), embedding_dim=16, word_dim=8, text_units=8, min_word_count=1,
                              workdir=tmp_path / "match", export_dir=tmp_path / "match_models", samples=0, verbose=0)
+    # It is also the captioner's encoder (the benchmark trains its own without --encoder-run).
     result = main(["--data", str(data), "--tiny", "--work", str(tmp_path / "work"),
-                   "--matching-export", str(matching.export_path)])
+                   "--matching-export", str(matching.export_path), "--encoder-run", str(tmp_path / "match")])
     out = capsys.readouterr().out
     assert "human (reference 1)" in out and " match  R-prec" in out
     # match is the mean of the export's own per-pair score; one caption for every photo ties with every
@@ -514,10 +515,10 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     assert result["scores"]["consensus caption"]["r_precision"] == 0.0
     assert 0 <= result["matching"]["human_reference"]["r_precision"] <= 1
     assert "flickr8k: 30 train / 10 dev images; scored: dev (10 photos, 30 references)" in out
-    assert "run tagging --config" in out and "flickr8k-tagging.yaml" in out
-    assert f"--set encoder=tagging --set encoder_weights={tmp_path / 'work' / 'tagging'}" in out
-    assert result["scored_split"] == "dev" and set(result["scores"]) == {"captioner", "nearest neighbour",
-                                                                        "25-NN consensus", "consensus caption"}
+    assert f"--set encoder=matching --set encoder_weights={tmp_path / 'match'}" in out
+    assert "flickr8k-self-critical.yaml" in out and f"--set initial_weights={tmp_path / 'work' / 'captioning'}" in out
+    assert result["scored_split"] == "dev" and set(result["scores"]) == {
+        "captioner", "cross-entropy only", "nearest neighbour", "25-NN consensus", "consensus caption"}
     assert result["scores"]["consensus caption"]["distinct"] == 1
     assert result["scores"]["captioner"]["distinct"] == len(set(result["captions"].values()))
     assert result["task_metrics"]["distinct_captions"] == result["scores"]["captioner"]["distinct"]
@@ -531,14 +532,21 @@ def test_flickr8k_benchmark_scores_the_recipe_and_its_baselines_on_dev(tmp_path,
     assert f"img{0}.png,{result['consensus_caption']}" in {f"img0.png,{c.split(',', 1)[1]}" for c in train_captions}
     assert result["scores"]["consensus caption"]["cider_d"] > 0
     saved = json.loads((tmp_path / "work/captioning/config.json").read_text())["params"]
-    assert saved["encoder"] == "tagging" and saved["freeze_encoder"] and saved["cache_features"]
-    # The captioning run records what rebuilds its encoder: it evaluates without the tagging run.
-    shutil.rmtree(tmp_path / "work" / "tagging")
-    again = kerasapps.evaluate("captioning", workdir=tmp_path / "work/captioning", verbose=2)
+    assert saved["encoder"] == "matching" and saved["freeze_encoder"] and saved["cache_features"]
+    tuned = json.loads((tmp_path / "work/self-critical/config.json").read_text())["params"]
+    assert tuned["objective"] == "self_critical" and tuned["initial_weights"] == str(tmp_path / "work" / "captioning")
+    before = json.loads((tmp_path / "work/captioning/metrics.json").read_text())["metrics"]
+    assert result["scores"]["cross-entropy only"]["cider_d"] == pytest.approx(before["cider_d"], abs=1e-9)
+    # The captioning runs record what rebuilds their encoder: they evaluate without the matching run,
+    # and the self-critical run without the run it started from.
+    shutil.rmtree(tmp_path / "match")
+    shutil.rmtree(tmp_path / "work" / "captioning" / "backup")
+    (tmp_path / "work" / "captioning" / "best.weights.h5").rename(tmp_path / "kept.weights.h5")
+    again = kerasapps.evaluate("captioning", workdir=tmp_path / "work/self-critical", verbose=2)
     printed = capsys.readouterr()
-    assert f"note: {tmp_path / 'work' / 'tagging'}/best.weights.h5 is gone" in printed.err
+    assert f"note: {tmp_path / 'match'}/best.weights.h5 is gone" in printed.err
     assert printed.out.startswith("dev: ") and again.scored_split == "dev"
-    metrics = json.loads((tmp_path / "work/captioning/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "work/self-critical/metrics.json").read_text())
     assert metrics["scored_split"] == "dev"
     assert [metrics["metrics"][f"bleu{n}"] for n in range(1, 5)] == [own[f"bleu{n}"] for n in range(1, 5)]
 

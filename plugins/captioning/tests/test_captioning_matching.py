@@ -1,6 +1,6 @@
 """Image-text matching and the scores built on paired embeddings: recall, R-precision, the Frechet
 distance, the contrastive loss (one device and two replicas), the matching task end to end, and
-text-to-image scored by a matching run on Flickr8k-layout folder data."""
+text-to-image scored by (and captioning encoded by) a matching run on Flickr8k-layout folder data."""
 
 import json
 import math
@@ -238,6 +238,27 @@ def check_frozen_matching_text_encoder(tmp_path, dataset, small_gan):
 
 
 @pytest.mark.slow
+def check_captioning_on_the_matching_image_encoder(tmp_path, dataset):
+    """encoder=matching: the captioner's features are the matching run's image encoder below its
+    projection, on the photos resized to the size it was trained on (32; the captioner reads 48)."""
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.training.transfer import read_trained_run
+
+    kerasapps.train("captioning", dataset=dataset, epochs=1, batch_size=8, image_size=48, encoder="matching",
+                    encoder_weights=str(tmp_path / "match"), freeze_encoder=True, cache_features=True,
+                    normalize_features=True, decoder="merge", embed_dim=8, lstm_units=8, max_caption_length=8,
+                    beam_size=1, workdir=tmp_path / "captioner", verbose=0)
+    matcher = read_trained_run(tmp_path / "match", task="matching").build_model()
+    below_projection = keras.Model(matcher.image_encoder.input,
+                                   matcher.image_encoder.get_layer("image_projection").input)
+    captioner = read_trained_run(tmp_path / "captioner", task="captioning").build_model()
+    images = tf.random.uniform([2, 48, 48, 3], 0, 255, seed=2)
+    np.testing.assert_allclose(captioner.get_layer("encoder").get_layer("image_features")(images),
+                               below_projection(tf.image.resize(images, (32, 32))), rtol=1e-5, atol=1e-5)
+
+
 def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys):
     data = write_caption_folder(tmp_path / "flickr")
     dataset = f"folder:{data}"
@@ -246,6 +267,7 @@ def test_text_to_image_scored_by_a_matching_run_on_folder_data(tmp_path, capsys)
     small_gan = dict(epochs=1, batch_size=16, image_size=32, generator_filters=16, lstm_units=8, embed_dim=8, z_dim=8,
                      cond_dim=8)
     check_frozen_matching_text_encoder(tmp_path, dataset, small_gan)
+    check_captioning_on_the_matching_image_encoder(tmp_path, dataset)
     run = tmp_path / "t2i"
     kerasapps.train("text-to-image", dataset=dataset, **small_gan, matching_run=str(tmp_path / "match"), workdir=run,
                     verbose=0)
