@@ -35,7 +35,8 @@ def one_error(result) -> str:
 def test_the_headline_figures_have_recipes():
     names = {f"{path.parents[1].name}/{path.stem}" for path in RECIPE_FILES}
     assert {"kerasapps_segmentation/camvid", "kerasapps_translation/multi30k", "kerasapps_classification/mnist",
-            "kerasapps_captioning/flickr8k", "kerasapps_captioning/flickr8k-tagging"} <= names
+            "kerasapps_captioning/flickr8k", "kerasapps_captioning/flickr8k-matching",
+            "kerasapps_captioning/flickr8k-self-critical"} <= names
 
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.name)
@@ -57,8 +58,11 @@ def test_every_first_party_recipe_is_a_valid_config_of_its_task(path):
     assert owners, f"{path.name} belongs to no task of {package} (a task: key naming none of them?)"
     settings = load_config_file(path)
     for task in owners:
-        # The one setting a user must give: the tagging run a frozen encoder comes from.
-        overrides = {"encoder_weights": "runs/flickr8k-tagging"} if settings.get("encoder") == "tagging" else {}
+        # The settings a user must give: the run a frozen encoder comes from, the run a fine-tuning starts from.
+        overrides = {"encoder_weights": "runs/flickr8k-encoder"} if settings.get("encoder") in ("tagging",
+                                                                                             "matching") else {}
+        if settings.get("objective") == "self_critical":
+            overrides["initial_weights"] = "runs/flickr8k"
         _, resolved, _ = resolve_config(registry, RunOptions(task=task, recipe=path.stem, overrides=overrides))
         for key, value in settings.items():
             if key != "task":
