@@ -101,9 +101,9 @@ class CompressionSettings:
         return workdir.with_name(f"{workdir.name}-{self.method}-keep{self.label().replace(',', '_')}")
 
     def fractions(self, producers, tied=None) -> dict:
-        """``{producer: fraction}`` for the plan's groups (``producers``); UsageError for a named
-        layer that is not one of them (``tied``: ``{member: its group's producer}``, named in the
-        message).
+        """``{producer: fraction}`` for the plan's groups (``producers``: ``CompressionPlan.names()``,
+        a stream by its name); UsageError for a named layer that is not one of them (``tied``:
+        ``{member: its group's producer or stream}``, named in the message).
 
         Example::
 
@@ -207,9 +207,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
     with task_run._plugin("compression_plan"):
         plan = task.compression_plan(model)
         check_plan(model, plan)
-    fractions = settings.fractions([group.producer for group in plan.groups],
-                                   tied={member.producer: group.producer for group in plan.groups
-                                         for member in group.tied})
+    fractions = settings.fractions(plan.names(), tied=plan.tied_names())
     datasets = task_run.datasets
     measured = time.perf_counter()
     covariances = measure_feature_covariances(model, plan, datasets["train"], settings.samples)
@@ -288,7 +286,9 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             "split": evaluation["split"],
             "score": (task.monitor or "loss").removeprefix("val_"),
             "groups": [{"producer": c.producer, "channels": c.channels, "kept_width": c.width,
-                        "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6)}
+                        "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6),
+                        **({"reads": {point: round(share, 6) for point, (_, share) in c.read_fits.items()}}
+                           if c.read_fits else {})}
                        for c in choices.values()],
             "config_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
             "rows": rows,
