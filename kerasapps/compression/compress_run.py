@@ -48,6 +48,8 @@ class CompressionSettings:
         ridge: the re-fit's lambda, relative to the mean channel variance.
         seed: the random baseline's draw.
         fine_tune_learning_rate: the fine-tuning's learning rate (None: the run's own).
+        recalibrate: re-estimate the narrow model's BatchNormalization statistics on the ``samples``
+            training examples before scoring and fine-tuning it.
     """
 
     keep: float
@@ -59,10 +61,11 @@ class CompressionSettings:
     seed: int = 0
     fine_tune_learning_rate: float | None = None
     layer_keep: tuple = ()
+    recalibrate: bool = False
 
     @classmethod
     def parse(cls, keep, method="spectral", samples=2000, fine_tune_epochs=0.0, out=None, ridge=1e-4, seed=0,
-              fine_tune_learning_rate=None):
+              fine_tune_learning_rate=None, recalibrate=False):
         """Settings from the command line's values; UsageError naming the first bad one.
 
         ``keep`` is one fraction for every prunable layer, or comma-separated ``LAYER=FRACTION``
@@ -87,7 +90,7 @@ class CompressionSettings:
             raise UsageError(f"--fine-tune-learning-rate {fine_tune_learning_rate}: expected a number > 0")
         return cls(keep, method, int(samples), fine_tune_epochs, None if out is None else str(out), float(ridge),
                    int(seed), None if fine_tune_learning_rate is None else float(fine_tune_learning_rate),
-                   layer_keep)
+                   layer_keep, bool(recalibrate))
 
     def label(self) -> str:
         """``--keep`` as given, normalised: ``0.5``, or ``0.5,conv1=0.25``."""
@@ -189,6 +192,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         count_multiply_adds,
         measure_feature_covariances,
         narrow_weights,
+        recalibrate_batch_normalization,
         transfer_weights,
     )
     from kerasapps.config import apply_overrides
@@ -223,6 +227,8 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         transfer_weights(model, narrow, narrow_weights(model, plan, choices))
     with strategy.scope():
         build_model_state(narrow, next(iter(datasets["test"])))
+    recalibrated = recalibrate_batch_normalization(narrow, datasets["train"], settings.samples) \
+        if settings.recalibrate else 0
     selection_seconds = time.perf_counter() - measured
 
     def scored(network, network_task):
@@ -283,6 +289,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             "layer_keep": dict(settings.layer_keep),
             "samples": settings.samples,
             "ridge": settings.ridge,
+            "recalibrated_batch_normalization_layers": recalibrated,
             "split": evaluation["split"],
             "score": (task.monitor or "loss").removeprefix("val_"),
             "groups": [{"producer": c.producer, "channels": c.channels, "kept_width": c.width,
@@ -330,7 +337,8 @@ def report_table(report: dict) -> list[str]:
     score = report["score"]
     widths = ", ".join(f"{g['producer']} {g['channels']}->{g['kept_width']}" for g in report["groups"])
     named = "".join(f", {name}={fraction:g}" for name, fraction in report.get("layer_keep", {}).items())
-    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g}{named} ({widths})",
+    recalibrated = ", BatchNormalization recalibrated" if report.get("recalibrated_batch_normalization_layers") else ""
+    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g}{named}{recalibrated} ({widths})",
              f"  {'model':<25} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
     for row in report["rows"]:
         label = row["stage"] + (f" ({row['epochs']:g} epoch{'' if row['epochs'] == 1 else 's'})" if "epochs" in row

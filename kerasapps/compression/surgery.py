@@ -1,6 +1,7 @@
 """The Keras side of width compression: check a plan against the model, measure each group's
 feature covariance on sample data, choose the kept channels, and move the (re-fitted) weights into
-the narrow model the task builds. Also counts parameters and multiply-adds.
+the narrow model the task builds, optionally re-estimating its BatchNormalization statistics.
+Also counts parameters and multiply-adds.
 
 Example::
 
@@ -116,13 +117,7 @@ def measure_feature_covariances(model, plan: CompressionPlan, dataset, samples: 
                for stream in plan_streams(plan) for read in stream.reads]
     probe = keras.Model(model.inputs, [tensor for _, tensor in points])
     stats = {key: None for key, _ in points}
-    seen = 0
-    for batch in dataset:
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        rows = int(keras.ops.shape(keras.tree.flatten(inputs)[0])[0])
-        take = min(rows, samples - seen)
-        if take < rows:
-            inputs = keras.tree.map_structure(lambda t: t[:take], inputs)
+    for inputs in _first_examples(dataset, samples):
         outputs = probe(inputs, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for (key, _), features in zip(points, outputs):
@@ -130,12 +125,59 @@ def measure_feature_covariances(model, plan: CompressionPlan, dataset, samples: 
             if stats[key] is None:
                 stats[key] = FeatureCovariance(features.shape[-1])
             stats[key].update(features)
+    return stats
+
+
+def _first_examples(dataset, samples: int):
+    """The inputs of the first ``samples`` examples of ``dataset`` (batched ``(inputs, targets)``),
+    batch by batch, the last one cut short; ValueError if there are none."""
+    seen = 0
+    for batch in dataset:
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        rows = int(keras.ops.shape(keras.tree.flatten(inputs)[0])[0])
+        take = min(rows, samples - seen)
+        if take < rows:
+            inputs = keras.tree.map_structure(lambda t: t[:take], inputs)
+        yield inputs
         seen += take
         if seen >= samples:
             break
     if not seen:
         raise ValueError("the dataset to measure the features on is empty")
-    return stats
+
+
+def recalibrate_batch_normalization(model, dataset, samples: int) -> int:
+    """Re-estimate the moving mean and variance of every BatchNormalization layer of ``model``
+    (nested models included) on the first ``samples`` examples of ``dataset``: the average of their
+    batch statistics, the model run in training mode, no weight changed.
+
+    Why: a re-fitted consumer's output lacks the share of the features' energy that the kept
+    channels do not reconstruct, so the statistics the BatchNormalization after it learnt on the
+    original network are stale, and in a deep network the mismatch compounds layer after layer.
+
+    Returns how many layers were recalibrated.
+
+    Example::
+
+        transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+        recalibrate_batch_normalization(narrow, train_batches, samples=2000)
+    """
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for count, inputs in enumerate(_first_examples(dataset, samples) if layers else (), start=1):
+            for layer in layers:  # moving = momentum * moving + (1 - momentum) * batch: a running average
+                layer.momentum = (count - 1) / count
+            model(inputs, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
+def _all_layers(model) -> list:
+    return [inner for layer in model.layers
+            for inner in (_all_layers(layer) if isinstance(layer, keras.Model) else [layer])]
 
 
 def choose_channels(model, plan: CompressionPlan, covariances: dict, keep, method: str = "spectral",
@@ -269,4 +311,5 @@ def count_multiply_adds(model) -> int:
 
 
 __all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "flat_groups",
-           "measure_feature_covariances", "narrow_weights", "plan_streams", "transfer_weights"]
+           "measure_feature_covariances", "narrow_weights", "plan_streams", "recalibrate_batch_normalization",
+           "transfer_weights"]

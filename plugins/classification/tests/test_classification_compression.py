@@ -76,10 +76,11 @@ def test_compress_without_fine_tuning_keeps_the_pruned_weights_and_baselines_run
     for method in ("l1", "random"):
         out = root / f"quarter-{method}"
         result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.25", "--method",
-                        method, "--samples", "50", "--out", out)
+                        method, "--samples", "50", "--recalibrate", "--out", out)
         assert result.exit_code == 0, (result.output, result.exception)
         report = json.loads((out / "compression.json").read_text())
         assert [row["stage"] for row in report["rows"]] == ["original", "pruned"]
+        assert report["recalibrated_batch_normalization_layers"] == 0  # LeNet-5 has none
         assert [g["kept_width"] for g in report["groups"]] == [1, 2, 4, 3]
         evaluated = kerasapps.evaluate("classification", workdir=out, verbose=0)
         assert evaluated.metrics["accuracy"] == pytest.approx(report["rows"][1]["metrics"]["accuracy"], abs=1e-6)
