@@ -138,7 +138,7 @@ def main(argv=None):
                              "fine-tuning alone moves the score")
     parser.add_argument("--recalibrate", action="store_true",
                         help="re-estimate each pruned network's BatchNormalization statistics on the --samples "
-                             "training images (kerasapps compress --recalibrate)")
+                             "training images, before and after fine-tuning (kerasapps compress --recalibrate)")
     parser.add_argument("--fine-tune-draws", type=int, default=1,
                         help="fine-tune each pruned network this many times (other shuffles of the steps)")
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
@@ -160,7 +160,8 @@ def main(argv=None):
     budgets = [float(b) for b in args.fine_tune.split(",") if b]
 
     from benchmarks.machine import describe_machine
-    from kerasapps.compression.surgery import choose_channels, count_multiply_adds, measure_feature_covariances
+    from kerasapps.compression.surgery import (choose_channels, count_multiply_adds, measure_feature_covariances,
+                                               recalibrate_batch_normalization)
     from kerasapps.training.engine import Trainer
 
     started = time.perf_counter()
@@ -210,6 +211,8 @@ def main(argv=None):
                         for _ in range(args.fine_tune_draws):  # the pruned weights, a fresh optimizer
                             task, model = narrow_model(run, plan, choices, args.fine_tune_lr, recalibrate_on)
                             seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
+                            if recalibrate_on:  # as kerasapps compress --recalibrate does after fine-tuning
+                                recalibrate_batch_normalization(model, run.datasets["train"], recalibrate_on)
                             scores.append(score(run, model))
                         row[f"fine_tuned_{budget:g}_score"] = scores[0]
                         if len(scores) > 1:

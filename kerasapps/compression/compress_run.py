@@ -49,7 +49,7 @@ class CompressionSettings:
         seed: the random baseline's draw.
         fine_tune_learning_rate: the fine-tuning's learning rate (None: the run's own).
         recalibrate: re-estimate the narrow model's BatchNormalization statistics on the ``samples``
-            training examples before scoring and fine-tuning it.
+            training examples before scoring and fine-tuning it, and again after fine-tuning.
     """
 
     keep: float
@@ -271,6 +271,8 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             lock = getattr(narrow_run, "workdir_lock", None)
             if lock is not None:
                 lock.release()
+        if epochs and settings.recalibrate:
+            _recalibrate_fine_tuned(narrow_run, datasets["train"], settings.samples)
         evaluation = narrow_run.evaluate()
         if epochs:
             rows.append({"stage": "fine-tuned", "params": rows[1]["params"],
@@ -311,6 +313,21 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             write_json_atomic(out / COMPRESSION_FILE, report)
         narrow_run.finish()
         return report
+
+
+def _recalibrate_fine_tuned(narrow_run, dataset, samples: int) -> None:
+    """The fine-tuned weights with their BatchNormalization statistics re-estimated, written back
+    to the new run's best weights (their record kept): in training mode the moving statistics
+    trail the weights they normalise, and a short fine-tuning leaves them behind."""
+    from kerasapps.compression.surgery import recalibrate_batch_normalization
+    from kerasapps.training.engine import BestWeights
+
+    weights = pathlib.Path(narrow_run._load_trained_weights())
+    record = BestWeights.recorded(weights) if weights.name.endswith(".weights.h5") else None
+    if record is None:  # the run keeps no best weights: its backup is the result, left as trained
+        return
+    recalibrate_batch_normalization(narrow_run.model, dataset, samples)
+    BestWeights.save(narrow_run.model, weights, record["epoch"], record["monitor"], record["value"])
 
 
 @contextlib.contextmanager

@@ -33,12 +33,12 @@ def test_compress_then_evaluate_export_serve_and_resume(tiny_run):
     root = tiny_run
     source_files = sorted(p.name for p in (root / "run").iterdir())
     result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.5", "--samples", "100",
-                    "--fine-tune-epochs", "0.5", "--out", root / "half")
+                    "--fine-tune-epochs", "0.5", "--recalibrate", "--out", root / "half")
     assert result.exit_code == 0, (result.output, result.exception)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("epoch 1/1 - ")  # the fine-tuning's line, then the table
     lines = lines[1:]
-    assert lines[0] == "classification: spectral keep 0.5 (conv1 4->2, conv2 8->4, fc1 16->8, fc2 12->6)"
+    assert lines[0] == "classification: spectral keep 0.5 (conv1 4->2, conv2 8->4, fc1 16->8, fc2 12->6)"  # no BN
     assert [line.split()[0] for line in lines[2:5]] == ["original", "pruned", "fine-tuned"]
     assert f"exported: {root / 'saved' / 'classification' / '2'}" in lines
     assert sorted(p.name for p in (root / "run").iterdir()) == source_files  # the source run is only read
@@ -50,6 +50,9 @@ def test_compress_then_evaluate_export_serve_and_resume(tiny_run):
     assert original["params"] > 2 * pruned["params"] and original["multiply_adds"] > 2 * pruned["multiply_adds"]
     assert [g["kept_width"] for g in report["groups"]] == [2, 4, 8, 6]
     assert tuned["steps"] == 4 and report["export_path"] == str(root / "saved" / "classification" / "2")
+    from kerasapps.training.engine import BestWeights
+
+    assert BestWeights.recorded(root / "half" / "best.weights.h5")["epoch"] == 1  # rewritten by --recalibrate
     # evaluate scores the fine-tuned weights exactly as compress reported them
     evaluated = kerasapps.evaluate("classification", workdir=root / "half", verbose=0)
     assert evaluated.metrics["accuracy"] == pytest.approx(tuned["metrics"]["accuracy"], abs=1e-6)
