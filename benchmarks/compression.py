@@ -38,8 +38,10 @@ def load_source(workdir):
     return run
 
 
-def narrow_model(run, plan, choices, learning_rate=None):
-    from kerasapps.compression.surgery import narrow_weights, transfer_weights
+def narrow_model(run, plan, choices, learning_rate=None, recalibrate_on=0):
+    """The task's model at the chosen widths with the pruned weights (``recalibrate_on``: that many
+    training examples re-estimate its BatchNormalization statistics)."""
+    from kerasapps.compression.surgery import narrow_weights, recalibrate_batch_normalization, transfer_weights
     from kerasapps.config import apply_overrides
     from kerasapps.task import new_task
     from kerasapps.training.engine import build_model_state
@@ -52,6 +54,8 @@ def narrow_model(run, plan, choices, learning_rate=None):
         model = task.build_model()
         transfer_weights(run.model, model, narrow_weights(run.model, plan, choices))
         build_model_state(model, next(iter(run.datasets["test"])))
+    if recalibrate_on:
+        recalibrate_batch_normalization(model, run.datasets["train"], recalibrate_on)
     return task, model
 
 
@@ -132,6 +136,11 @@ def main(argv=None):
     parser.add_argument("--control", action="store_true",
                         help="also fine-tune the unpruned network (keep 1) for the same budgets: what the "
                              "fine-tuning alone moves the score")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="re-estimate each pruned network's BatchNormalization statistics on the --samples "
+                             "training images, before and after fine-tuning (kerasapps compress --recalibrate)")
+    parser.add_argument("--fine-tune-draws", type=int, default=1,
+                        help="fine-tune each pruned network this many times (other shuffles of the steps)")
     parser.add_argument("--no-serving", action="store_true", help="skip the exports' size and latency")
     parser.add_argument("--no-scratch", action="store_true", help="skip the narrow networks trained from scratch")
     parser.add_argument("--scored-on", default="test split",
@@ -146,11 +155,13 @@ def main(argv=None):
     if not args.workdir:
         parser.error("--workdir is required (or --plot)")
     keeps = [float(k) for k in args.keeps.split(",")]
+    recalibrate_on = args.samples if args.recalibrate else 0
     methods = args.methods.split(",")
     budgets = [float(b) for b in args.fine_tune.split(",") if b]
 
     from benchmarks.machine import describe_machine
-    from kerasapps.compression.surgery import choose_channels, count_multiply_adds, measure_feature_covariances
+    from kerasapps.compression.surgery import (choose_channels, count_multiply_adds, measure_feature_covariances,
+                                               recalibrate_batch_normalization)
     from kerasapps.training.engine import Trainer
 
     started = time.perf_counter()
@@ -162,6 +173,7 @@ def main(argv=None):
                "dataset": run.resolved.get("dataset"),
                "samples": args.samples,
                "fine_tune_learning_rate": args.fine_tune_lr or run.config.learning_rate,
+               "recalibrate": args.recalibrate,
                "steps_per_epoch": steps_per_epoch, "original_epochs": run.config.epochs, "rows": []}
     print(f"machine: {results['machine']}", flush=True)
     measured = time.perf_counter()
@@ -183,7 +195,7 @@ def main(argv=None):
             for draw in draws:
                 chosen = time.perf_counter()
                 choices = choose_channels(run.model, plan, covariances, keep, method, seed=draw)
-                task, model = narrow_model(run, plan, choices)
+                task, model = narrow_model(run, plan, choices, recalibrate_on=recalibrate_on)
                 row = {"keep": keep, "method": method, "draw": draw,
                        "widths": {p: c.width for p, c in choices.items()},
                        "unreconstructed_share": {p: round(c.relative_error, 5) for p, c in choices.items()},
@@ -195,10 +207,16 @@ def main(argv=None):
                     served[f"spectral {keep:g}"] = (row["export"]["export"], model)
                 if draw == 0 and (keep < 1.0 or (args.control and method == "spectral")):
                     for budget in budgets:
-                        # the pruned weights, a fresh optimizer
-                        task, model = narrow_model(run, plan, choices, args.fine_tune_lr)
-                        seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
-                        row[f"fine_tuned_{budget:g}_score"] = score(run, model)
+                        scores = []
+                        for _ in range(args.fine_tune_draws):  # the pruned weights, a fresh optimizer
+                            task, model = narrow_model(run, plan, choices, args.fine_tune_lr, recalibrate_on)
+                            seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
+                            if recalibrate_on:  # as kerasapps compress --recalibrate does after fine-tuning
+                                recalibrate_batch_normalization(model, run.datasets["train"], recalibrate_on)
+                            scores.append(score(run, model))
+                        row[f"fine_tuned_{budget:g}_score"] = scores[0]
+                        if len(scores) > 1:
+                            row[f"fine_tuned_{budget:g}_scores"] = scores
                         row[f"fine_tuned_{budget:g}_seconds"] = round(seconds, 1)
                 results["rows"].append(row)
                 print(json.dumps({k: v for k, v in row.items() if k not in ("export", "unreconstructed_share")}),

@@ -38,7 +38,9 @@ LiteRT and ONNX exports: :class:`TensorCore` (what ``Task.tensor_core`` returns:
     converter takes, pixels in and scores out, with its pre- and post-processing described),
     :func:`default_tensor_core`.
 Width compression: :class:`CompressionPlan` (what ``Task.compression_plan`` returns) of
-    :class:`PrunableGroup` s (a producer layer, its per-channel layers, the consumer re-fitted).
+    :class:`PrunableGroup` s (a producer layer, its per-channel layers, the consumer re-fitted) and
+    :class:`PrunableStream` s (channels several producers write and several layers read, at each
+    :class:`StreamRead`: a residual network's stage).
 Transfer between tasks: :func:`read_trained_run` (a trained run's folder) -> :class:`TrainedRun`
     (``build_model()``: its task's model with its weights).
 
@@ -132,6 +134,8 @@ _LAZY = {
     "default_tensor_core": "kerasapps.serving.formats:default_tensor_core",
     "CompressionPlan": "kerasapps.compression.plan:CompressionPlan",
     "PrunableGroup": "kerasapps.compression.plan:PrunableGroup",
+    "PrunableStream": "kerasapps.compression.plan:PrunableStream",
+    "StreamRead": "kerasapps.compression.plan:StreamRead",
     "read_trained_run": "kerasapps.training.transfer:read_trained_run",
     "TrainedRun": "kerasapps.training.transfer:TrainedRun",
 }

@@ -388,10 +388,14 @@ def attack(ctx, attacks, epsilons, steps, step_size, target, examples, panels, c
               help="The fine-tuning's learning rate (default: the run's own), recorded in the new run's config.")
 @click.option("--ridge", default=1e-4, show_default=True, type=float,
               help="Spectral re-fit's lambda, relative to the mean channel variance.")
+@click.option("--recalibrate", is_flag=True,
+              help="Re-estimate the narrow model's BatchNormalization statistics on the --samples training "
+                   "examples (a forward pass, no weight changed) before scoring and fine-tuning it.")
 @click.option("--out", default=None, metavar="DIR",
               help="The new run folder (default: WORKDIR-METHOD-keepFRACTION); must not hold anything.")
 @click.pass_context
-def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_rate, ridge, out, **kwargs):
+def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_rate, ridge, recalibrate, out,
+             **kwargs):
     """Narrow the workdir's trained model (fewer channels per layer, the next layer re-fitted),
     optionally fine-tune it, and write it as a new run folder with a SavedModel export; print
     parameters, multiply-adds and the metric before and after."""
@@ -402,7 +406,7 @@ def compress(ctx, keep, method, samples, fine_tune_epochs, fine_tune_learning_ra
     except ValueError:
         raise UsageError(f"--fine-tune-epochs: expected a number, got {fine_tune_epochs!r}") from None
     settings = CompressionSettings.parse(keep, method, samples, fine_tune_epochs, out, ridge, seed=kwargs["seed"] or 0,
-                                         fine_tune_learning_rate=fine_tune_learning_rate)
+                                         fine_tune_learning_rate=fine_tune_learning_rate, recalibrate=recalibrate)
     if kwargs["strategy"] == "multi-worker":
         raise UsageError("--strategy multi-worker: compress runs in one process (its fine-tuning may use "
                          "--strategy mirrored); compress first, then `kerasapps launch ... train` the new run")

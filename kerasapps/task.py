@@ -336,11 +336,12 @@ class Task(abc.ABC):
         """What ``kerasapps compress`` may prune in ``model`` (the task's trained model): a
         :class:`kerasapps.api.CompressionPlan` naming its prunable layer groups (each a producer
         Conv2D/Dense, the per-channel layers after it, the consumer layer re-fitted to the kept
-        channels) and the config fields that rebuild the model at the kept widths.
+        channels; a residual stream, which several producers write through identity shortcuts,
+        as one :class:`kerasapps.api.PrunableStream`) and the config fields that rebuild the
+        model at the kept widths.
 
         Default: refused, in one line (:class:`kerasapps.compression.plan.NotCompressible`).
-        Leave out layers whose width something else fixes (a residual block's output, which
-        its shortcut must match).
+        Leave out layers whose width something else fixes.
 
         Example (LeNet-like: conv1 -> pool1 -> conv2 -> pool2 -> flatten -> fc1)::
 

@@ -183,6 +183,27 @@ def test_spectral_compression_of_duplicated_filters_keeps_the_network_function(b
         transfer_weights(model, tiny_chain(filters=(3, 3), units=4, bn=bn), narrow_weights(model, plan, choices))
 
 
+def test_recalibration_sets_batch_normalization_statistics_to_the_average_of_the_batches():
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.compression.surgery import recalibrate_batch_normalization
+
+    keras.utils.set_random_seed(0)
+    model = tiny_chain(bn=True)
+    images = np.random.default_rng(0).uniform(0, 1, (64, 16, 16, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(64))).batch(16)
+    assert recalibrate_batch_normalization(model, data, samples=40) == 1
+    conv1 = keras.Model(model.inputs, model.get_layer("conv1").output)
+    batches = [conv1.predict_on_batch(images[start:end]) for start, end in ((0, 16), (16, 32), (32, 40))]
+    bn = model.get_layer("bn1")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([b.mean(axis=(0, 1, 2)) for b in batches], axis=0),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0),
+                               rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.99
+
+
 # -- kerasapps compress refuses in one line and writes nothing -----------------------
 def invoke(*args):
     from click.testing import CliRunner

@@ -48,6 +48,8 @@ class CompressionSettings:
         ridge: the re-fit's lambda, relative to the mean channel variance.
         seed: the random baseline's draw.
         fine_tune_learning_rate: the fine-tuning's learning rate (None: the run's own).
+        recalibrate: re-estimate the narrow model's BatchNormalization statistics on the ``samples``
+            training examples before scoring and fine-tuning it, and again after fine-tuning.
     """
 
     keep: float
@@ -59,10 +61,11 @@ class CompressionSettings:
     seed: int = 0
     fine_tune_learning_rate: float | None = None
     layer_keep: tuple = ()
+    recalibrate: bool = False
 
     @classmethod
     def parse(cls, keep, method="spectral", samples=2000, fine_tune_epochs=0.0, out=None, ridge=1e-4, seed=0,
-              fine_tune_learning_rate=None):
+              fine_tune_learning_rate=None, recalibrate=False):
         """Settings from the command line's values; UsageError naming the first bad one.
 
         ``keep`` is one fraction for every prunable layer, or comma-separated ``LAYER=FRACTION``
@@ -87,7 +90,7 @@ class CompressionSettings:
             raise UsageError(f"--fine-tune-learning-rate {fine_tune_learning_rate}: expected a number > 0")
         return cls(keep, method, int(samples), fine_tune_epochs, None if out is None else str(out), float(ridge),
                    int(seed), None if fine_tune_learning_rate is None else float(fine_tune_learning_rate),
-                   layer_keep)
+                   layer_keep, bool(recalibrate))
 
     def label(self) -> str:
         """``--keep`` as given, normalised: ``0.5``, or ``0.5,conv1=0.25``."""
@@ -101,9 +104,9 @@ class CompressionSettings:
         return workdir.with_name(f"{workdir.name}-{self.method}-keep{self.label().replace(',', '_')}")
 
     def fractions(self, producers, tied=None) -> dict:
-        """``{producer: fraction}`` for the plan's groups (``producers``); UsageError for a named
-        layer that is not one of them (``tied``: ``{member: its group's producer}``, named in the
-        message).
+        """``{producer: fraction}`` for the plan's groups (``producers``: ``CompressionPlan.names()``,
+        a stream by its name); UsageError for a named layer that is not one of them (``tied``:
+        ``{member: its group's producer or stream}``, named in the message).
 
         Example::
 
@@ -189,6 +192,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         count_multiply_adds,
         measure_feature_covariances,
         narrow_weights,
+        recalibrate_batch_normalization,
         transfer_weights,
     )
     from kerasapps.config import apply_overrides
@@ -207,9 +211,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
     with task_run._plugin("compression_plan"):
         plan = task.compression_plan(model)
         check_plan(model, plan)
-    fractions = settings.fractions([group.producer for group in plan.groups],
-                                   tied={member.producer: group.producer for group in plan.groups
-                                         for member in group.tied})
+    fractions = settings.fractions(plan.names(), tied=plan.tied_names())
     datasets = task_run.datasets
     measured = time.perf_counter()
     covariances = measure_feature_covariances(model, plan, datasets["train"], settings.samples)
@@ -225,6 +227,8 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         transfer_weights(model, narrow, narrow_weights(model, plan, choices))
     with strategy.scope():
         build_model_state(narrow, next(iter(datasets["test"])))
+    recalibrated = recalibrate_batch_normalization(narrow, datasets["train"], settings.samples) \
+        if settings.recalibrate else 0
     selection_seconds = time.perf_counter() - measured
 
     def scored(network, network_task):
@@ -267,6 +271,8 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             lock = getattr(narrow_run, "workdir_lock", None)
             if lock is not None:
                 lock.release()
+        if epochs and settings.recalibrate:
+            _recalibrate_fine_tuned(narrow_run, datasets["train"], settings.samples)
         evaluation = narrow_run.evaluate()
         if epochs:
             rows.append({"stage": "fine-tuned", "params": rows[1]["params"],
@@ -285,10 +291,13 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             "layer_keep": dict(settings.layer_keep),
             "samples": settings.samples,
             "ridge": settings.ridge,
+            "recalibrated_batch_normalization_layers": recalibrated,
             "split": evaluation["split"],
             "score": (task.monitor or "loss").removeprefix("val_"),
             "groups": [{"producer": c.producer, "channels": c.channels, "kept_width": c.width,
-                        "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6)}
+                        "kept": [int(j) for j in c.kept], "unreconstructed_share": round(c.relative_error, 6),
+                        **({"reads": {point: round(share, 6) for point, (_, share) in c.read_fits.items()}}
+                           if c.read_fits else {})}
                        for c in choices.values()],
             "config_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
             "rows": rows,
@@ -304,6 +313,21 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             write_json_atomic(out / COMPRESSION_FILE, report)
         narrow_run.finish()
         return report
+
+
+def _recalibrate_fine_tuned(narrow_run, dataset, samples: int) -> None:
+    """The fine-tuned weights with their BatchNormalization statistics re-estimated, written back
+    to the new run's best weights (their record kept): in training mode the moving statistics
+    trail the weights they normalise, and a short fine-tuning leaves them behind."""
+    from kerasapps.compression.surgery import recalibrate_batch_normalization
+    from kerasapps.training.engine import BestWeights
+
+    weights = pathlib.Path(narrow_run._load_trained_weights())
+    record = BestWeights.recorded(weights) if weights.name.endswith(".weights.h5") else None
+    if record is None:  # the run keeps no best weights: its backup is the result, left as trained
+        return
+    recalibrate_batch_normalization(narrow_run.model, dataset, samples)
+    BestWeights.save(narrow_run.model, weights, record["epoch"], record["monitor"], record["value"])
 
 
 @contextlib.contextmanager
@@ -330,7 +354,8 @@ def report_table(report: dict) -> list[str]:
     score = report["score"]
     widths = ", ".join(f"{g['producer']} {g['channels']}->{g['kept_width']}" for g in report["groups"])
     named = "".join(f", {name}={fraction:g}" for name, fraction in report.get("layer_keep", {}).items())
-    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g}{named} ({widths})",
+    recalibrated = ", BatchNormalization recalibrated" if report.get("recalibrated_batch_normalization_layers") else ""
+    lines = [f"{report['task']}: {report['method']} keep {report['keep']:g}{named}{recalibrated} ({widths})",
              f"  {'model':<25} {'params':>10} {'multiply-adds':>14} {score + ' (' + report['split'] + ')':>18}"]
     for row in report["rows"]:
         label = row["stage"] + (f" ({row['epochs']:g} epoch{'' if row['epochs'] == 1 else 's'})" if "epochs" in row

@@ -410,14 +410,20 @@ class BestWeights(keras.callbacks.Callback):
             return
         self.best = float(value)
         if self.write:
-            import h5py
+            self.save(self.model, self.path, epoch + 1, self.monitor, self.best)
 
-            tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
-            self.model.save_weights(str(tmp))
-            with h5py.File(str(tmp), "a") as handle:
-                handle.attrs.update(kerasapps_best_epoch=epoch + 1, kerasapps_monitor=self.monitor,
-                                    kerasapps_best_value=self.best)
-            os.replace(tmp, self.path)
+    @staticmethod
+    def save(model, path, epoch: int, monitor: str, value: float) -> None:
+        """Write ``model``'s weights to ``path`` whole (a temporary file renamed), recording the
+        epoch and monitored value they scored (what :meth:`recorded` reads)."""
+        import h5py
+
+        path = pathlib.Path(path)
+        tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+        model.save_weights(str(tmp))
+        with h5py.File(str(tmp), "a") as handle:
+            handle.attrs.update(kerasapps_best_epoch=epoch, kerasapps_monitor=monitor, kerasapps_best_value=value)
+        os.replace(tmp, path)
 
 
 class HistoryCSV(keras.callbacks.Callback):

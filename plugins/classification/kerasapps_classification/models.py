@@ -14,17 +14,18 @@ MODELS = ("lenet5", "resnet20", "linear")
 
 
 def build_classifier(name: str, input_shape, num_classes: int, *, filters=(6, 16), dense_units=(120, 84),
-                     dropout: float = 0.0, inner_widths=()) -> keras.Model:
+                     dropout: float = 0.0, inner_widths=(), stage_widths=()) -> keras.Model:
     """``name``'s network from uint8-range images of ``input_shape`` to class probabilities
     (softmax in float32, also under mixed precision). ``filters`` and ``dense_units`` shape
-    LeNet-5, ``inner_widths`` ResNet-20's inner convolutions (empty: the stage widths);
-    ``dropout`` applies before the classifier (not to the linear baseline)."""
+    LeNet-5, ``stage_widths`` ResNet-20's residual streams (empty: 16, 32, 64) and
+    ``inner_widths`` its inner convolutions (empty: the stage widths); ``dropout`` applies before
+    the classifier (not to the linear baseline)."""
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
     if name == "lenet5":
         x = lenet5_features(x, filters, dense_units)
     elif name == "resnet20":
-        x = resnet20_features(x, inner_widths)
+        x = resnet20_features(x, inner_widths, stage_widths)
     elif name == "linear":
         x = keras.layers.Flatten(name="flatten")(x)
     else:
@@ -47,11 +48,16 @@ def lenet5_features(x, filters=(6, 16), dense_units=(120, 84)):
     return x
 
 
-def resnet20_features(x, inner_widths=()):
+def resnet20_features(x, inner_widths=(), stage_widths=()):
     """ResNet-20 for small images (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks.
-    ``inner_widths`` (9 values, block order) narrows each block's first convolution, the one
-    whose width no shortcut has to match (what ``kerasapps compress`` prunes); empty: 16, 32, 64."""
-    inner_widths = list(inner_widths) or [width for width in (16, 32, 64) for _ in range(3)]
+    ``stage_widths`` (3 values) is each stage's block-output width, the residual stream that the
+    stem or the stage's projection shortcut and every block's second convolution write (empty:
+    16, 32, 64); ``inner_widths`` (9 values, block order) each block's first convolution (empty:
+    its stage's width). ``kerasapps compress`` narrows both."""
+    stage_widths = list(stage_widths) or [16, 32, 64]
+    if len(stage_widths) != 3:
+        raise ValueError(f"stage_widths: ResNet-20 has 3 stages, got {len(stage_widths)} widths")
+    inner_widths = list(inner_widths) or [width for width in stage_widths for _ in range(3)]
     if len(inner_widths) != 9:
         raise ValueError(f"inner_widths: ResNet-20 has 9 blocks, got {len(inner_widths)} widths")
 
@@ -60,8 +66,8 @@ def resnet20_features(x, inner_widths=()):
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
         return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
-    x = conv_bn(x, 16, 1, "stem")
-    for stage, filters in enumerate((16, 32, 64)):
+    x = conv_bn(x, stage_widths[0], 1, "stem")
+    for stage, filters in enumerate(stage_widths):
         for block in range(3):
             strides = 2 if stage > 0 and block == 0 else 1
             name = f"stage{stage + 1}_block{block + 1}"

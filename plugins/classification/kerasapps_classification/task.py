@@ -10,8 +10,8 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from kerasapps.api import (SPLITS, CompressionPlan, PrunableGroup, Task, TaskConfig, UsageError, decode_images, field,
-                           load_tfds, probe_image, read_image, read_image_folder)
+from kerasapps.api import (SPLITS, CompressionPlan, PrunableGroup, PrunableStream, StreamRead, Task, TaskConfig,
+                           UsageError, decode_images, field, load_tfds, probe_image, read_image, read_image_folder)
 
 
 @dataclasses.dataclass
@@ -23,8 +23,10 @@ class ClassificationConfig(TaskConfig):
     filters: tuple[int, ...] = field((32, 64), "LeNet-5 convolution widths (the paper used 6,16)", minimum=1)
     dense_units: tuple[int, ...] = field((120, 84), "LeNet-5 fully connected widths", minimum=1)
     inner_widths: tuple[int, ...] = field((), "ResNet-20: each block's first convolution width, 9 values in block "
-                                          "order (kerasapps compress sets them); empty: 16 x3, 32 x3, 64 x3",
+                                          "order (kerasapps compress sets them); empty: each stage's width x3",
                                           minimum=1)
+    stage_widths: tuple[int, ...] = field((), "ResNet-20: each stage's block-output width (its residual stream), 3 "
+                                          "values (kerasapps compress sets them); empty: 16, 32, 64", minimum=1)
     dropout: float = field(0.2, "dropout before the classifier", minimum=0, below=1)
     image_size: Optional[int] = field(None, "input side in pixels; default: the dataset's own (64 for shapes)",
                                       minimum=16, maximum=8192)
@@ -44,6 +46,41 @@ class ClassificationConfig(TaskConfig):
         if self.inner_widths and len(self.inner_widths) != 9:
             raise UsageError(f"inner_widths: ResNet-20 has 9 blocks, so 9 widths (or none); "
                              f"got {len(self.inner_widths)}")
+        if self.stage_widths and len(self.stage_widths) != 3:
+            raise UsageError(f"stage_widths: ResNet-20 has 3 stages, so 3 widths (or none); "
+                             f"got {len(self.stage_widths)}")
+
+
+def resnet20_compression_plan() -> CompressionPlan:
+    """ResNet-20's prunable groups, stage by stage: the stage's residual stream, then each block's
+    first convolution (with its BatchNormalization, re-fitting the block's second). A stage's
+    stream is written by the stem (stage 1) or the stage's projection shortcut and by every block's
+    second convolution, each with its BatchNormalization; it is read after each addition's ReLU by
+    the next block's first convolution, at the stage's end by the next stage's first convolution
+    and projection shortcut, and after the last stage by the classifier (after global pooling).
+    Widths in ``stage_widths`` and ``inner_widths``."""
+    groups = []
+    for stage in (1, 2, 3):
+        blocks = [f"stage{stage}_block{block}" for block in (1, 2, 3)]
+        if stage == 1:  # the stem writes the stream, and its ReLU is the first block's input
+            writers, norms = ["stem_conv"], ["stem_bn"]
+            reads = [StreamRead("stem_relu", (f"{blocks[0]}_a_conv",))]
+        else:  # the projection shortcut writes it; the first block reads the previous stage's stream
+            writers, norms, reads = [f"{blocks[0]}_proj"], [f"{blocks[0]}_proj_bn"], []
+        writers += [f"{name}_b_conv" for name in blocks]
+        norms += [f"{name}_b_bn" for name in blocks]
+        reads += [StreamRead(f"{name}_out", (f"{after}_a_conv",)) for name, after in zip(blocks, blocks[1:])]
+        reads.append(StreamRead(f"{blocks[-1]}_out", (f"stage{stage + 1}_block1_a_conv",
+                                                      f"stage{stage + 1}_block1_proj")) if stage < 3
+                     else StreamRead("pool", ("logits",)))
+        groups.append(PrunableStream(f"stage{stage}", producers=tuple(writers), reads=tuple(reads),
+                                     channelwise=tuple(norms)))
+        groups += [PrunableGroup(f"{name}_a_conv", consumer=f"{name}_b_conv", channelwise=(f"{name}_a_bn",))
+                   for name in blocks]
+    inner = [f"stage{stage}_block{block}_a_conv" for stage in (1, 2, 3) for block in (1, 2, 3)]
+    return CompressionPlan(tuple(groups), lambda widths: {
+        "stage_widths": tuple(widths[f"stage{stage}"] for stage in (1, 2, 3)),
+        "inner_widths": tuple(widths[name] for name in inner)})
 
 
 class ClassificationTask(Task):
@@ -144,7 +181,8 @@ class ClassificationTask(Task):
         size, channels = self.info["image_size"], self.info["channels"]
         num_classes = len(self.info["class_names"])
         model = build_classifier(cfg.model, (size, size, channels), num_classes, filters=cfg.filters,
-                                 dense_units=cfg.dense_units, dropout=cfg.dropout, inner_widths=cfg.inner_widths)
+                                 dense_units=cfg.dense_units, dropout=cfg.dropout, inner_widths=cfg.inner_widths,
+                                 stage_widths=cfg.stage_widths)
         if cfg.adversarial != "none":  # the same layers and weights; only training differs
             model = AdversarialClassifier(model.inputs, model.outputs, name=model.name, attack=cfg.adversarial,
                                           epsilon=cfg.adversarial_epsilon * 255, steps=cfg.adversarial_steps,
@@ -163,9 +201,9 @@ class ClassificationTask(Task):
     # -- width compression (kerasapps compress) --------------------------------
     def compression_plan(self, model):
         """LeNet-5: every conv and dense layer but the classifier, each re-fitting the next one (the
-        last conv's features are its pooled map, before Flatten). ResNet-20: each block's first
-        convolution (and its BatchNormalization), re-fitting the block's second; the block
-        outputs keep their width, which the shortcuts must match."""
+        last conv's features are its pooled map, before Flatten). ResNet-20: each stage's residual
+        stream (one stream per stage, below) and each block's first convolution (and its
+        BatchNormalization), re-fitting the block's second."""
         cfg = self.config
         if cfg.model == "lenet5":
             convs = [f"conv{i}" for i in range(1, len(cfg.filters) + 1)]
@@ -177,11 +215,7 @@ class ClassificationTask(Task):
             return CompressionPlan(groups, lambda widths: {"filters": tuple(widths[name] for name in convs),
                                                            "dense_units": tuple(widths[name] for name in denses)})
         if cfg.model == "resnet20":
-            blocks = [f"stage{stage}_block{block}" for stage in (1, 2, 3) for block in (1, 2, 3)]
-            groups = tuple(PrunableGroup(f"{name}_a_conv", consumer=f"{name}_b_conv", channelwise=(f"{name}_a_bn",))
-                           for name in blocks)
-            return CompressionPlan(groups, lambda widths: {"inner_widths": tuple(widths[f"{name}_a_conv"]
-                                                                                 for name in blocks)})
+            return resnet20_compression_plan()
         raise UsageError(f"the {cfg.model} classifier has no hidden layer to compress (lenet5 and resnet20 have)")
 
     # -- predictions and serving ----------------------------------------------

@@ -1,5 +1,6 @@
 """`kerasapps compress classification`: a tiny LeNet-5 run compressed, fine-tuned, then evaluated,
-exported, served and resumed like any run; ResNet-20's plan prunes only its blocks' inner widths."""
+exported, served and resumed like any run; ResNet-20's plan prunes its residual streams and its
+blocks' inner widths."""
 
 import json
 
@@ -32,12 +33,12 @@ def test_compress_then_evaluate_export_serve_and_resume(tiny_run):
     root = tiny_run
     source_files = sorted(p.name for p in (root / "run").iterdir())
     result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.5", "--samples", "100",
-                    "--fine-tune-epochs", "0.5", "--out", root / "half")
+                    "--fine-tune-epochs", "0.5", "--recalibrate", "--out", root / "half")
     assert result.exit_code == 0, (result.output, result.exception)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("epoch 1/1 - ")  # the fine-tuning's line, then the table
     lines = lines[1:]
-    assert lines[0] == "classification: spectral keep 0.5 (conv1 4->2, conv2 8->4, fc1 16->8, fc2 12->6)"
+    assert lines[0] == "classification: spectral keep 0.5 (conv1 4->2, conv2 8->4, fc1 16->8, fc2 12->6)"  # no BN
     assert [line.split()[0] for line in lines[2:5]] == ["original", "pruned", "fine-tuned"]
     assert f"exported: {root / 'saved' / 'classification' / '2'}" in lines
     assert sorted(p.name for p in (root / "run").iterdir()) == source_files  # the source run is only read
@@ -49,6 +50,9 @@ def test_compress_then_evaluate_export_serve_and_resume(tiny_run):
     assert original["params"] > 2 * pruned["params"] and original["multiply_adds"] > 2 * pruned["multiply_adds"]
     assert [g["kept_width"] for g in report["groups"]] == [2, 4, 8, 6]
     assert tuned["steps"] == 4 and report["export_path"] == str(root / "saved" / "classification" / "2")
+    from kerasapps.training.engine import BestWeights
+
+    assert BestWeights.recorded(root / "half" / "best.weights.h5")["epoch"] == 1  # rewritten by --recalibrate
     # evaluate scores the fine-tuned weights exactly as compress reported them
     evaluated = kerasapps.evaluate("classification", workdir=root / "half", verbose=0)
     assert evaluated.metrics["accuracy"] == pytest.approx(tuned["metrics"]["accuracy"], abs=1e-6)
@@ -75,10 +79,11 @@ def test_compress_without_fine_tuning_keeps_the_pruned_weights_and_baselines_run
     for method in ("l1", "random"):
         out = root / f"quarter-{method}"
         result = invoke("compress", "classification", "--workdir", root / "run", "--keep", "0.25", "--method",
-                        method, "--samples", "50", "--out", out)
+                        method, "--samples", "50", "--recalibrate", "--out", out)
         assert result.exit_code == 0, (result.output, result.exception)
         report = json.loads((out / "compression.json").read_text())
         assert [row["stage"] for row in report["rows"]] == ["original", "pruned"]
+        assert report["recalibrated_batch_normalization_layers"] == 0  # LeNet-5 has none
         assert [g["kept_width"] for g in report["groups"]] == [1, 2, 4, 3]
         evaluated = kerasapps.evaluate("classification", workdir=out, verbose=0)
         assert evaluated.metrics["accuracy"] == pytest.approx(report["rows"][1]["metrics"]["accuracy"], abs=1e-6)
@@ -126,10 +131,9 @@ def test_per_layer_keep_and_a_failed_compress_leaves_no_folder(tiny_run, monkeyp
 
 
 @pytest.mark.slow
-def test_resnet20_plan_prunes_only_the_inner_convolutions_and_keeps_the_function_at_keep_1():
+def test_resnet20_plan_prunes_residual_streams_and_inner_convolutions_exactly_when_half_the_channels_are_copies():
     import keras
     import tensorflow as tf
-    from kerasapps_classification.models import build_classifier
     from kerasapps_classification.task import ClassificationConfig, ClassificationTask
 
     from kerasapps.compression.surgery import (
@@ -141,27 +145,47 @@ def test_resnet20_plan_prunes_only_the_inner_convolutions_and_keeps_the_function
     )
 
     keras.utils.set_random_seed(0)
-    model = build_classifier("resnet20", (16, 16, 3), 4)
-    task = ClassificationTask(ClassificationConfig(model="resnet20"), info={"class_names": list("abcd")})
+    task = ClassificationTask(ClassificationConfig(model="resnet20"),
+                              info={"class_names": list("abcd"), "image_size": 16, "channels": 3})
+    model = task.build_model()
     plan = task.compression_plan(model)
     check_plan(model, plan)
-    assert [g.producer for g in plan.groups][:2] == ["stage1_block1_a_conv", "stage1_block2_a_conv"]
-    assert plan.groups[0].channelwise == ("stage1_block1_a_bn",) and plan.groups[0].consumer == "stage1_block1_b_conv"
-    images = np.random.default_rng(0).uniform(0, 255, (16, 16, 16, 3)).astype("float32")
-    for layer in model.layers:  # BatchNormalization with statistics of its own, not the identity
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma + 0.1, beta + 0.1, mean + 0.05, var + 0.5])
-    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(16))).batch(8)
-    covariances = measure_feature_covariances(model, plan, data, samples=16)
-    for keep, widths in ((1.0, [16] * 3 + [32] * 3 + [64] * 3), (0.5, [8] * 3 + [16] * 3 + [32] * 3)):
-        choices = choose_channels(model, plan, covariances, keep)
-        overrides = plan.config_overrides({p: c.width for p, c in choices.items()})
-        assert list(overrides["inner_widths"]) == widths
-        narrow = build_classifier("resnet20", (16, 16, 3), 4, inner_widths=overrides["inner_widths"])
+    assert plan.names()[:2] == ["stage1", "stage1_block1_a_conv"] and plan.tied_names()["stem_conv"] == "stage1"
+    assert plan.groups[4].producers == ("stage2_block1_proj", "stage2_block1_b_conv", "stage2_block2_b_conv",
+                                        "stage2_block3_b_conv")
+    assert plan.groups[8].reads[-1].features == "pool" and plan.groups[8].reads[-1].consumers == ("logits",)
+    # Every convolution's second half of filters copies its first half, and so does every
+    # BatchNormalization (with statistics of its own): each stream's second half of channels then
+    # equals its first wherever it is read, as do the blocks' inner channels.
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization)):
+            weights = layer.get_weights()
+            if isinstance(layer, keras.layers.BatchNormalization):
+                weights = [w + shift for w, shift in zip(weights, (0.1, 0.1, 0.05, 0.5))]
+            half = weights[0].shape[-1] // 2
+            layer.set_weights([np.concatenate([w[..., :half]] * 2, axis=-1) for w in weights])
+    images = np.random.default_rng(0).uniform(0, 255, (40, 16, 16, 3)).astype("float32")  # > 32: pooled features
+    data = tf.data.Dataset.from_tensor_slices((images, np.zeros(40))).batch(20)
+    covariances = measure_feature_covariances(model, plan, data, samples=40)
+    expected = model.predict_on_batch(images)
+    for keep, stages in ((1.0, (16, 32, 64)), (0.5, (8, 16, 32))):
+        # a tiny ridge: a channel kept for one read may be dead (all zero) at another
+        choices = choose_channels(model, plan, covariances, keep, ridge=1e-9)
+        assert list(choices["stage2"].read_fits) == ["stage2_block1_out", "stage2_block2_out", "stage2_block3_out"]
+        overrides = plan.config_overrides({name: choice.width for name, choice in choices.items()})
+        assert overrides == {"stage_widths": stages, "inner_widths": tuple(w for w in stages for _ in range(3))}
+        narrow = ClassificationTask(kerasapps.config.apply_overrides(task.config, overrides), info=task.info) \
+            .build_model()
         transfer_weights(model, narrow, narrow_weights(model, plan, choices))
-        assert narrow.get_layer("stage3_block3_b_conv").kernel.shape == (3, 3, widths[-1], 64)
-        if keep == 1.0:
-            np.testing.assert_allclose(narrow.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
+        assert narrow.get_layer("stem_conv").kernel.shape == (3, 3, 3, stages[0])
+        assert narrow.get_layer("stage3_block1_proj").kernel.shape == (1, 1, stages[1], stages[2])
+        assert narrow.get_layer("logits").kernel.shape == (stages[2], 4)
+        np.testing.assert_allclose(narrow.predict_on_batch(images), expected, atol=1e-5)
+    # without the re-fit every consumer loses the copies' contribution: the function changes
+    transfer_weights(model, narrow, narrow_weights(model, plan, choose_channels(model, plan, covariances, 0.5,
+                                                                                "random")))
+    assert np.abs(narrow.predict_on_batch(images) - expected).max() > 1e-3
     with pytest.raises(kerasapps.UsageError, match="9 widths"):
         kerasapps.config.apply_overrides(ClassificationConfig(), {"inner_widths": "8,8"})
+    with pytest.raises(kerasapps.UsageError, match="3 widths"):
+        kerasapps.config.apply_overrides(ClassificationConfig(), {"stage_widths": "8,8"})
