@@ -297,10 +297,8 @@ def count_multiply_adds(model) -> int:
         count_multiply_adds(model)   # 2.3e6 for LeNet-5 on 28x28
     """
     total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += count_multiply_adds(layer)
-        elif isinstance(layer, keras.layers.Conv2D):
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
             kh, kw, channels_in, channels_out = layer.kernel.shape
             height, width = layer.output.shape[1:3]
             total += int(height * width * kh * kw * channels_in * channels_out)

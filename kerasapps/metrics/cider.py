@@ -80,17 +80,24 @@ class CiderD:
             self.document_frequency.update({gram for ref in refs for gram in _counts(ref, max_n)})
             count += 1
         self.log_images = math.log(max(count, 1))
+        # A reference's tf-idf vector depends on it alone: computed once, reused by every caption
+        # scored against it (self-critical training scores several samples per image, every epoch).
+        self._reference_vectors = {}
+
+    def _vectors(self, tokens):
+        return _tf_idf(_counts(tokens, self.max_n), self.document_frequency, self.log_images, self.max_n)
 
     def score(self, hypothesis, references) -> float:
         """CIDEr-D of ``hypothesis`` against ``references`` (0 without references)."""
         if not references:
             return 0.0
-        hyp_vectors, hyp_norms = _tf_idf(_counts(hypothesis, self.max_n), self.document_frequency, self.log_images,
-                                         self.max_n)
+        hyp_vectors, hyp_norms = self._vectors(hypothesis)
         total = 0.0
         for ref in references:
-            ref_vectors, ref_norms = _tf_idf(_counts(ref, self.max_n), self.document_frequency, self.log_images,
-                                             self.max_n)
+            key = tuple(ref)
+            if key not in self._reference_vectors:
+                self._reference_vectors[key] = self._vectors(ref)
+            ref_vectors, ref_norms = self._reference_vectors[key]
             total += _similarity(hyp_vectors, hyp_norms, len(hypothesis), ref_vectors, ref_norms, len(ref), self.max_n)
         return 10.0 * total / self.max_n / len(references)
 

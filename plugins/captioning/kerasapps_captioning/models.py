@@ -111,30 +111,26 @@ def build_run_features(cfg, network):
     sees the image in grey (ITU-R 601 luma). A matching run's network (:class:`DualEncoder`)
     gives its image encoder's features below the projection into the shared space, at the size
     it was trained on (images are resized to it)."""
-    names = {layer.name for layer in network.layers}
     if isinstance(network, DualEncoder):
-        return _matching_image_features(cfg, network.image_encoder)
-    if "logits" not in names:
-        raise UsageError(f"the {network.name} network has no 'logits' layer to cut its classifier at")
-    features = network.get_layer("dropout" if "dropout" in names else "logits").input
-    if not any(layer.weights for layer in network.layers if layer.name not in ("logits", "probabilities")):
-        raise UsageError(f"the {network.name} network has no trained layers below its classifier to start from "
-                         "(a classification run needs --set model=lenet5 or resnet20)")
-    backbone = keras.Model(network.input, features, name=f"{network.name}_features")
+        source, name = network.image_encoder, "matching_image_features"
+        features = source.get_layer("image_projection").input
+    else:
+        names = {layer.name for layer in network.layers}
+        if "logits" not in names:
+            raise UsageError(f"the {network.name} network has no 'logits' layer to cut its classifier at")
+        if not any(layer.weights for layer in network.layers if layer.name not in ("logits", "probabilities")):
+            raise UsageError(f"the {network.name} network has no trained layers below its classifier to start "
+                             "from (a classification run needs --set model=lenet5 or resnet20)")
+        source, name = network, f"{network.name}_features"
+        features = network.get_layer("dropout" if "dropout" in names else "logits").input
+    backbone = keras.Model(source.input, features, name=name)
     backbone.trainable = not cfg.freeze_encoder
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-    x = keras.ops.image.rgb_to_grayscale(image) if network.input.shape[-1] == 1 else image
-    return keras.Model(image, backbone(x, training=False if cfg.freeze_encoder else None), name="image_features")
-
-
-def _matching_image_features(cfg, image_encoder):
-    features = image_encoder.get_layer("image_projection").input
-    backbone = keras.Model(image_encoder.input, features, name="matching_image_features")
-    backbone.trainable = not cfg.freeze_encoder
-    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-    trained_size = tuple(image_encoder.input.shape[1:3])
-    # Its filters learnt objects at that scale; max pooling would take any size, but not the same features.
-    x = image if trained_size == (cfg.image_size,) * 2 else keras.layers.Resizing(*trained_size, name="to_trained_size")(image)
+    x = keras.ops.image.rgb_to_grayscale(image) if source.input.shape[-1] == 1 else image
+    trained_size = tuple(source.input.shape[1:3])  # a run network is rebuilt at image_size; a matching one is not
+    if trained_size != (cfg.image_size,) * 2:
+        # Its filters learnt objects at that scale; max pooling would take any size, but not the same features.
+        x = keras.layers.Resizing(*trained_size, name="to_trained_size")(x)
     return keras.Model(image, backbone(x, training=False if cfg.freeze_encoder else None), name="image_features")
 
 
@@ -321,7 +317,7 @@ class ShowAndTell(keras.Model):
         """
         self._steps = decoder_steps(self, cfg)
         self._max_length = cfg.max_caption_length + 1
-        self._embed_features = (lambda features: embed_features(cfg, features, self.get_layer("encoder")))
+        self._config = cfg
         self.self_critical = (scorer, samples)
         self.self_critical_trackers = {"policy_loss": keras.metrics.Mean(name="policy_loss"),
                                        "reward": keras.metrics.Mean(name="reward")}
@@ -333,10 +329,11 @@ class ShowAndTell(keras.Model):
         scorer, samples = self.self_critical
         start, step = self._steps
         with tf.GradientTape() as tape:
-            if "features" in inputs:
-                vectors = self._embed_features(inputs["features"])
+            encoder = self.get_layer("encoder")
+            if "features" in inputs:  # cached features: the encoder's own layers above its backbone
+                vectors = embed_features(self._config, inputs["features"], encoder)
             else:
-                vectors = self.get_layer("encoder")(inputs["image"], training=False)
+                vectors = encoder(inputs["image"], training=False)
             state = start(tf.repeat(vectors, samples, axis=0))
             words, log_probs, mask = sample_captions(step, state, self._max_length)
             rewards = tf.numpy_function(lambda *arrays: self_critical_rewards(scorer, samples, *arrays),
