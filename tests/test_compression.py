@@ -61,6 +61,29 @@ def test_greedy_step_gain_is_the_drop_of_the_criterion():
         assert reconstruction_error(sigma, kept, 1e-3, weighting) == pytest.approx(best, rel=1e-9)
 
 
+def test_a_tied_group_at_ridge_zero_keeps_channels_one_layer_sees_as_duplicates():
+    """A stream read by two layers: channels 0 and 1 are one signal where the first reads them and
+    independent where the second does. The joint choice keeps both (the second needs them); the
+    first layer's re-fit then solves a singular system, which at ridge 0 is the least-squares
+    solution of least norm, not an error."""
+    from kerasapps.compression.spectral import joint_spectral_selection
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(2000, 4)) * np.array([3.0, 2.5, 0.1, 0.1])
+    first = np.concatenate([base[:, :1], base[:, :1], base[:, 2:]], axis=1)   # channel 1 repeats channel 0
+    second = base * np.array([1.0, 1.0, 0.01, 0.01])
+    sigmas = [covariance_of(first), covariance_of(second)]
+    kept = joint_spectral_selection(sigmas, 2, ridge=0.0)
+    assert kept.tolist() == [0, 1]
+    A = reconstruction_map(sigmas[0], kept, ridge=0.0)
+    assert np.isfinite(A).all() and np.abs(A).max() < 10
+    np.testing.assert_allclose(first[:, kept] @ A.T[:, :2], first[:, :2], atol=1e-9)
+    # the criterion is what least squares leaves of the first layer's channels (the weak ones, mostly)
+    residual = first - first[:, kept] @ np.linalg.lstsq(first[:, kept], first, rcond=None)[0]
+    assert reconstruction_error(sigmas[0], kept, ridge=0.0) == pytest.approx(
+        (residual ** 2).sum() / len(first), rel=1e-6)
+
+
 @pytest.mark.parametrize("ridge", [0.0, 1e-2])
 def test_closed_form_refit_is_the_least_squares_solve(ridge):
     rng = np.random.default_rng(2)

@@ -141,11 +141,21 @@ def joint_spectral_selection(covariances, k: int, ridge: float = 1e-4, weighting
     return np.array(sorted(kept), dtype=np.int64)
 
 
+def _solve_symmetric(block, rhs, lam: float) -> np.ndarray:
+    """``block^-1 rhs`` for the ridge-regularised ``block = Sigma_JJ + lam I``. At ``lam`` 0 the
+    block is singular wherever kept channels are linear combinations of each other in this layer
+    (a tied group's can be): then the least-squares solution of least norm, the ridge solution's
+    limit as ``lam`` goes to 0."""
+    if lam > 0:
+        return np.linalg.solve(block, rhs)
+    return np.linalg.lstsq(block, rhs, rcond=None)[0]
+
+
 def _greedy_gains(sigma, weight, kept, lam) -> np.ndarray:
     """How much adding each channel to ``kept`` lowers the criterion (see spectral_selection)."""
     if kept:
-        inverse = np.linalg.inv(sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept)))
-        explained = sigma[:, kept] @ inverse @ sigma[kept, :]  # Sigma_FJ P Sigma_J:
+        explained = sigma[:, kept] @ _solve_symmetric(sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept)),
+                                                      sigma[kept, :], lam)  # Sigma_FJ P Sigma_J:
     else:
         explained = np.zeros_like(sigma)
     residual = sigma - explained                                 # column j: d_j
@@ -171,7 +181,7 @@ def reconstruction_map(covariance, kept, ridge: float = 1e-4) -> np.ndarray:
         return np.eye(sigma.shape[0])[:, kept]
     lam = ridge_of(sigma, ridge)
     block = sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept))
-    return np.linalg.solve(block, sigma[kept, :]).T  # block is symmetric: (block^-1 Sigma_JF)^T
+    return _solve_symmetric(block, sigma[kept, :], lam).T  # block is symmetric: (block^-1 Sigma_JF)^T
 
 
 def selection_map(channels: int, kept) -> np.ndarray:
@@ -197,7 +207,7 @@ def reconstruction_error(covariance, kept, ridge: float = 1e-4, weighting=None) 
     weight = np.eye(sigma.shape[0]) if weighting is None else np.asarray(weighting, np.float64)
     lam = ridge_of(sigma, ridge)
     block = sigma[np.ix_(kept, kept)] + lam * np.eye(len(kept))
-    residual = sigma - sigma[:, kept] @ np.linalg.solve(block, sigma[kept, :])
+    residual = sigma - sigma[:, kept] @ _solve_symmetric(block, sigma[kept, :], lam)
     return float(np.trace(weight @ residual))
 
 

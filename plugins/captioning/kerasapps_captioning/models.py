@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasapps.api import END_ID, START_ID, ForgetGateBias, FusedBatchNormalization, UsageError, Vocabulary, decode
+from kerasapps.api import (END_ID, START_ID, UNK_ID, ForgetGateBias, FusedBatchNormalization, UsageError, Vocabulary,
+                           decode)
 
 # keras.applications encoders: constructor and the preprocessing its weights expect.
 APPLICATIONS = {
@@ -197,6 +198,8 @@ def decoder_steps(model, cfg):
     logits_layer = model.get_layer("logits")
     merge = getattr(cfg, "decoder", "show_and_tell") == "merge"
     mix = model.get_layer("merge") if merge else None
+    # Added to the logits before the softmax: the distribution is renormalised over the known words.
+    forbidden = None if getattr(cfg, "emit_unknown", True) else tf.one_hot(UNK_ID, logits_layer.units, on_value=-1e9)
 
     def run_lstms(x, states):
         new_states = []
@@ -219,7 +222,10 @@ def decoder_steps(model, cfg):
         x = x[:, 0]
         if merge:
             x = mix(tf.concat([x, tf.cast(image_vector, x.dtype)], axis=-1))
-        return tf.nn.log_softmax(tf.cast(logits_layer(x), tf.float32)), (lstm_states, image_vector)
+        logits = tf.cast(logits_layer(x), tf.float32)
+        if forbidden is not None:
+            logits += forbidden
+        return tf.nn.log_softmax(logits), (lstm_states, image_vector)
 
     return start, step
 

@@ -72,6 +72,9 @@ class CaptioningConfig(TaskConfig):
         "none", "a captioning run to start from (its folder or best.weights.h5), built with the same settings; "
         "its vocabulary is kept")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)", minimum=1)
+    # Flickr8k dev, recipe flickr8k: 11 of 1,000 captions held "[UNK]" ("a baby in a [UNK] [UNK]").
+    emit_unknown: bool = field(
+        False, "let decoding and self-critical sampling choose [UNK] (off: the decoder picks its best known word)")
     length_alpha: float = field(0.0, "GNMT length-penalty exponent for beam search (0 = plain log-probability)")
     train_examples: int = field(32000, "shapes: training images generated (each with 5-6 captions)", minimum=1)
     eval_examples: int = field(500, "shapes: validation and test images each", minimum=1)

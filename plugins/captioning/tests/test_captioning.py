@@ -309,17 +309,22 @@ def test_cached_features_are_the_backbones_and_give_the_same_logits_as_images(de
                                    rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("emit_unknown", [True, False], ids=["unknown_allowed", "unknown_forbidden"])
 @pytest.mark.parametrize("decoder", [{}, MERGE], ids=["show_and_tell", "merge"])
-def test_decoding_follows_the_trained_graph_step_by_step(decoder):
+def test_decoding_follows_the_trained_graph_step_by_step(decoder, emit_unknown):
     """Greedy decoding (graph code with its own LSTM steps) picks, at every step, the word the
-    training graph's logits rank first given the words decoded before: the two cannot drift."""
-    from kerasapps.api import END_ID, START_ID
+    training graph's logits rank first given the words decoded before: the two cannot drift.
+    With ``emit_unknown`` off, [UNK] is never chosen (decoding or sampling), and the
+    log-probabilities are the training graph's renormalised over the other words."""
+    from kerasapps.api import END_ID, START_ID, UNK_ID
     from kerasapps.data.sources import DatasetSource
     from kerasapps.data import shapes
+    from kerasapps_captioning.models import decoder_steps, sample_captions
     from kerasapps_captioning.task import CaptioningTask
 
     config = CaptioningTask.Config(image_size=32, cnn_filters=(8, 16), embed_dim=16, lstm_units=16, max_caption_length=6,
-                                   train_examples=16, eval_examples=8, min_word_count=1, **decoder)
+                                   train_examples=16, eval_examples=8, min_word_count=1, emit_unknown=emit_unknown,
+                                   **decoder)
     task = CaptioningTask(config, DatasetSource("shapes", "registered", "shapes", factory="kerasapps.data.shapes"))
     task.build_datasets()
     keras = pytest.importorskip("keras")
@@ -328,24 +333,36 @@ def test_decoding_follows_the_trained_graph_step_by_step(decoder):
     for layer in model.layers:  # larger weights than Keras's initialisers: words that differ between images
         if layer.name in ("logits", "embedding"):
             layer.set_weights([w * 8 for w in layer.get_weights()])
+    kernel, bias = model.get_layer("logits").get_weights()
+    bias[UNK_ID] = 1.0  # [UNK] ranks first at most steps (at 2.0, at every step): forbidding it must matter
+    model.get_layer("logits").set_weights([kernel, bias])
     images = tf.constant(shapes.generate_arrays("test", 6, seed=2, image_size=32)["image"], tf.float32)
     greedy, log_prob = task.caption_function(model, beam_size=1)(images)
     greedy = greedy.numpy()
     assert len({tuple(row) for row in greedy}) > 1
+    assert (UNK_ID in greedy) == emit_unknown
     steps = config.max_caption_length + 1
     fed = np.concatenate([np.full((len(greedy), 1), START_ID), greedy[:, :-1]], axis=1)
     fed = np.where(np.cumsum(fed == END_ID, axis=1) > 0, 0, fed)  # nothing after the end
     logits = model({"image": images, "tokens": tf.constant(fed[:, np.newaxis, :steps], tf.int32)}, training=False)
-    chosen = np.argmax(logits.numpy()[:, 0, :, 1:], axis=-1) + 1  # padding is never chosen
+    logits = logits.numpy()[:, 0]
+    if not emit_unknown:
+        logits[..., UNK_ID] = -np.inf
+    chosen = np.argmax(logits[..., 1:], axis=-1) + 1  # padding is never chosen
     for row, picked in zip(greedy, chosen):
         length = int(np.argmax(row == END_ID)) + 1 if END_ID in row else steps
         np.testing.assert_array_equal(picked[:length], row[:length])
-    expected = tf.nn.log_softmax(logits[:, 0]).numpy()  # the decoder's log-probabilities, padding's included
+    expected = tf.nn.log_softmax(logits).numpy()  # the decoder's log-probabilities, padding's included
     summed = [sum(expected[i, t, row[t]] for t in range(int(np.argmax(row == END_ID)) + 1 if END_ID in row else steps))
               for i, row in enumerate(greedy)]
     np.testing.assert_allclose(log_prob.numpy(), summed, rtol=1e-4, atol=1e-4)
     beam_one, _ = task.caption_function(model, beam_size=1, use_beam=True)(images)
     np.testing.assert_array_equal(beam_one.numpy(), greedy)
+    beam, _ = task.caption_function(model, beam_size=3)(images)
+    start, step = decoder_steps(model, config)
+    sampled, _, _ = sample_captions(step, start(model.get_layer("encoder")(images, training=False)), steps)
+    if not emit_unknown:
+        assert UNK_ID not in beam.numpy() and UNK_ID not in sampled.numpy()
 
 
 @pytest.mark.slow
