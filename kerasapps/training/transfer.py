@@ -67,7 +67,7 @@ class TrainedRun:
         weights = pathlib.Path(self.weights)
         if not weights.is_file():
             raise UsageError(f"{weights} not found: the {self.task} weights to start from are gone")
-        optimizer = model.optimizer
+        optimizer = getattr(model, "optimizer", None)  # none before compile: the file's optimizer state is skipped
         if optimizer is not None and not optimizer.built:  # the file holds the optimizer's variables too
             optimizer.build(model.trainable_variables)
         with warnings.catch_warnings(record=True) as caught:

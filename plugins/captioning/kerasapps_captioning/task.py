@@ -216,23 +216,21 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         from kerasapps_captioning import models as model_code
 
         model = model_code.build_show_and_tell(self.config, self.vocabulary.size, self._encoder())
+        run = TrainedRun.from_json(self.info["initial_run"]) if "initial_run" in self.info else None
+        # Evaluation, export and resumption restore this run's own weights next: the initial run may be gone.
+        if run is not None and pathlib.Path(run.weights).is_file():
+            try:
+                # Before compile: the model has no optimizer yet, so the file's optimizer state is not
+                # read and this run starts a fresh Adam (step count and moments).
+                run.load_weights(model)
+            except UsageError as exc:
+                raise UsageError(f"initial_weights={self.config.initial_weights}: {exc}; build this run with that "
+                                 f"run's settings") from None
         model.compile(
             optimizer=keras.optimizers.Adam(self.scheduled_learning_rate(self.info.get("train_images")), clipnorm=5.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
-        run = TrainedRun.from_json(self.info["initial_run"]) if "initial_run" in self.info else None
-        # Evaluation, export and resumption restore this run's own weights next: the initial run may be gone.
-        if run is not None and pathlib.Path(run.weights).is_file():
-            try:
-                run.load_weights(model)
-            except UsageError as exc:
-                raise UsageError(f"initial_weights={self.config.initial_weights}: {exc}; build this run with that "
-                                 f"run's settings") from None
-            # Its network, not its optimizer's state: this run starts a fresh Adam (step count and moments).
-            for variable in model.optimizer.variables:
-                if variable.name != "learning_rate":
-                    variable.assign(keras.ops.zeros_like(variable))
         if getattr(self, "reward_scorer", None) is not None:  # training (export and evaluation need no reward)
             model.train_self_critical(self.config, self.reward_scorer, self.config.self_critical_samples)
         return model

@@ -2,6 +2,7 @@
 captions, and a trained run fine-tuned on them end to end."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -57,6 +58,21 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
     from kerasapps.training.transfer import read_trained_run
 
     first = read_trained_run(tmp_path / "xe", task="captioning").build_model()
+    # Before its own weights are restored, the fine-tuning run's model holds the first run's network
+    # and a fresh Adam: the first run's step count and moments are not carried over.
+    assert int(first.optimizer.iterations) > 0
+    from kerasapps.config import apply_overrides
+    from kerasapps_captioning.task import CaptioningTask
+
+    params = json.loads((tmp_path / "sc" / "config.json").read_text())["params"]
+    known = {f.name for f in dataclasses.fields(CaptioningTask.Config)}
+    config = apply_overrides(CaptioningTask.Config(), {k: v for k, v in params.items() if k in known})
+    start = CaptioningTask(config, info=info["sc"]).build_model()
+    for a, b in zip(first.weights, start.weights):
+        np.testing.assert_array_equal(a, b)
+    assert int(start.optimizer.iterations) == 0
+    start.optimizer.build(start.trainable_variables)
+    assert all(not np.any(v.numpy()) for v in start.optimizer.variables if v.name not in ("iteration", "learning_rate"))
     tuned = kerasapps.evaluate("captioning", workdir=tmp_path / "sc", verbose=0).model
     moved = [not np.allclose(a, b) for a, b in zip(first.get_layer("logits").get_weights(),
                                                      tuned.get_layer("logits").get_weights())]
