@@ -2,7 +2,8 @@
 weights another task trained (captioning's image encoder from a classification run).
 
 A run folder (``--workdir``) records what rebuilds its model: ``config.json`` (the task and
-its params), ``task_info.json`` (what the task learnt from its data) and ``best.weights.h5``.
+its params), ``task_info.json`` (what the task learnt from its data) and ``best.weights.h5``
+(or, for a run that keeps its last epoch's weights, its ``backup/`` checkpoint).
 :func:`read_trained_run` reads and checks the two JSON files (no TensorFlow); the
 :class:`TrainedRun` it returns is JSON-able, so a task can keep it in its own ``info`` and
 rebuild the network later without the folder.
@@ -24,6 +25,7 @@ import warnings
 from kerasapps.errors import UsageError
 
 WEIGHTS_FILE = "best.weights.h5"
+BACKUP_DIR = "backup"  # the resumable checkpoint, which also holds the last epoch's weights
 
 
 @dataclasses.dataclass
@@ -63,8 +65,11 @@ class TrainedRun:
         return model
 
     def load_weights(self, model) -> None:
-        """Load the run's weights file into ``model`` (one built by :meth:`build_model`)."""
+        """Load the run's weights file (or last-epoch checkpoint) into ``model`` (one built by
+        :meth:`build_model`)."""
         weights = pathlib.Path(self.weights)
+        if weights.is_dir():
+            return self._load_backup(model, weights)
         if not weights.is_file():
             raise UsageError(f"{weights} not found: the {self.task} weights to start from are gone")
         optimizer = getattr(model, "optimizer", None)  # none before compile: the file's optimizer state is skipped
@@ -81,6 +86,22 @@ class TrainedRun:
             if str(warning.message).startswith("Skipping variable loading for optimizer"):
                 continue  # the other run's optimizer state: transfer takes its network's weights only
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+    def _load_backup(self, model, backup: pathlib.Path) -> None:
+        """The model's variables from the latest checkpoint in ``backup`` (the optimizer's state and
+        the epoch record stay behind, unless the model tracks its optimizers, as a GAN does)."""
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(backup))
+        if latest is None:
+            raise UsageError(f"{backup} holds no checkpoint: the {self.task} weights to start from are gone")
+        try:
+            status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+            status.assert_existing_objects_matched()
+        except (ValueError, AssertionError) as exc:
+            raise UsageError(f"the weights in {backup} do not fit the {self.task} model rebuilt from "
+                             f"{self.folder}/config.json ({_shape_mismatch(str(exc))})") from None
 
 
 def _shape_mismatch(message: str) -> str:
@@ -105,7 +126,7 @@ def read_trained_run(path, task: str | None = None) -> TrainedRun:
         raise UsageError(f"{path} not found: expected {kind} (its --workdir folder, or the {WEIGHTS_FILE} in it)")
     if path.is_dir():
         folder, weights = path, path / WEIGHTS_FILE
-        if not weights.is_file():
+        if not weights.is_file() and not (path / BACKUP_DIR / "checkpoint").is_file():
             raise UsageError(f"{path} holds no {WEIGHTS_FILE}: expected {kind} that finished an epoch")
     elif path.name.endswith(".weights.h5"):
         folder, weights = path.parent, path
@@ -124,6 +145,11 @@ def read_trained_run(path, task: str | None = None) -> TrainedRun:
         raise UsageError(f"{folder}/config.json records no task and params: expected {kind}")
     if task and config["task"] != task:
         raise UsageError(f"{folder} is a {config['task']} run, not {kind}")
+    last_epoch = not weights.is_file() or config["params"].get("restore_best_weights") is False
+    if path.is_dir() and last_epoch and (folder / BACKUP_DIR / "checkpoint").is_file():
+        # Its result is the last epoch's weights (a GAN, self-critical training, restore_best_weights=false),
+        # as evaluation and export read it.
+        weights = folder / BACKUP_DIR
     return TrainedRun(str(folder), str(weights), config["task"], config["params"], records["task_info.json"])
 
 

@@ -4,6 +4,7 @@ captions, and a trained run fine-tuned on them end to end."""
 import csv
 import dataclasses
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -78,6 +79,16 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
                                                      tuned.get_layer("logits").get_weights())]
     assert any(moved)
     assert 0 < np.abs(first.get_layer("logits").get_weights()[0] - tuned.get_layer("logits").get_weights()[0]).max() < 1
+    # It keeps its last epoch (no best.weights.h5): read as a trained run, its weights are the backup's,
+    # the ones evaluation used, so it can start another run (more self-critical epochs, say).
+    tuned_run = read_trained_run(tmp_path / "sc", task="captioning")
+    assert pathlib.Path(tuned_run.weights) == tmp_path / "sc" / "backup"
+    for a, b in zip(tuned_run.build_model().weights, tuned.weights):
+        np.testing.assert_array_equal(a, b)
+    narrow = CaptioningTask(dataclasses.replace(config, lstm_units=8, objective="cross_entropy", initial_weights="none"),
+                            info={k: v for k, v in info["sc"].items() if k != "initial_run"}).build_model()
+    with pytest.raises(kerasapps.UsageError, match=r"the weights in .*backup do not fit the captioning model"):
+        tuned_run.load_weights(narrow)
     metrics = json.loads((tmp_path / "sc" / "metrics.json").read_text())
     assert "cider_d" in metrics["metrics"]
     result = check_export(run.export_path, write_scene_images(tmp_path / "inputs", count=2), out=tmp_path / "served")
