@@ -322,7 +322,7 @@ def _recalibrate_fine_tuned(narrow_run, dataset, samples: int) -> None:
     from kerasapps.compression.surgery import recalibrate_batch_normalization
     from kerasapps.training.engine import BestWeights
 
-    weights = pathlib.Path(narrow_run._load_trained_weights())
+    weights = pathlib.Path(narrow_run.load_trained_weights())
     record = BestWeights.recorded(weights) if weights.name.endswith(".weights.h5") else None
     if record is None:  # the run keeps no best weights: its backup is the result, left as trained
         return

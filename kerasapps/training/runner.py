@@ -236,7 +236,9 @@ class TaskRun:
         """Whether the result is the best validation epoch's weights rather than the last's."""
         return self.task.monitor is not None and self.config.restore_best_weights
 
-    def _load_trained_weights(self) -> str:
+    def load_trained_weights(self) -> str:
+        """Load the run's result into ``self.model``: the best epoch's weights, or the last epoch's
+        (from the backup) for a run that keeps those. Returns the file or folder read."""
         best = self.scratch_dir / "best.weights.h5"
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:  # the file holds its variables too
@@ -361,7 +363,7 @@ class TaskRun:
         if self.model is None:
             self._setup_runtime()
             self._build(need_data=True)
-        weights = self._load_trained_weights()
+        weights = self.load_trained_weights()
         from kerasapps.task import evaluate_task
 
         with self._plugin("evaluate"), decoding_errors_as_usage_errors(self.source):
@@ -386,7 +388,7 @@ class TaskRun:
         with self.strategy.scope():
             with self._plugin("build_model"):
                 self.model = self.task.build_model()
-        weights = self._load_trained_weights()
+        weights = self.load_trained_weights()
         with self.strategy.scope(), decoding_errors_as_usage_errors(self.source):
             build_model_state(self.model, next(iter(self.datasets["test"])))
         return weights
@@ -404,7 +406,7 @@ class TaskRun:
         if self.model is None:
             self._setup_runtime()
             self._build(need_data=False)
-            self._load_trained_weights()
+            self.load_trained_weights()
         if not self.is_chief:
             return None
         from kerasapps.serving.export import export_saved_model
