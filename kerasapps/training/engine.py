@@ -100,7 +100,7 @@ class Trainer:
 
         return tf.nest.map_structure(reduce, outputs)
 
-    def _make_function(self, step_fn):
+    def _make_function(self, step_fn, loop: bool):
         if self.jit_compile:
             step_fn = tf.function(step_fn, jit_compile=True, reduce_retracing=True)
 
@@ -108,13 +108,16 @@ class Trainer:
             return self._reduce(self.strategy.run(step_fn, args=(next(iterator),)))
 
         # No AutoGraph (as in Keras's own fit): an explicit while_loop, so that
-        # the graph does not depend on re-reading this file's source.
+        # the graph does not depend on re-reading this file's source. The loop's
+        # body is a second trace of the step (and a second copy in the graph to
+        # optimise), so it is there only where a call can run more than one step.
         @tf.function(autograph=False)
         def multi_step(iterator, steps):
             outputs = one_step(iterator)
-            _, outputs = tf.while_loop(
-                lambda i, _: i < steps, lambda i, _: (i + 1, one_step(iterator)), (tf.constant(1), outputs)
-            )
+            if loop:
+                _, outputs = tf.while_loop(
+                    lambda i, _: i < steps, lambda i, _: (i + 1, one_step(iterator)), (tf.constant(1), outputs)
+                )
             return outputs
 
         return multi_step
@@ -122,13 +125,14 @@ class Trainer:
     @property
     def train_function(self):
         if self._train_function is None:
-            self._train_function = self._make_function(self.model.train_step)
+            self._train_function = self._make_function(self.model.train_step, loop=self.steps_per_execution > 1)
         return self._train_function
 
     @property
     def test_function(self):
+        # evaluate() runs one step per call.
         if self._test_function is None:
-            self._test_function = self._make_function(self.model.test_step)
+            self._test_function = self._make_function(self.model.test_step, loop=False)
         return self._test_function
 
     # -- helpers ---------------------------------------------------------

@@ -337,14 +337,15 @@ def test_multi30k_benchmark_skips_cleanly_without_the_data(tmp_path, capsys):
 def test_validation_bleu_curve_is_logged_and_the_time_budget_stops_training(tmp_path, capsys):
     tiny = dict(train_examples=300, eval_examples=16, units=32, embed_dim=16, beam_size=1, length_buckets=2,
                 validation_bleu=True)
-    kerasapps.run("translation", epochs=2, workdir=tmp_path / "run", export_dir=tmp_path / "models", **tiny,
-                  verbose=2)  # one line per epoch, as the command prints when not on a terminal
+    # Both are training's doing (a callback, the budget), so `train`: no held-out scoring or export.
+    kerasapps.train("translation", epochs=2, workdir=tmp_path / "run", **tiny,
+                    verbose=2)  # one line per epoch, as the command prints when not on a terminal
     rows = (tmp_path / "run" / "validation_bleu.csv").read_text().splitlines()
     assert rows[0] == "epoch,seconds,val_bleu" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
     printed = re.findall(r"val_bleu (\d+\.\d+)", capsys.readouterr().out)
     assert [round(float(v), 2) for v in printed] == [float(r.split(",")[2]) for r in rows[1:]]
 
-    kerasapps.run("translation", epochs=3, workdir=tmp_path / "budget", export_dir=tmp_path / "models2", **tiny,
-                  train_minutes=0.001, verbose=0)
+    kerasapps.train("translation", epochs=3, workdir=tmp_path / "budget", **tiny, train_minutes=0.001,
+                    verbose=0)
     assert "stopping after epoch 1" in capsys.readouterr().err
     assert json.loads((tmp_path / "budget" / "metrics.json").read_text())["epochs_completed"] == 1
