@@ -87,7 +87,6 @@ class TrainedRun:
                 continue  # the other run's optimizer state: transfer takes its network's weights only
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
-
     def _load_backup(self, model, backup: pathlib.Path) -> None:
         """The model's variables from the latest checkpoint in ``backup`` (the optimizer's state and
         the epoch record stay behind, unless the model tracks its optimizers, as a GAN does)."""
