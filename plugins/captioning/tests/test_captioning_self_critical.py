@@ -85,6 +85,11 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
     assert pathlib.Path(tuned_run.weights) == tmp_path / "sc" / "backup"
     for a, b in zip(tuned_run.build_model().weights, tuned.weights):
         np.testing.assert_array_equal(a, b)
+    # ...and it can: a further self-critical run starting from it holds its weights before training.
+    without_record = {k: v for k, v in info["sc"].items() if k != "initial_run"}
+    again = CaptioningTask(dataclasses.replace(config, initial_weights=str(tmp_path / "sc")), info=dict(without_record))
+    for a, b in zip(again.build_model().weights, tuned.weights):
+        np.testing.assert_array_equal(a, b)
     narrow = CaptioningTask(dataclasses.replace(config, lstm_units=8, objective="cross_entropy", initial_weights="none"),
                             info={k: v for k, v in info["sc"].items() if k != "initial_run"}).build_model()
     with pytest.raises(kerasapps.UsageError, match=r"the weights in .*backup do not fit the captioning model"):

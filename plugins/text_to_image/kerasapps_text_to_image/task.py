@@ -216,7 +216,7 @@ class TextToImageTask(Task):
         """The matching run's text encoder (token ids -> unit sentence vector), frozen. Its weights
         come from the matching run, then travel in this run's own weights files."""
         run = TrainedRun.from_json(self.info["matching_run"])
-        encoder = run.build_model(load_weights=pathlib.Path(run.weights).is_file()).text_encoder
+        encoder = run.build_model(load_weights=pathlib.Path(run.weights).exists()).text_encoder
         encoder.trainable = False
         return encoder
 
@@ -321,7 +321,7 @@ class TextToImageTask(Task):
           generated first half against real second half, real first half against it.
         """
         run = TrainedRun.from_json(self.info["matching_run"])
-        if not pathlib.Path(run.weights).is_file():
+        if not pathlib.Path(run.weights).exists():
             print(f"note: {run.weights} is gone: no matching-model metrics", file=sys.stderr)
             return {}
         if len(captions) < 2:
