@@ -69,8 +69,8 @@ class CaptioningConfig(TaskConfig):
         "image's other samples; the last epoch's weights are kept")
     self_critical_samples: int = field(5, "self_critical: captions sampled per image and step", minimum=2)
     initial_weights: str = field(
-        "none", "a captioning run to start from (its folder or best.weights.h5), built with the same settings; "
-        "its vocabulary is kept")
+        "none", "a captioning run to start from (its folder or best.weights.h5; a self-critical run's folder gives its "
+        "last epoch), built with the same settings; its vocabulary is kept")
     beam_size: int = field(3, "beam width for evaluation and export (1 = greedy)", minimum=1)
     # Flickr8k dev, recipe flickr8k: 11 of 1,000 captions held "[UNK]" ("a baby in a [UNK] [UNK]").
     emit_unknown: bool = field(

@@ -62,13 +62,8 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
     # Before its own weights are restored, the fine-tuning run's model holds the first run's network
     # and a fresh Adam: the first run's step count and moments are not carried over.
     assert int(first.optimizer.iterations) > 0
-    from kerasapps.config import apply_overrides
-    from kerasapps_captioning.task import CaptioningTask
-
-    params = json.loads((tmp_path / "sc" / "config.json").read_text())["params"]
-    known = {f.name for f in dataclasses.fields(CaptioningTask.Config)}
-    config = apply_overrides(CaptioningTask.Config(), {k: v for k, v in params.items() if k in known})
-    start = CaptioningTask(config, info=info["sc"]).build_model()
+    sc_run = read_trained_run(tmp_path / "sc", task="captioning")
+    start = sc_run.build_model(load_weights=False)
     for a, b in zip(first.weights, start.weights):
         np.testing.assert_array_equal(a, b)
     assert int(start.optimizer.iterations) == 0
@@ -81,19 +76,21 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
     assert 0 < np.abs(first.get_layer("logits").get_weights()[0] - tuned.get_layer("logits").get_weights()[0]).max() < 1
     # It keeps its last epoch (no best.weights.h5): read as a trained run, its weights are the backup's,
     # the ones evaluation used, so it can start another run (more self-critical epochs, say).
-    tuned_run = read_trained_run(tmp_path / "sc", task="captioning")
-    assert pathlib.Path(tuned_run.weights) == tmp_path / "sc" / "backup"
-    for a, b in zip(tuned_run.build_model().weights, tuned.weights):
+    assert pathlib.Path(sc_run.weights) == tmp_path / "sc" / "backup"
+    for a, b in zip(sc_run.build_model().weights, tuned.weights):
         np.testing.assert_array_equal(a, b)
     # ...and it can: a further self-critical run starting from it holds its weights before training.
     without_record = {k: v for k, v in info["sc"].items() if k != "initial_run"}
-    again = CaptioningTask(dataclasses.replace(config, initial_weights=str(tmp_path / "sc")), info=dict(without_record))
-    for a, b in zip(again.build_model().weights, tuned.weights):
+
+    def rebuilt(**params):  # the run's model with other settings, as a new run with them would build it
+        run = dataclasses.replace(sc_run, params={**sc_run.params, **params}, info=dict(without_record))
+        return run.build_model(load_weights=False)
+
+    for a, b in zip(rebuilt(initial_weights=str(tmp_path / "sc")).weights, tuned.weights):
         np.testing.assert_array_equal(a, b)
-    narrow = CaptioningTask(dataclasses.replace(config, lstm_units=8, objective="cross_entropy", initial_weights="none"),
-                            info={k: v for k, v in info["sc"].items() if k != "initial_run"}).build_model()
+    narrow = rebuilt(lstm_units=8, objective="cross_entropy", initial_weights="none")
     with pytest.raises(kerasapps.UsageError, match=r"the weights in .*backup do not fit the captioning model"):
-        tuned_run.load_weights(narrow)
+        sc_run.load_weights(narrow)
     metrics = json.loads((tmp_path / "sc" / "metrics.json").read_text())
     assert "cider_d" in metrics["metrics"]
     result = check_export(run.export_path, write_scene_images(tmp_path / "inputs", count=2), out=tmp_path / "served")
