@@ -46,6 +46,10 @@ class SegmentationConfig(TaskConfig):
     image_size: Optional[tuple[int, ...]] = field(
         None, "model input: SIDE or HEIGHT,WIDTH; default 64 for shapes, 128 for tfds, the first image's for folder:",
         minimum=16, maximum=8192)
+    crop_size: tuple[int, ...] = field(
+        (), "train on random crops SIDE or HEIGHT,WIDTH of each image at image_size (after the flip and zoom): the "
+            "network is fully convolutional, so validation, test and serving see whole images at image_size; "
+            "full-resolution training at a fraction of the cost per step. Empty: whole images", minimum=16)
     class_weighting: Literal["none", "median_frequency", "sqrt_median_frequency"] = field(
         "none", "loss weights per class: none, median_frequency (SegNet's class balancing) or its square root "
                 "(a milder balance: rare classes gain less, common ones lose less)")
@@ -72,6 +76,8 @@ class SegmentationConfig(TaskConfig):
     def validate(self):
         if self.image_size is not None and len(self.image_size) not in (1, 2):
             raise UsageError("image_size: expected SIDE or HEIGHT,WIDTH")
+        if len(self.crop_size) > 2:
+            raise UsageError("crop_size: expected SIDE or HEIGHT,WIDTH (or nothing: whole images)")
         if self.stage_widths and len(self.stage_widths) != SEGNET_BASIC_DEPTH + 1:
             raise UsageError(f"stage_widths: SegNet-Basic takes {SEGNET_BASIC_DEPTH + 1} widths (4 encoders, the last "
                              f"decoder), or none; got {len(self.stage_widths)}")
@@ -171,13 +177,22 @@ class SegmentationTask(Task):
         self.info["class_weights"] = self._class_weights(splits["train"])
         examples = int(splits["train"].cardinality())
         self.info["train_examples"] = examples if examples >= 0 else None  # unknown: a constant rate
+        crop = self._crop_size()
+        if crop and (crop[0] > self.info["image_size"][0] or crop[1] > self.info["image_size"][1]):
+            raise UsageError(f"crop_size {crop[0]},{crop[1]} is larger than the images the model sees "
+                             f"(image_size {self.info['image_size'][0]},{self.info['image_size'][1]})")
         out = {}
         for split in SPLITS:
             dataset = splits[split]
-            if split == "train" and self.config.augment:
+            if split == "train" and (self.config.augment or crop):
                 dataset = dataset.map(self._augment, num_parallel_calls=tf.data.AUTOTUNE)
             out[split] = self.batch(dataset, split)
         return out
+
+    def _crop_size(self) -> list[int]:
+        """The training crop's [height, width], or [] for whole images."""
+        crop = list(self.config.crop_size)
+        return crop * 2 if len(crop) == 1 else crop
 
     def _class_weights(self, train_dataset) -> list[float]:
         """SegNet's median frequency balancing: weight_c = median(freq) / freq_c, with freq_c the
@@ -199,16 +214,22 @@ class SegmentationTask(Task):
         return [round(float((median / f) ** power), 4) if f > 0 else 0.0 for f in frequency]
 
     def _augment(self, image, mask):
-        """Flip, zoom in by up to max_scale and crop back: the same geometry for image and mask; then,
-        with colour_jitter, the image's brightness, contrast, saturation and hue (another street's light)."""
+        """Flip, zoom in by up to max_scale and crop back (to crop_size when set): the same geometry for
+        image and mask; then, with colour_jitter, the image's brightness, contrast, saturation and hue
+        (another street's light). With augment off, only the crop."""
         import tensorflow as tf
 
-        height, width = self.info["image_size"]
+        height, width = self._crop_size() or self.info["image_size"]
+        if not self.config.augment:
+            top = tf.random.uniform([], 0, tf.shape(image)[0] - height + 1, tf.int32)
+            left = tf.random.uniform([], 0, tf.shape(image)[1] - width + 1, tf.int32)
+            return (tf.ensure_shape(image[top:top + height, left:left + width], [height, width, 3]),
+                    tf.ensure_shape(mask[top:top + height, left:left + width], [height, width]))
         flip = tf.random.uniform([]) < 0.5
         image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
         mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
         scale = tf.random.uniform([], 1.0, self.config.max_scale)
-        new_size = tf.cast(tf.math.ceil(scale * tf.constant([height, width], tf.float32)), tf.int32)
+        new_size = tf.cast(tf.math.ceil(scale * tf.cast(tf.shape(image)[:2], tf.float32)), tf.int32)
         image = tf.image.resize(tf.cast(image, tf.float32), new_size)
         mask = tf.image.resize(mask[..., None], new_size, method="nearest")[..., 0]
         top = tf.random.uniform([], 0, new_size[0] - height + 1, tf.int32)
@@ -251,13 +272,14 @@ class SegmentationTask(Task):
         )
         return model
 
-    def _network(self, fused_pooling: bool):
-        """The uncompiled network of ``config.model``."""
+    def _network(self, fused_pooling: bool, fixed_size: bool = False):
+        """The uncompiled network of ``config.model``: for image_size inputs, or for any size when it
+        trains on crops (``fixed_size``: image_size regardless, for the converters)."""
         import keras
         from kerasapps_segmentation import models
 
         cfg = self.config
-        height, width = self.info["image_size"]
+        height, width = self.info["image_size"] if fixed_size or not cfg.crop_size else (None, None)
         num_classes = len(self.info["class_names"])
         inputs = keras.Input((height, width, 3), name="image")
         if cfg.model == "segnet_basic":
@@ -401,7 +423,7 @@ class SegmentationTask(Task):
         ``tf.nn.max_pool_with_argmax`` has no LiteRT builtin, the unfused path is made of ops that
         have one and gives the same results (tests/test_segmentation_layers.py)."""
         core = super().tensor_core(model)
-        core.model = self._network(fused_pooling=False)
+        core.model = self._network(fused_pooling=False, fixed_size=True)
         core.model.set_weights(model.get_weights())
         height, width = self.info["image_size"]
         core.preprocessing = (f"decode the image (RGB), resize it to {height}x{width} (bilinear, antialiased); "

@@ -322,3 +322,57 @@ def test_unknown_holdout_group_is_one_error_line_from_a_run(tmp_path, capsys):
     assert str(refused.value) == "holdout_groups: no group named Seq05VD; the groups (files) are: A (3), B (4), C (7)"
     assert not [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_crop_size_trains_on_crops_of_the_image_with_the_mask_cut_alike():
+    # A mask that is a function of the image (class = red // 64) on 16x16 blocks: a crop (with or
+    # without flip and zoom) keeps that true (away from block edges, which a zoom blends), and
+    # only the crop_size window comes out.
+    rng = np.random.default_rng(1)
+    blocks = rng.integers(0, 4, (5, 6)).repeat(16, 0).repeat(16, 1).astype(np.uint8)  # 80x96
+    image = np.stack([blocks * 64 + 32, blocks * 0, blocks * 0], -1).astype(np.uint8)
+    for augment, max_scale in ((False, 1.0), (True, 1.0), (True, 1.5)):
+        task = SegmentationTask(SegmentationTask.Config(crop_size=(32, 48), augment=augment, max_scale=max_scale))
+        task.info["image_size"] = [80, 96]
+        windows = set()
+        for seed in range(8):
+            tf.random.set_seed(seed)
+            out_image, out_mask = task._augment(tf.constant(image), tf.constant(blocks))
+            assert out_image.shape == (32, 48, 3) and out_mask.shape == (32, 48)
+            agree = (out_image.numpy()[..., 0] // 64 == out_mask.numpy()).mean()
+            assert agree == 1.0 if max_scale == 1.0 else agree > 0.9, (augment, agree)
+            windows.add(out_mask.numpy().tobytes())
+        assert len(windows) >= 4, (augment, len(windows))  # random places, not one fixed crop
+    without_augment = SegmentationTask(SegmentationTask.Config(crop_size=(16,), augment=False))
+    without_augment.info["image_size"] = [80, 96]
+    out_image, out_mask = without_augment._augment(tf.constant(image), tf.constant(blocks))
+    found = [(top, left) for top in range(65) for left in range(81)
+             if np.array_equal(blocks[top:top + 16, left:left + 16], out_mask.numpy())
+             and np.array_equal(image[top:top + 16, left:left + 16], out_image.numpy())]
+    assert found  # a window of the frame itself, unscaled (crop_size=16: a 16x16 square)
+
+
+def test_crop_size_trains_on_crops_and_scores_and_serves_whole_images(tmp_path):
+    root = write_camvid_like(tmp_path / "data", size=32)
+    result = kerasapps.run("segmentation", dataset=f"folder:{root}", crop_size="16,24", epochs=1, batch_size=4,
+                           workdir=tmp_path / "run", export_dir=tmp_path / "models", verbose=0, samples=0)
+    task = SegmentationTask(SegmentationTask.Config(crop_size=(16, 24), batch_size=4),
+                            DatasetSource(f"folder:{root}", "folder", str(root)))
+    datasets = task.build_datasets()
+    train_images, train_masks = next(iter(datasets["train"]))
+    test_images, _ = next(iter(datasets["test"]))
+    assert train_images.shape[1:] == (16, 24, 3) and train_masks.shape[1:] == (16, 24)
+    assert test_images.shape[1:] == (32, 32, 3)  # scored on whole images
+    assert result.metrics["mean_iou"] >= 0 and result.metrics["pixel_accuracy"] > 0
+    served = tf.saved_model.load(str(result.export_path)).signatures["serving_default"]
+    frame = (root / "val" / "f000.png").read_bytes()
+    assert served(image_bytes=tf.constant([frame]))["mask"].shape == (1, 32, 32)
+
+
+def test_a_crop_larger_than_the_images_is_one_error(tmp_path):
+    root = write_camvid_like(tmp_path / "data", size=24)
+    with pytest.raises(kerasapps.UsageError) as refused:
+        kerasapps.train("segmentation", dataset=f"folder:{root}", crop_size="32", workdir=tmp_path / "run", verbose=0)
+    assert str(refused.value) == "crop_size 32,32 is larger than the images the model sees (image_size 24,24)"
+    with pytest.raises(kerasapps.UsageError, match="crop_size: expected SIDE or HEIGHT,WIDTH"):
+        SegmentationTask.Config(crop_size=(8, 8, 8)).validate()
