@@ -179,7 +179,8 @@ def main(argv=None):
     measured = time.perf_counter()
     covariances = measure_feature_covariances(run.model, plan, run.datasets["train"], args.samples)
     results["covariance_seconds"] = round(time.perf_counter() - measured, 2)
-    original = {"params": run.model.count_params(), "multiply_adds": count_multiply_adds(run.model),
+    example_shape = tuple(next(iter(run.datasets["test"]))[0].shape[1:])  # a model for any size: counted as scored
+    original = {"params": run.model.count_params(), "multiply_adds": count_multiply_adds(run.model, example_shape),
                 "score": score(run, run.model)}
     results["original"] = original
     print(f"original: {original}", flush=True)
@@ -200,7 +201,7 @@ def main(argv=None):
                        "widths": {p: c.width for p, c in choices.items()},
                        "unreconstructed_share": {p: round(c.relative_error, 5) for p, c in choices.items()},
                        "selection_seconds": round(time.perf_counter() - chosen, 2),
-                       "params": model.count_params(), "multiply_adds": count_multiply_adds(model),
+                       "params": model.count_params(), "multiply_adds": count_multiply_adds(model, example_shape),
                        "pruned_score": score(run, model)}
                 if method == "spectral" and not args.no_serving:
                     row["export"] = export_and_size(task, model, exports)

@@ -275,3 +275,26 @@ def test_compress_refuses_bad_inputs_in_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "other" / "config.json").unlink()
     (tmp_path / "other").rmdir()
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_multiply_adds_of_a_model_for_any_size_are_counted_at_the_size_given():
+    import keras
+
+    from kerasapps.compression.surgery import count_multiply_adds
+
+    def fully_convolutional(size):
+        inputs = keras.Input((size, size, 3))
+        x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inputs)
+        x = keras.layers.MaxPooling2D(name="pool")(x)
+        inner_in = keras.Input((None, None, 4))  # a nested model: its layers are counted too
+        inner = keras.Model(inner_in, keras.layers.Conv2D(5, 3, padding="valid", name="c2")(inner_in), name="inner")
+        return keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(x)))
+
+    expected = 24 * 24 * 9 * 3 * 4 + 10 * 10 * 9 * 4 * 5 + 10 * 10 * 5 * 2
+    assert count_multiply_adds(fully_convolutional(24)) == expected
+    any_size = fully_convolutional(None)
+    assert count_multiply_adds(any_size, example_shape=(24, 24, 3)) == expected
+    assert count_multiply_adds(any_size, example_shape=(48, 48, 3)) > 4 * expected - 1
+    with pytest.raises(ValueError, match="takes inputs of any size"):
+        count_multiply_adds(any_size)
+    assert len(any_size.get_layer("c1")._inbound_nodes) == 1  # counting built no new graph

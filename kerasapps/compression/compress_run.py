@@ -236,10 +236,11 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         with task_run._plugin("evaluate"):
             return evaluate_task(network_task, network, datasets["test"], trainer.evaluate, trainer)
 
-    rows = [{"stage": "original", "params": model.count_params(), "multiply_adds": count_multiply_adds(model),
-             "metrics": scored(model, task)},
-            {"stage": "pruned", "params": narrow.count_params(), "multiply_adds": count_multiply_adds(narrow),
-             "metrics": scored(narrow, narrow_task)}]
+    example_shape = _example_shape(next(iter(datasets["test"])))  # a model for any size: counted as scored
+    rows = [{"stage": "original", "params": model.count_params(),
+             "multiply_adds": count_multiply_adds(model, example_shape), "metrics": scored(model, task)},
+            {"stage": "pruned", "params": narrow.count_params(),
+             "multiply_adds": count_multiply_adds(narrow, example_shape), "metrics": scored(narrow, narrow_task)}]
 
     # The new run: its config rebuilds the narrow model; epoch 0 of its backup is the pruned weights.
     epochs, steps = None, None
@@ -313,6 +314,12 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             write_json_atomic(out / COMPRESSION_FILE, report)
         narrow_run.finish()
         return report
+
+
+def _example_shape(batch):
+    """One example's shape (no batch axis) of a batch's model input, or None when it is not one tensor."""
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return tuple(inputs.shape[1:]) if hasattr(inputs, "shape") else None
 
 
 def _recalibrate_fine_tuned(narrow_run, dataset, samples: int) -> None:

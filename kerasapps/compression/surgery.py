@@ -288,24 +288,59 @@ def transfer_weights(source, narrow, replaced: dict) -> None:
         layer.set_weights(values)
 
 
-def count_multiply_adds(model) -> int:
+def count_multiply_adds(model, example_shape=None) -> int:
     """Multiply-adds of one example through the model's Conv2D and Dense layers (nested models
-    included); other layers are not counted.
+    included); other layers are not counted. A model that takes images of any size (``None`` in
+    its input's shape, e.g. one trained on crops) is counted at ``example_shape`` (one example's
+    shape, no batch axis: the size it is scored and served at).
 
     Example::
 
         count_multiply_adds(model)   # 2.3e6 for LeNet-5 on 28x28
+        count_multiply_adds(fully_convolutional, example_shape=(360, 480, 3))
     """
+    counted = [layer for layer in _all_layers(model) if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    output_shapes = {id(layer): layer.output.shape for layer in counted}
+    if any(None in tuple(shape[1:]) for shape in output_shapes.values()):  # a model, or a nested one, for any size
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if None in input_shape:
+            if example_shape is None:
+                raise ValueError(f"{model.name} takes inputs of any size {tuple(model.inputs[0].shape)}: "
+                                 "give example_shape to count its multiply-adds")
+            input_shape = tuple(example_shape)
+        output_shapes = _output_shapes_at(model, input_shape)
     total = 0
-    for layer in _all_layers(model):
+    for layer in counted:
+        shape = output_shapes[id(layer)]
         if isinstance(layer, keras.layers.Conv2D):
             kh, kw, channels_in, channels_out = layer.kernel.shape
-            height, width = layer.output.shape[1:3]
+            height, width = shape[1:3]
             total += int(height * width * kh * kw * channels_in * channels_out)
         elif isinstance(layer, keras.layers.Dense):
-            positions = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
+            positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
             total += positions * int(np.prod(layer.kernel.shape))
     return total
+
+
+def _output_shapes_at(model, example_shape) -> dict:
+    """Each layer's output shape when ``model`` reads a batch of one example of ``example_shape``:
+    Keras's own shape inference through the graph (``compute_output_spec``), nested models
+    included; nothing is built or run."""
+    shapes = {}
+
+    def recorded(operation):
+        def infer(*args, **kwargs):
+            if isinstance(operation, keras.Model) and hasattr(operation, "_run_through_graph"):
+                spec = operation._run_through_graph(args[0], operation_fn=recorded)
+            else:
+                spec = operation.compute_output_spec(*args, **kwargs)
+            if hasattr(spec, "shape"):
+                shapes[id(operation)] = spec.shape
+            return spec
+        return infer
+
+    model._run_through_graph(keras.KerasTensor((1, *example_shape), dtype=model.inputs[0].dtype), operation_fn=recorded)
+    return shapes
 
 
 __all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "flat_groups",

@@ -422,9 +422,9 @@ class SegmentationTask(Task):
         """The network rebuilt with the unfused argmax pooling and the trained weights copied:
         ``tf.nn.max_pool_with_argmax`` has no LiteRT builtin, the unfused path is made of ops that
         have one and gives the same results (tests/test_segmentation_layers.py)."""
-        core = super().tensor_core(model)
-        core.model = self._network(fused_pooling=False, fixed_size=True)
-        core.model.set_weights(model.get_weights())
+        convertible = self._network(fused_pooling=False, fixed_size=True)  # image_size even when trained on crops
+        convertible.set_weights(model.get_weights())
+        core = super().tensor_core(convertible)
         height, width = self.info["image_size"]
         core.preprocessing = (f"decode the image (RGB), resize it to {height}x{width} (bilinear, antialiased); "
                               f"float32 pixel values 0..255, not rescaled (the model rescales); layout "
