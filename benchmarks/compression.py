@@ -160,8 +160,8 @@ def main(argv=None):
     budgets = [float(b) for b in args.fine_tune.split(",") if b]
 
     from benchmarks.machine import describe_machine
-    from kerasapps.compression.surgery import (choose_channels, count_multiply_adds, measure_feature_covariances,
-                                               recalibrate_batch_normalization)
+    from kerasapps.compression.surgery import (choose_channels, count_multiply_adds, example_shape_of,
+                                               measure_feature_covariances, recalibrate_batch_normalization)
     from kerasapps.training.engine import Trainer
 
     started = time.perf_counter()
@@ -179,7 +179,7 @@ def main(argv=None):
     measured = time.perf_counter()
     covariances = measure_feature_covariances(run.model, plan, run.datasets["train"], args.samples)
     results["covariance_seconds"] = round(time.perf_counter() - measured, 2)
-    example_shape = tuple(next(iter(run.datasets["test"]))[0].shape[1:])  # a model for any size: counted as scored
+    example_shape = example_shape_of(next(iter(run.datasets["test"])))  # a model for any size: counted as scored
     original = {"params": run.model.count_params(), "multiply_adds": count_multiply_adds(run.model, example_shape),
                 "score": score(run, run.model)}
     results["original"] = original

@@ -190,6 +190,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         check_plan,
         choose_channels,
         count_multiply_adds,
+        example_shape_of,
         measure_feature_covariances,
         narrow_weights,
         recalibrate_batch_normalization,
@@ -225,8 +226,9 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         narrow = narrow_task.build_model()
     with task_run._plugin("compression_plan"):
         transfer_weights(model, narrow, narrow_weights(model, plan, choices))
+    test_batch = next(iter(datasets["test"]))
     with strategy.scope():
-        build_model_state(narrow, next(iter(datasets["test"])))
+        build_model_state(narrow, test_batch)
     recalibrated = recalibrate_batch_normalization(narrow, datasets["train"], settings.samples) \
         if settings.recalibrate else 0
     selection_seconds = time.perf_counter() - measured
@@ -236,7 +238,7 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
         with task_run._plugin("evaluate"):
             return evaluate_task(network_task, network, datasets["test"], trainer.evaluate, trainer)
 
-    example_shape = _example_shape(next(iter(datasets["test"])))  # a model for any size: counted as scored
+    example_shape = example_shape_of(test_batch)  # a model for any size: counted as scored
     rows = [{"stage": "original", "params": model.count_params(),
              "multiply_adds": count_multiply_adds(model, example_shape), "metrics": scored(model, task)},
             {"stage": "pruned", "params": narrow.count_params(),
@@ -314,12 +316,6 @@ def compress_trained_run(task_run, settings: CompressionSettings) -> dict:
             write_json_atomic(out / COMPRESSION_FILE, report)
         narrow_run.finish()
         return report
-
-
-def _example_shape(batch):
-    """One example's shape (no batch axis) of a batch's model input, or None when it is not one tensor."""
-    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return tuple(inputs.shape[1:]) if hasattr(inputs, "shape") else None
 
 
 def _recalibrate_fine_tuned(narrow_run, dataset, samples: int) -> None:

@@ -322,6 +322,17 @@ def count_multiply_adds(model, example_shape=None) -> int:
     return total
 
 
+def example_shape_of(batch):
+    """One example's shape (no batch axis) of a batch's model input (the first element of an
+    ``(inputs, targets)`` batch), or None when the input is not one tensor: the ``example_shape``
+    of :func:`count_multiply_adds`.
+
+    Example: ``count_multiply_adds(model, example_shape_of(next(iter(test_dataset))))``
+    """
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return tuple(inputs.shape[1:]) if hasattr(inputs, "shape") else None
+
+
 def _output_shapes_at(model, example_shape) -> dict:
     """Each layer's output shape when ``model`` reads a batch of one example of ``example_shape``:
     Keras's own shape inference through the graph (``compute_output_spec``), nested models
@@ -343,6 +354,6 @@ def _output_shapes_at(model, example_shape) -> dict:
     return shapes
 
 
-__all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "flat_groups",
-           "measure_feature_covariances", "narrow_weights", "plan_streams", "recalibrate_batch_normalization",
-           "transfer_weights"]
+__all__ = ["ChannelChoice", "check_plan", "choose_channels", "count_multiply_adds", "example_shape_of",
+           "flat_groups", "measure_feature_covariances", "narrow_weights", "plan_streams",
+           "recalibrate_batch_normalization", "transfer_weights"]

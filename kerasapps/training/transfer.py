@@ -45,6 +45,16 @@ class TrainedRun:
     def from_json(cls, data: dict) -> "TrainedRun":
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
+    @property
+    def weights_available(self) -> bool:
+        """True while the run's weights are on disk: its weights file, or the backup checkpoint of a
+        run that keeps its last epoch. A task that recorded the run can rebuild its model without
+        them (its own weights replace them later) and should then skip loading them.
+
+        Example: ``model = run.build_model(load_weights=run.weights_available)``
+        """
+        return pathlib.Path(self.weights).exists()
+
     def build_model(self, load_weights: bool = True, info_overrides: dict | None = None):
         """The run's task builds its model from the recorded params and info (entries of
         ``info_overrides`` replace the info's, e.g. ``image_size`` to rebuild a network for

@@ -10,7 +10,6 @@ teacher forcing are in ``data.py``, the networks and decoding in ``model.py``.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import sys
 from typing import Literal
 
@@ -218,7 +217,7 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         model = model_code.build_show_and_tell(self.config, self.vocabulary.size, self._encoder())
         run = TrainedRun.from_json(self.info["initial_run"]) if "initial_run" in self.info else None
         # Evaluation, export and resumption restore this run's own weights next: the initial run may be gone.
-        if run is not None and pathlib.Path(run.weights).exists():
+        if run is not None and run.weights_available:
             try:
                 # Before compile: the model has no optimizer yet, so the file's optimizer state is not
                 # read and this run starts a fresh Adam (step count and moments).
@@ -240,7 +239,7 @@ class CaptioningTask(data.CaptionedImageLoaders, Task):
         built (training starts from them; the core later restores this run's own backup or best
         weights over them). False, with a note, when the run's weights file is gone."""
         run = TrainedRun.from_json(self.info["encoder_run"])
-        if not self._read_encoder_run and not pathlib.Path(run.weights).exists():
+        if not self._read_encoder_run and not run.weights_available:
             caching = ("; cache_features is off: those weights are restored after the data is read"
                        if self.config.cache_features else "")
             print(f"note: {run.weights} is gone; the encoder has the weights this captioning run trained{caching}",

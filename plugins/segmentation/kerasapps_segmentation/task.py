@@ -220,11 +220,15 @@ class SegmentationTask(Task):
         import tensorflow as tf
 
         height, width = self._crop_size() or self.info["image_size"]
-        if not self.config.augment:
+
+        def window(image, mask):  # the same random height x width window of both
             top = tf.random.uniform([], 0, tf.shape(image)[0] - height + 1, tf.int32)
             left = tf.random.uniform([], 0, tf.shape(image)[1] - width + 1, tf.int32)
-            return (tf.ensure_shape(image[top:top + height, left:left + width], [height, width, 3]),
-                    tf.ensure_shape(mask[top:top + height, left:left + width], [height, width]))
+            return image[top:top + height, left:left + width], mask[top:top + height, left:left + width]
+
+        if not self.config.augment:
+            image, mask = window(image, mask)
+            return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(mask, [height, width])
         flip = tf.random.uniform([]) < 0.5
         image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
         mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
@@ -232,10 +236,7 @@ class SegmentationTask(Task):
         new_size = tf.cast(tf.math.ceil(scale * tf.cast(tf.shape(image)[:2], tf.float32)), tf.int32)
         image = tf.image.resize(tf.cast(image, tf.float32), new_size)
         mask = tf.image.resize(mask[..., None], new_size, method="nearest")[..., 0]
-        top = tf.random.uniform([], 0, new_size[0] - height + 1, tf.int32)
-        left = tf.random.uniform([], 0, new_size[1] - width + 1, tf.int32)
-        image = image[top:top + height, left:left + width]
-        mask = mask[top:top + height, left:left + width]
+        image, mask = window(image, mask)
         jitter = self.config.colour_jitter
         if jitter > 0:
             image = image / 255.0

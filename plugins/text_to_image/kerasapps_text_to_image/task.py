@@ -9,7 +9,6 @@ the judge in ``judge.py``.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import sys
 from typing import Literal, Optional
 
@@ -216,7 +215,7 @@ class TextToImageTask(Task):
         """The matching run's text encoder (token ids -> unit sentence vector), frozen. Its weights
         come from the matching run, then travel in this run's own weights files."""
         run = TrainedRun.from_json(self.info["matching_run"])
-        encoder = run.build_model(load_weights=pathlib.Path(run.weights).exists()).text_encoder
+        encoder = run.build_model(load_weights=run.weights_available).text_encoder
         encoder.trainable = False
         return encoder
 
@@ -321,7 +320,7 @@ class TextToImageTask(Task):
           generated first half against real second half, real first half against it.
         """
         run = TrainedRun.from_json(self.info["matching_run"])
-        if not pathlib.Path(run.weights).exists():
+        if not run.weights_available:
             print(f"note: {run.weights} is gone: no matching-model metrics", file=sys.stderr)
             return {}
         if len(captions) < 2:
