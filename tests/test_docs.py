@@ -260,3 +260,46 @@ def test_every_documented_command_and_python_block_runs(tmp_path):
         assert result.returncode == 0, f"{page.name}: {code}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         ran += 1
     assert ran >= 10
+
+
+def table_cells(row):
+    """The cells of a Markdown table row: split at pipes that are neither escaped nor in code."""
+    row = row.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    cells, cell, in_code, previous = [], "", False, ""
+    for char in row:
+        if char == "`":
+            in_code = not in_code
+        if char == "|" and not in_code and previous != "\\":
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += char
+        previous = char
+    return [*cells, cell]
+
+
+def test_every_table_row_is_a_row_of_its_table():
+    """A line inside a table that lost its leading pipe, or a row with more or fewer cells than the header,
+    renders as broken text or a shifted column (an edit once left 'SIZE120_ROW| ...' in a study's table)."""
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md")), *sorted((ROOT / "benchmarks").glob("*.md"))]
+    problems = []
+    for page in pages:
+        text = FENCE.sub(lambda match: "\n" * match.group(0).count("\n"), page.read_text())
+        lines = text.splitlines()
+        for number, line in enumerate(lines):
+            is_header = (line.startswith("|") and number + 1 < len(lines)
+                         and re.fullmatch(r"\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*", lines[number + 1].strip()))
+            if not is_header:
+                continue
+            width = len(table_cells(line))
+            row = number + 2
+            while row < len(lines) and lines[row].strip():
+                if not lines[row].startswith("|"):
+                    problems.append(f"{page.relative_to(ROOT)}:{row + 1}: not a table row: {lines[row][:60]}")
+                elif len(table_cells(lines[row])) != width:
+                    problems.append(f"{page.relative_to(ROOT)}:{row + 1}: {len(table_cells(lines[row]))} cells, "
+                                    f"the header has {width}")
+                row += 1
+    assert not problems, "\n".join(problems)

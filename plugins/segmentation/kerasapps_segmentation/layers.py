@@ -1,5 +1,5 @@
 """SegNet's two layers: max-pooling that remembers where each maximum was, and the
-max-unpooling that puts values back exactly there.
+max-unpooling that puts values back exactly there; and U-Net's crop to a skip's size.
 
 Example::
 
@@ -123,3 +123,23 @@ class MaxUnpooling2D(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         values, _argmax, like = inputs
         return keras.KerasTensor(like.shape, dtype=values.dtype)
+
+
+class CropLike(keras.layers.Layer):
+    """Crops ``x`` to the height and width of ``like``: call on ``[x, like]``.
+
+    U-Net's upsampled map is a pixel larger than its skip where pooling rounded an odd side up.
+    A network built for any size (one that trains on crops and serves whole images) knows its
+    sides only when it runs, so the crop is taken then::
+
+        x = CropLike(name="up1_crop")([upsampled, skip])   # x has skip's height and width
+    """
+
+    def call(self, inputs):
+        x, like = inputs
+        shape = tf.shape(like)
+        return x[:, :shape[1], :shape[2], :]
+
+    def compute_output_spec(self, inputs):
+        x, like = inputs
+        return keras.KerasTensor((x.shape[0], like.shape[1], like.shape[2], x.shape[3]), dtype=x.dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasapps_segmentation.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from kerasapps_segmentation.layers import CropLike, MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 # VGG16's convolutions per block and width multipliers (SegNet's encoder).
 VGG16_BLOCKS = ((2, 1), (2, 2), (3, 4), (3, 8), (3, 8))
@@ -99,9 +99,12 @@ def unet(inputs, num_classes: int, width: int = 64, depth: int = 4):
         filters = width * 2**level
         skip = skips[level]
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level + 1}_transpose")(x)
-        # Odd sides: pooling rounded up, so the upsampled map can be one pixel larger.
-        extra_h, extra_w = x.shape[1] - skip.shape[1], x.shape[2] - skip.shape[2]
-        if extra_h or extra_w:
+        # Odd sides: pooling rounded up, so the upsampled map can be one pixel larger. For any size
+        # (None sides: trained on crops) that is known only when the network runs.
+        if None in (x.shape[1], x.shape[2], skip.shape[1], skip.shape[2]):
+            x = CropLike(name=f"up{level + 1}_crop")([x, skip])
+        elif x.shape[1] != skip.shape[1] or x.shape[2] != skip.shape[2]:
+            extra_h, extra_w = x.shape[1] - skip.shape[1], x.shape[2] - skip.shape[2]
             x = keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"up{level + 1}_crop")(x)
         x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
         x = _conv_bn(x, filters, 3, f"up{level + 1}_a")
