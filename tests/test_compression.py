@@ -288,9 +288,10 @@ def test_multiply_adds_of_a_model_for_any_size_are_counted_at_the_size_given():
         x = keras.layers.MaxPooling2D(name="pool")(x)
         inner_in = keras.Input((None, None, 4))  # a nested model: its layers are counted too
         inner = keras.Model(inner_in, keras.layers.Conv2D(5, 3, padding="valid", name="c2")(inner_in), name="inner")
-        return keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(x)))
+        sequential = keras.Sequential([keras.Input((None, None, 5)), keras.layers.Conv2D(6, 1, name="c3")], name="seq")
+        return keras.Model(inputs, keras.layers.Dense(2, name="head")(sequential(inner(x))))
 
-    expected = 24 * 24 * 9 * 3 * 4 + 10 * 10 * 9 * 4 * 5 + 10 * 10 * 5 * 2
+    expected = 24 * 24 * 9 * 3 * 4 + 10 * 10 * 9 * 4 * 5 + 10 * 10 * 5 * 6 + 10 * 10 * 6 * 2
     assert count_multiply_adds(fully_convolutional(24)) == expected
     any_size = fully_convolutional(None)
     assert count_multiply_adds(any_size, example_shape=(24, 24, 3)) == expected

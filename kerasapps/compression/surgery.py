@@ -309,6 +309,10 @@ def count_multiply_adds(model, example_shape=None) -> int:
                                  "give example_shape to count its multiply-adds")
             input_shape = tuple(example_shape)
         output_shapes = _output_shapes_at(model, input_shape)
+    missed = [layer.name for layer in counted if id(layer) not in output_shapes]
+    if missed:  # a nested model Keras's graph walk does not enter (a subclassed model)
+        raise ValueError(f"cannot infer the output shapes of {', '.join(missed)} in {model.name} for inputs of "
+                         f"shape {example_shape}: build the model for that size to count its multiply-adds")
     total = 0
     for layer in counted:
         shape = output_shapes[id(layer)]
@@ -341,7 +345,11 @@ def _output_shapes_at(model, example_shape) -> dict:
 
     def recorded(operation):
         def infer(*args, **kwargs):
-            if isinstance(operation, keras.Model) and hasattr(operation, "_run_through_graph"):
+            if isinstance(operation, keras.Sequential):  # its layers are called one after another
+                spec = args[0]
+                for layer in operation.layers:
+                    spec = recorded(layer)(spec)
+            elif isinstance(operation, keras.Model) and hasattr(operation, "_run_through_graph"):
                 spec = operation._run_through_graph(args[0], operation_fn=recorded)
             else:
                 spec = operation.compute_output_spec(*args, **kwargs)
