@@ -207,10 +207,12 @@ def main(argv=None):
                     row["export"] = export_and_size(task, model, exports)
                     served[f"spectral {keep:g}"] = (row["export"]["export"], model)
                 if draw == 0 and (keep < 1.0 or (args.control and method == "spectral")):
+                    pruned_weights = model.get_weights()  # as scored: recalibrated once, when asked
                     for budget in budgets:
                         scores = []
                         for _ in range(args.fine_tune_draws):  # the pruned weights, a fresh optimizer
-                            task, model = narrow_model(run, plan, choices, args.fine_tune_lr, recalibrate_on)
+                            task, model = narrow_model(run, plan, choices, args.fine_tune_lr)
+                            model.set_weights(pruned_weights)
                             seconds = train_steps(run, model, max(1, round(budget * steps_per_epoch)))
                             if recalibrate_on:  # as kerasapps compress --recalibrate does after fine-tuning
                                 recalibrate_batch_normalization(model, run.datasets["train"], recalibrate_on)
