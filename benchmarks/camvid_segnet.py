@@ -51,8 +51,9 @@ RECIPE = "camvid"
 
 
 def recipe_command(args, classes: pathlib.Path, work: pathlib.Path) -> list[str]:
-    """``kerasapps run segmentation --recipe camvid`` on ``args.data``, with the options given as overrides."""
-    command = [sys.executable, "-m", "kerasapps", "run", "segmentation", "--recipe", RECIPE,
+    """``kerasapps run segmentation --recipe camvid`` (or ``args.recipe``) on ``args.data``, with the
+    options given as overrides."""
+    command = [sys.executable, "-m", "kerasapps", "run", "segmentation", "--recipe", getattr(args, "recipe", RECIPE),
                "--dataset", f"folder:{args.data}", "--set", f"classes_file={classes}",
                "--workdir", str(work / "run"), "--export-dir", str(work / "models"), "--samples", "3"]
     if getattr(args, "seed", None) is not None:
@@ -75,7 +76,10 @@ def recipe_command(args, classes: pathlib.Path, work: pathlib.Path) -> list[str]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Options override the camvid recipe's settings.")
+    parser = argparse.ArgumentParser(description="Options override the recipe's settings.")
+    parser.add_argument("--recipe", default=RECIPE,
+                        help="the segmentation recipe to run: camvid (the headline), camvid-trainval (issue 31's "
+                             "final model: trained on train and val, for a score on the test split)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--image-size", help="HEIGHT,WIDTH the model trains at")
     parser.add_argument("--batch-size", type=int)

@@ -197,6 +197,9 @@ def test_the_camvid_benchmark_runs_its_recipe_with_only_the_options_given(tmp_pa
     assert command[command.index("--seed") + 1] == "2"
     assert [command[i + 1] for i, word in enumerate(command) if word == "--set"][1:] == [
         "holdout_groups=0006R0", "colour_jitter=0.1"]
+    final = Namespace(**{**vars(plain), "recipe": "camvid-trainval"})
+    command = recipe_command(final, classes, tmp_path)
+    assert command[command.index("--recipe") + 1] == "camvid-trainval" and "--epochs" not in command
 
 
 def test_the_mnist_benchmark_runs_its_recipe_and_reports_the_epochs_it_ran(tmp_path, capsys):
