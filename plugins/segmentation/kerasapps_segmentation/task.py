@@ -340,11 +340,13 @@ class SegmentationTask(Task):
         return metrics
 
     def _served_confusion(self, model):
-        """Confusion matrix of the serving function's masks on the test split's own files."""
+        """Confusion matrix of the serving function's masks on the test split's own files, through
+        the network the export serves (its BatchNormalizations folded where they can be)."""
         import tensorflow as tf
-        from kerasapps_segmentation.metrics import (ConfusionMatrixMetric)
+        from kerasapps.serving.folding import fold_batch_normalization
+        from kerasapps_segmentation.metrics import ConfusionMatrixMetric
 
-        serve = self.serving_function(model)
+        serve = self.serving_function(fold_batch_normalization(model))
         counts = ConfusionMatrixMetric(len(self.info["class_names"]))
         pairs = read_native(pathlib.Path(self.source.path), self.config, "test", self.info["label_ids"], VOID)
         while chunk := list(itertools.islice(pairs, self.config.batch_size)):
