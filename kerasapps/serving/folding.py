@@ -67,13 +67,15 @@ def fold_batch_normalization(model):
 
 
 def _foldable_pairs(model) -> dict:
-    """{Conv2D name: the BatchNormalization folded into it}: a float32, channels-last, linear
+    """{Conv2D name: the BatchNormalization (or kerasapps' FusedBatchNormalization) folded into it}: a float32, channels-last, linear
     convolution called once, whose only reader is a BatchNormalization over its channels."""
     import keras
 
+    from kerasapps.modeling.layers import FusedBatchNormalization  # Keras's layer at inference
+
     pairs = {}
     for norm in model.layers:
-        if type(norm) is not keras.layers.BatchNormalization or len(norm._inbound_nodes) != 1:
+        if type(norm) not in (keras.layers.BatchNormalization, FusedBatchNormalization) or len(norm._inbound_nodes) != 1:
             continue
         if norm.axis not in (-1, 3) or norm.compute_dtype != "float32":
             continue
