@@ -37,6 +37,8 @@ Adversarial examples: :func:`fgsm`, :func:`pgd`, :func:`input_gradient` (L-infin
 LiteRT and ONNX exports: :class:`TensorCore` (what ``Task.tensor_core`` returns: the Keras model a
     converter takes, pixels in and scores out, with its pre- and post-processing described),
     :func:`default_tensor_core`.
+Serving: :func:`fold_batch_normalization` (the network a SavedModel export serves: a task that
+    scores its served outputs in-process scores them through it).
 Width compression: :class:`CompressionPlan` (what ``Task.compression_plan`` returns) of
     :class:`PrunableGroup` s (a producer layer, its per-channel layers, the consumer re-fitted) and
     :class:`PrunableStream` s (channels several producers write and several layers read, at each
@@ -132,6 +134,7 @@ _LAZY = {
     "default_attack_surface": "kerasapps.adversarial.surface:default_attack_surface",
     "TensorCore": "kerasapps.serving.formats:TensorCore",
     "default_tensor_core": "kerasapps.serving.formats:default_tensor_core",
+    "fold_batch_normalization": "kerasapps.serving.folding:fold_batch_normalization",
     "CompressionPlan": "kerasapps.compression.plan:CompressionPlan",
     "PrunableGroup": "kerasapps.compression.plan:PrunableGroup",
     "PrunableStream": "kerasapps.compression.plan:PrunableStream",

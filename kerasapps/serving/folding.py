@@ -23,9 +23,12 @@ TOLERANCE = 1e-4  # of the largest output magnitude: float32 reassociation, not 
 
 
 def fold_batch_normalization(model):
-    """A copy of ``model`` with each BatchNormalization that reads only a linear Conv2D's output
-    folded into that convolution (``kernel * scale``, ``bias * scale + beta - mean * scale``,
-    ``scale = gamma / sqrt(variance + epsilon)``), or ``model`` itself when nothing is folded.
+    """Fold each BatchNormalization that reads only a linear Conv2D's output into that convolution
+    (``kernel * scale``, ``(bias - mean) * scale + beta``, ``scale = gamma / sqrt(variance + epsilon)``).
+
+    Returns a copy of ``model`` with those layers folded (same layer names; each folded
+    normalization's place holds a layer that passes its input on), or ``model`` itself when
+    nothing is folded.
 
     Only a model built with the functional API (``keras.Model(inputs, outputs)``, not a subclass,
     whose methods a task may rely on) computing in float32 is folded: under mixed precision the

@@ -343,7 +343,7 @@ class SegmentationTask(Task):
         """Confusion matrix of the serving function's masks on the test split's own files, through
         the network the export serves (its BatchNormalizations folded where they can be)."""
         import tensorflow as tf
-        from kerasapps.serving.folding import fold_batch_normalization
+        from kerasapps.api import fold_batch_normalization
         from kerasapps_segmentation.metrics import ConfusionMatrixMetric
 
         serve = self.serving_function(fold_batch_normalization(model))
