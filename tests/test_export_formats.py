@@ -112,6 +112,22 @@ def test_a_failed_check_writes_nothing_and_is_one_line_exit_1(trained, tmp_path,
     assert not (tmp_path / "saved_models").exists()
 
 
+def test_a_file_its_runtime_cannot_run_is_one_line_exit_1_writing_nothing(trained, tmp_path, monkeypatch):
+    # As LiteRT's XNNPACK delegate does for an int8 SegNet-Basic at 90x120 ("failed to prepare").
+    root, _ = trained
+
+    def cannot_run(self, inputs, batch_size=32):
+        raise RuntimeError("failed to create XNNPACK runtimeNode number 242 (TfLiteXNNPackDelegate) failed to prepare.")
+
+    monkeypatch.setattr(formats.ConvertedModel, "predict", cannot_run)
+    with pytest.raises(ExportCheckFailed, match=r"^the litert int8 model does not run in ai-edge-litert \S+ \(failed "
+                                                r"to create XNNPACK runtimeNode number 242 \(TfLiteXNNPackDelegate\) "
+                                                r"failed to prepare\.\); nothing written; --quantize float16 keeps "
+                                                r"more precision$"):
+        _export(root, tmp_path, "litert", "int8")
+    assert not (tmp_path / "saved_models").exists()
+
+
 class ArgmaxPoolTask(FakeTask):
     """The fake task with a pooling op that has no LiteRT builtin (TensorFlow's fused argmax pooling)."""
 

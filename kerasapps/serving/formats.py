@@ -371,10 +371,17 @@ def export_converted(task_name: str, core: TensorCore, export_dir, fmt: str, qua
         model_file = pathlib.Path(scratch) / "model" / FILE_NAMES[fmt]
         model_file.parent.mkdir()
         convert(core, fmt, quantize, model_file, representative)
+        description = f"{fmt}{'' if quantize == 'none' else ' ' + quantize}"
         with _Captured().stderr():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line
             converted = ConvertedModel(model_file)
-            check = check_converted(converted, core, check_inputs, quantize)
-        description = f"{fmt}{'' if quantize == 'none' else ' ' + quantize}"
+            try:
+                check = check_converted(converted, core, check_inputs, quantize)
+            except RuntimeError as exc:  # the file converted but its runtime cannot run it (e.g. an int8
+                # SegNet-Basic at 90x120, whose XNNPACK delegate fails to prepare a node): a file no one can use
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ExportCheckFailed(
+                    f"the {description} model does not run in {_runtime_name(fmt)} ({reason}); nothing written"
+                    + ("; --quantize float16 keeps more precision" if quantize == "int8" else "")) from None
         if not check["passed"]:
             raise ExportCheckFailed(
                 f"the {description} model disagrees with the Keras model on {check['examples']} held-out examples "
