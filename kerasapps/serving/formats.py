@@ -376,8 +376,8 @@ def export_converted(task_name: str, core: TensorCore, export_dir, fmt: str, qua
             converted = ConvertedModel(model_file)
             try:
                 check = check_converted(converted, core, check_inputs, quantize)
-            except RuntimeError as exc:  # the file converted but its runtime cannot run it (e.g. an int8
-                # SegNet-Basic at 90x120, whose XNNPACK delegate fails to prepare a node): a file no one can use
+            except RuntimeError as exc:  # the file converted but its runtime cannot run it (seen: XNNPACK
+                # refusing an int8 tensor whose calibrated range was absurd): a file no one can use
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ExportCheckFailed(
                     f"the {description} model does not run in {_runtime_name(fmt)} ({reason}); nothing written"

@@ -45,8 +45,11 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         shape = tf.shape(inputs, out_type=tf.int64)
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         pad_h, pad_w = height % 2, width % 2
-        lowest = inputs.dtype.min
-        x = tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=lowest)
+        # An odd side is padded with a copy of its last row or column, which can never win its
+        # window's argmax (the real one comes first). A constant (the dtype's lowest value) would do
+        # the same in float, but int8 quantization calibrates the tensor's range to include it:
+        # every value of the layer then rounded to one step and LiteRT's XNNPACK refused the scale.
+        x = tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
         half_h, half_w = (height + pad_h) // 2, (width + pad_w) // 2
         # [B, H/2, 2, W/2, 2, C] -> [B, H/2, W/2, C, 4]: the four values of each window last.
         x = tf.reshape(x, tf.stack([batch, half_h, 2, half_w, 2, channels]))

@@ -72,3 +72,25 @@ def test_unpooling_keeps_its_zeros_under_int8(tmp_path):
     zeros = expected == 0
     assert (got[zeros] == 0).mean() > 0.95  # a tie between int8 values may move one maximum in its window
     assert np.abs(got - expected).mean() < 0.02
+
+
+def test_int8_pooling_at_odd_sides_keeps_its_range_and_runs_in_litert(tmp_path):
+    """An odd side is padded before pooling. A pad of the dtype's lowest value was calibrated into the
+    int8 range of the pooled tensor (a scale of 1e36: every value one step), and LiteRT's XNNPACK then
+    refused the model (SegNet-Basic at 90x120, whose 45x60 map pools to 23x30)."""
+    import keras
+
+    from kerasapps.serving.formats import TensorCore, convert
+    from kerasapps_segmentation.layers import MaxPoolingWithArgmax2D
+
+    inputs = keras.Input((9, 11, 4))
+    relu = keras.layers.ReLU()(inputs)
+    pooled, _ = MaxPoolingWithArgmax2D(False)(relu)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(pooled))  # the pooled map feeds the next encoder
+    data = np.random.default_rng(0).normal(size=(64, 9, 11, 4)).astype(np.float32)
+    convert(TensorCore(model, "", "", scores=False), "litert", "int8", tmp_path / "m.tflite", representative=data)
+    converted = load_converted(tmp_path / "m.tflite")  # the default interpreter: XNNPACK delegate
+    expected, got = model.predict(data[:16], verbose=0), converted.predict(data[:16])
+    assert np.abs(got - expected).mean() < 0.02
+    scales = [d["quantization"][0] for d in converted._interpreter.get_tensor_details() if d["dtype"] == np.int8]
+    assert max(scales) < 1.0  # values of a few units: steps of at most a few hundredths
