@@ -144,7 +144,8 @@ def read_folder(root: pathlib.Path, image_size: int) -> dict:
     unique = sorted({pair for split in SPLITS for pair in pairs[split]}, key=str)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         decoded = dict(zip(unique, pool.map(lambda pair: read_pair(*pair, image_size), unique)))
-    out: dict = {"layout": layout}
+    # find_pairs scores the validation list itself where the folder has no test split
+    out: dict = {"layout": layout, "scored_split": "validation" if pairs["test"] is pairs["validation"] else "test"}
     for split in SPLITS:
         images = [decoded[pair] for pair in pairs[split]]
         out[split] = (np.stack([a for a, _ in images]), np.stack([b for _, b in images]))

@@ -93,6 +93,7 @@ class Pix2PixTask(Task):
     def load_folder(self):
         arrays = read_folder(self.source.path, self.config.image_size)
         self.info["layout"] = arrays.pop("layout")
+        self.info["scored_split"] = arrays.pop("scored_split")  # figures are labelled with it
         return arrays
 
     def prepare_datasets(self, arrays):

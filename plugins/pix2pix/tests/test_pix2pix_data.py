@@ -47,7 +47,7 @@ def test_side_by_side_files_split_into_left_a_and_right_b(tmp_path):
     assert inputs.shape == targets.shape == (3, 16, 16, 3) and inputs.dtype == np.uint8
     np.testing.assert_array_equal(inputs[0, 8, 8], [200, 0, 0])
     np.testing.assert_array_equal(targets[1, 8, 8], [0, 0, 199])
-    assert len(arrays["validation"][0]) == 1 and len(arrays["test"][0]) == 2
+    assert len(arrays["validation"][0]) == 1 and len(arrays["test"][0]) == 2 and arrays["scored_split"] == "test"
 
 
 def test_a_and_b_folders_pair_by_name_and_convert_grey_and_rgba(tmp_path):

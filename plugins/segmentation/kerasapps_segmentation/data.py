@@ -244,7 +244,9 @@ def read_folder(root: pathlib.Path, config, size_of, void: int) -> dict:
         out[split] = (np.stack([r[0] for r in resized]), np.stack([r[1] for r in resized]))
     out["info"] = {"class_names": [names[i] for i in kept], "colours": [list(colours[i]) for i in kept],
                    "image_size": size, "void_names": [names[i] for i in range(len(names)) if i not in kept],
-                   "label_ids": kept}
+                   "label_ids": kept,
+                   # find_pairs scores the validation list itself where the folder has no test split
+                   "scored_split": "validation" if pairs["test"] is pairs["validation"] else "test"}
     return out
 
 

@@ -62,9 +62,9 @@ def test_folder_reads_camvid_layout_with_void(tmp_path):
     assert set(np.unique(masks[:, 1:, :])) <= set(range(5))
     expected = shapes.generate_scene(0, "test", seed=5, image_size=24)["mask"]
     np.testing.assert_array_equal(masks[0, 1:], expected[1:])
-    # no test/ folder: the validation split is the test split
+    # no test/ folder: the validation split is the test split, and figures say so
     test_masks = np.concatenate([m.numpy() for _, m in datasets["test"]])
-    assert len(test_masks) == 4
+    assert len(test_masks) == 4 and task.info["scored_split"] == "validation"
 
 
 def test_colour_labels_and_split_lists_with_camvid_prefixes(tmp_path):
@@ -265,6 +265,9 @@ def test_holdout_groups_keep_a_test_split_and_a_group_pattern(tmp_path):
     pairs = find_pairs(root, holdout_groups=("B",))
     assert [image.name for image, _ in pairs["test"]] == ["A_0100.png"]  # test is untouched
     assert drives_of(pairs["validation"]) == {"B"} and drives_of(pairs["train"]) == {"A", "C"}
+    task = make_task(root, augment=False, holdout_groups=("B",))
+    task.build_datasets()
+    assert task.info["scored_split"] == "test"  # figures are test figures here
     # Groups by the frame number's first digit instead: 0 for every frame here, so it holds out everything.
     with pytest.raises(UsageError, match=r"holding out 0 leaves no group to train on"):
         find_pairs(root, holdout_groups=("0",), group_pattern=r"[A-Z]_(\d)")
@@ -276,7 +279,7 @@ def test_holdout_groups_reach_the_datasets_and_the_served_test_split(tmp_path):
     root = write_drives(tmp_path / "data")
     task = make_task(root, augment=False, holdout_groups=("B",))
     datasets = task.build_datasets()
-    assert task.info["train_examples"] == 10
+    assert task.info["train_examples"] == 10 and task.info["scored_split"] == "validation"  # the held-out drive
     assert [sum(len(masks) for _, masks in datasets[split]) for split in ("validation", "test")] == [4, 4]
     _, masks = next(iter(datasets["validation"]))
     expected = shapes.generate_scene(0, "train", seed=ord("B"), image_size=16)["mask"]
