@@ -71,7 +71,44 @@ def test_each_format_round_trips_through_its_own_runtime(trained, tmp_path, fmt,
     if "atol" in tolerance:
         assert (np.abs(got - expected) <= tolerance["atol"]).mean() >= tolerance["within"]
     assert (got.argmax(-1) == expected.argmax(-1)).mean() >= tolerance["agreement"]
+    if "decided_margin" in tolerance:
+        decided = formats.decided_agreement(expected, got, tolerance["decided_margin"])
+        assert decided["agreement"] is None or decided["agreement"] >= tolerance["decided_agreement"]
+        assert meta["check"]["decided_agreement"] >= tolerance["decided_agreement"]
+        assert 0 < meta["check"]["decided_share"] <= 1
     assert sorted(p.name for p in (tmp_path / "saved_models").iterdir()) == [f"fake-{fmt}"]
+
+
+class _Outputs:  # a model or converted file that answers with fixed scores
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, np.float32)
+
+    def predict(self, inputs, **kwargs):
+        return self.scores
+
+
+def _int8_check(expected, got):
+    core = formats.TensorCore(_Outputs(expected), "", "", scores=True)
+    return formats.check_converted(_Outputs(got), core, np.zeros((len(expected), 1), np.float32), "int8")
+
+
+def test_int8_may_flip_near_ties_but_not_clear_decisions():
+    # 20 outputs: 16 clear (lead 0.6), 4 near-ties (lead 0.02).
+    clear, tie = [0.8, 0.2, 0.0], [0.49, 0.47, 0.04]
+    expected = [clear] * 16 + [tie] * 4
+    two_ties_flipped = [clear] * 16 + [[0.47, 0.49, 0.04]] * 2 + [tie] * 2
+    check = _int8_check(expected, two_ties_flipped)
+    assert check["passed"] and check["argmax_agreement"] == 0.9 and check["decided_agreement"] == 1.0
+    assert check["decided_share"] == 0.8
+    one_clear_flipped = [[0.2, 0.8, 0.0]] + [clear] * 15 + [tie] * 4  # 95% agree overall, 15/16 where clear
+    check = _int8_check(expected, one_clear_flipped)
+    assert not check["passed"] and check["argmax_agreement"] == 0.95
+    assert check["reason"] == ("argmax agreement 0.9375 where the Keras model's top score leads by >= 0.1 x 1 "
+                               "(0.80 of the outputs), < 0.98")
+    three_ties_flipped = [clear] * 16 + [[0.47, 0.49, 0.04]] * 3 + [tie]  # 85% overall: broken, ties or not
+    assert _int8_check(expected, three_ties_flipped)["reason"] == "argmax agreement 0.8500 < 0.9"
+    all_ties = _int8_check([tie] * 4, [tie] * 4)  # nothing clear: the overall agreement alone decides
+    assert all_ties["passed"] and all_ties["decided_agreement"] is None and all_ties["decided_share"] == 0.0
 
 
 def test_int8_is_smaller_than_float32_and_float16_between(trained, tmp_path):

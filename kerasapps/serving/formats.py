@@ -55,10 +55,17 @@ CHECK_EXAMPLES = 64  # held-out examples each converted model is checked on befo
 # flips where a flat image region makes a tie, and moves a few values by far more than rounding.
 # agreement: share of argmax-over-the-last-axis predictions that agree (top-1 for one score vector
 # per example, per pixel for per-pixel scores), for cores whose outputs are class scores.
+# int8 also: decided_agreement, the agreement on the outputs whose top score leads the runner-up by
+# at least decided_margin x that scale. int8 rounds every activation to one of 256 steps, so where
+# the model's two best classes nearly tie it may flip them (and two scores that round to the same
+# step tie); where the model decides clearly it must not. Measured on CamVid's SegNet-Basic (90x120,
+# 64 val frames): 94.5% of pixels agree, half of the rest ties of int8 logits, the others at a
+# median lead of 0.03; 99.0% agree where the lead is >= 0.1 (81% of pixels); the int8 file's mean
+# IoU was higher than float32's (docs/export-formats.md).
 TOLERANCES = {
     "none": {"atol": 1e-4, "within": 0.99, "agreement": 0.995},    # float32: the same arithmetic, reordered
     "float16": {"atol": 1e-2, "within": 0.99, "agreement": 0.98},  # float16 weights, float32 arithmetic
-    "int8": {"agreement": 0.95},                                   # full-integer: values move, decisions must not
+    "int8": {"agreement": 0.90, "decided_margin": 0.1, "decided_agreement": 0.98},  # full-integer
 }
 INT8_WITHOUT_SCORES = {"atol": 0.1, "within": 0.99}  # int8 of a core whose outputs are not class scores
 
@@ -332,15 +339,39 @@ def check_converted(converted: ConvertedModel, core: TensorCore, inputs: np.ndar
         tolerance = {**INT8_WITHOUT_SCORES, **tolerance}
     within = float((difference <= tolerance["atol"] * scale).mean()) if "atol" in tolerance else None
     agreement = float((got.argmax(-1) == expected.argmax(-1)).mean()) if core.scores else None
+    decided = (decided_agreement(expected, got, tolerance["decided_margin"] * scale)
+               if core.scores and "decided_margin" in tolerance else None)
     failed = []
     if within is not None and within < tolerance["within"]:
         failed.append(f"{within:.4f} of the output values within {tolerance['atol']:g} x {scale:.3g}, "
                       f"< {tolerance['within']}")
     if "agreement" in tolerance and agreement < tolerance["agreement"]:
         failed.append(f"argmax agreement {agreement:.4f} < {tolerance['agreement']}")
+    if decided and decided["agreement"] is not None and decided["agreement"] < tolerance["decided_agreement"]:
+        failed.append(f"argmax agreement {decided['agreement']:.4f} where the Keras model's top score leads by >= "
+                      f"{tolerance['decided_margin']:g} x {scale:.3g} ({decided['share']:.2f} of the outputs), "
+                      f"< {tolerance['decided_agreement']}")
     return {"examples": len(inputs), "max_abs_diff": float(difference.max()), "scale": scale, "within": within,
-            "argmax_agreement": agreement, "tolerance": tolerance, "passed": not failed,
-            **({"reason": "; ".join(failed)} if failed else {})}
+            "argmax_agreement": agreement,
+            **({"decided_agreement": decided["agreement"], "decided_share": decided["share"]} if decided else {}),
+            "tolerance": tolerance, "passed": not failed, **({"reason": "; ".join(failed)} if failed else {})}
+
+
+def decided_agreement(expected: np.ndarray, got: np.ndarray, margin: float) -> dict:
+    """The argmax agreement of ``got`` with ``expected`` (scores on the last axis) on the outputs
+    whose top score in ``expected`` leads the runner-up by at least ``margin``.
+
+    Returns ``{"agreement": share or None where no output leads by that much, "share": share of
+    the outputs that do}``. Example::
+
+        decided_agreement(keras_scores, litert_scores, 0.1)["agreement"]   # e.g. 0.99
+    """
+    top_two = np.sort(expected, axis=-1)[..., -2:] if expected.shape[-1] > 1 else None
+    if top_two is None:
+        return {"agreement": None, "share": 0.0}
+    clear = (top_two[..., 1] - top_two[..., 0]) >= margin
+    same = got.argmax(-1) == expected.argmax(-1)
+    return {"agreement": float(same[clear].mean()) if clear.any() else None, "share": float(clear.mean())}
 
 
 # -- the export -------------------------------------------------------------------------------
