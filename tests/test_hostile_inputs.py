@@ -188,6 +188,38 @@ def test_an_image_file_declaring_too_many_pixels_is_refused_from_its_header(tmp_
         check_image_bytes(PNG_BOMB, "label")
 
 
+def test_the_graphs_pixel_limit_reads_each_formats_header_for_a_whole_batch(monkeypatch):
+    """Serving checks a batch's declared sizes with one set of ops (once per image cost 2.5 ms of
+    3.6 for 32 small PNGs): each format's header gives its size, elementwise, as one image alone."""
+    import io
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from kerasapps.data.images import declared_pixels, decode_images
+
+    def encoded(height, width, fmt, **options):
+        buffer = io.BytesIO()
+        pixels = np.random.default_rng(height * width).integers(0, 255, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(buffer, format=fmt, **options)
+        return buffer.getvalue()
+
+    files = [encoded(7, 5, "PNG"), encoded(9, 4, "JPEG"), encoded(3, 11, "GIF"), encoded(6, 2, "BMP"),
+             encoded(8, 3, "WEBP", lossless=True), encoded(10, 6, "WEBP", quality=50), b"not an image", PNG_BOMB,
+             encoded(12, 5, "JPEG", exif=b"Exif\0\0" + bytes(200))]  # a marker before the frame header
+    expected = [35, 36, 33, 12, 24, 60, 0, 20000 * 20000, 60]
+    assert declared_pixels(tf.constant(files)).numpy().tolist() == expected
+    assert [int(declared_pixels(tf.constant(one))) for one in files] == expected  # one image alone
+    assert declared_pixels(tf.constant([files[:3], files[3:6]])).numpy().tolist() == [expected[:3], expected[3:6]]
+
+    monkeypatch.setenv("KERASAPPS_MAX_IMAGE_PIXELS", "40")
+    serve = tf.function(lambda batch: decode_images(batch, (4, 4)))  # the limit is read when traced
+    assert serve(tf.constant(files[:4])).shape == (4, 4, 4, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="its header declares more than 40 pixels"):
+        serve(tf.constant([files[0], files[5]]))  # the second image, 60 pixels, refuses the batch
+
+
 # -- faults: kill -9 at the worst moments, then the same command again ----------------------------
 
 # Python run in a subprocess before the CLI: wraps one function so that the process kills itself

@@ -140,23 +140,28 @@ def max_image_pixels() -> int:
 
 
 def declared_pixels(image_bytes):
-    """Graph op: height x width as the encoded image's header declares it (int64; 0 if unknown),
-    read without decoding: PNG IHDR, JPEG frame header, GIF screen, BMP info header, WebP VP8/VP8L/VP8X."""
+    """Graph op: height x width as each encoded image's header declares it (int64 of ``image_bytes``'s
+    shape, a scalar or a batch; 0 if unknown), read without decoding: PNG IHDR, JPEG frame header,
+    GIF screen, BMP info header, WebP VP8/VP8L/VP8X. Elementwise over a batch, so a serving function
+    checks a whole batch with one set of ops rather than one per image."""
     import tensorflow as tf
 
-    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), tf.constant(b"\0" * 32)])
-    b = tf.cast(tf.io.decode_raw(tf.strings.substr(head, 0, 32), tf.uint8), tf.int64)
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    flat = tf.reshape(image_bytes, [-1])
+    head = tf.strings.join([tf.strings.substr(flat, 0, 32), tf.constant(b"\0" * 32)])
+    b = tf.cast(tf.io.decode_raw(tf.strings.substr(head, 0, 32), tf.uint8), tf.int64)  # [N, 32]
+    b = tf.reshape(b, [-1, 32])
 
     def number(start, length, big_endian):
-        digits = [b[start + i] for i in range(length)]
+        digits = [b[:, start + i] for i in range(length)]
         digits = digits if big_endian else digits[::-1]
-        value = tf.constant(0, tf.int64)
+        value = tf.zeros_like(b[:, 0])
         for digit in digits:
             value = value * 256 + digit
         return value
 
     def starts(magic: bytes, at: int = 0):
-        return tf.reduce_all(tf.stack([tf.equal(b[at + i], c) for i, c in enumerate(magic)]))
+        return tf.reduce_all(tf.stack([tf.equal(b[:, at + i], c) for i, c in enumerate(magic)], axis=-1), axis=-1)
 
     png = number(16, 4, True) * number(20, 4, True)
     gif = number(6, 2, False) * number(8, 2, False)
@@ -167,12 +172,30 @@ def declared_pixels(image_bytes):
     bits = number(21, 4, False)
     vp8l = (1 + tf.bitwise.bitwise_and(bits, 0x3FFF)) * (1 + tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 14), 0x3FFF))
     webp = tf.where(starts(b"VP8X", 12), vp8x, tf.where(starts(b"VP8L", 12), vp8l, vp8))
+    # A JPEG's size is in its frame header, after markers of any length: TensorFlow reads it, one
+    # image at a time, for the JPEGs only.
     is_jpeg = starts(b"\xff\xd8\xff")
-    jpeg = tf.cond(is_jpeg, lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)),
-                   lambda: tf.constant(0, tf.int64))
+    jpegs = tf.where(is_jpeg)
+    jpeg_sizes = tf.map_fn(lambda one: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(one)[:2], tf.int64)),
+                           tf.gather_nd(flat, jpegs), fn_output_signature=tf.int64)
+    jpeg = tf.scatter_nd(jpegs, jpeg_sizes, tf.shape(flat, out_type=tf.int64))
     is_webp = tf.logical_and(starts(b"RIFF"), starts(b"WEBP", 8))
-    return tf.case([(starts(b"\x89PNG"), lambda: png), (is_jpeg, lambda: jpeg), (starts(b"GIF8"), lambda: gif),
-                    (starts(b"BM"), lambda: bmp), (is_webp, lambda: webp)], default=lambda: tf.constant(0, tf.int64))
+    zero = tf.zeros_like(png)
+    pixels = tf.where(starts(b"\x89PNG"), png, tf.where(is_jpeg, jpeg, tf.where(starts(b"GIF8"), gif, tf.where(
+        starts(b"BM"), bmp, tf.where(is_webp, webp, zero)))))
+    return tf.reshape(pixels, tf.shape(image_bytes))
+
+
+def _pixel_limit_check(image_bytes):
+    """The assertion that no image of ``image_bytes`` (one or a batch) declares more than
+    :func:`max_image_pixels` pixels."""
+    import tensorflow as tf
+
+    limit = max_image_pixels()
+    return tf.debugging.assert_less_equal(
+        declared_pixels(image_bytes), tf.constant(limit, tf.int64),
+        message=f"image too large: its header declares more than {limit} pixels (the limit, "
+                f"${MAX_PIXELS_ENV} when the model was exported)")
 
 
 def decode_checked(image_bytes, channels: int = 3):
@@ -181,13 +204,14 @@ def decode_checked(image_bytes, channels: int = 3):
     :func:`max_image_pixels` pixels. Use it wherever untrusted bytes are decoded (serving)."""
     import tensorflow as tf
 
-    limit = max_image_pixels()
-    check = tf.debugging.assert_less_equal(
-        declared_pixels(image_bytes), tf.constant(limit, tf.int64),
-        message=f"image too large: its header declares more than {limit} pixels (the limit, "
-                f"${MAX_PIXELS_ENV} when the model was exported)")
-    with tf.control_dependencies([check]):
-        image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+    with tf.control_dependencies([_pixel_limit_check(image_bytes)]):
+        return _decode_unchecked(image_bytes, channels)
+
+
+def _decode_unchecked(image_bytes, channels: int):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
     image.set_shape([None, None, channels])
     return image
 
@@ -306,11 +330,12 @@ def decode_images(image_bytes, size, channels: int = 3):
     """
     import tensorflow as tf
 
-    return tf.map_fn(
-        lambda b: decode_image(b, size, channels),
-        image_bytes,
-        fn_output_signature=tf.TensorSpec([size[0], size[1], channels], tf.float32),
-    )
+    def decode(one):  # the batch's sizes are checked once, before any image is decoded
+        return tf.image.resize(tf.cast(_decode_unchecked(one, channels), tf.float32), size)
+
+    with tf.control_dependencies([_pixel_limit_check(image_bytes)]):
+        return tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size[0], size[1], channels],
+                                                                                tf.float32))
 
 
 def encode_png(image) -> bytes:
