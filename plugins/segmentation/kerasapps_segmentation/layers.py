@@ -45,10 +45,12 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         shape = tf.shape(inputs, out_type=tf.int64)
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         pad_h, pad_w = height % 2, width % 2
-        # An odd side is padded with a copy of its last row or column, which can never win its
-        # window's argmax (the real one comes first). A constant (the dtype's lowest value) would do
-        # the same in float, but int8 quantization calibrates the tensor's range to include it:
-        # every value of the layer then rounded to one step and LiteRT's XNNPACK refused the scale.
+        # An odd side is padded with a copy of its last row or column. A constant (the dtype's
+        # lowest value) would never win a window either, but int8 quantization calibrates the
+        # tensor's range to include it: every value of the layer then rounded to one step and
+        # LiteRT's XNNPACK refused the scale. The copy ties with the value it copies; the real one
+        # comes first in its window, and the index is clamped below in case an argmax breaks ties
+        # otherwise (the copy's clamped position holds the same value).
         x = tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
         half_h, half_w = (height + pad_h) // 2, (width + pad_w) // 2
         # [B, H/2, 2, W/2, 2, C] -> [B, H/2, W/2, C, 4]: the four values of each window last.
@@ -61,8 +63,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         # window // 2 and window % 2 without int64 FloorDiv/FloorMod, which TFLite's builtins lack
         # (this path is the one `kerasapps export --format litert` converts).
         dy = tf.cast(window >= 2, tf.int64)
-        row = tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + dy
-        col = tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + (window - 2 * dy)
+        row = tf.minimum(tf.reshape(tf.range(half_h) * 2, [1, -1, 1, 1]) + dy, height - 1)
+        col = tf.minimum(tf.reshape(tf.range(half_w) * 2, [1, 1, -1, 1]) + (window - 2 * dy), width - 1)
         channel = tf.reshape(tf.range(channels), [1, 1, 1, -1])
         argmax = ((b * height + row) * width + col) * channels + channel
         return pooled, argmax

@@ -34,6 +34,26 @@ def test_pooling_keeps_the_argmax_positions_by_hand(fused):
     np.testing.assert_array_equal(argmax.numpy(), ARGMAX)  # ties: the first maximum (row-major)
 
 
+def test_the_padded_copy_of_an_odd_side_is_never_recorded_whatever_argmax_does_with_ties(monkeypatch):
+    """The rebuilt pooling pads an odd side with a copy of its last row and column, which ties with
+    them; an argmax that broke ties towards the last index would pick the copy. Each recorded index
+    is still inside the input and holds the pooled value."""
+    from kerasapps_segmentation import layers
+
+    first_maximum = tf.argmax
+
+    def last_maximum(x, axis, output_type):
+        return 3 - first_maximum(tf.reverse(x, [axis]), axis=axis, output_type=output_type)
+
+    monkeypatch.setattr(layers.tf, "argmax", last_maximum)
+    x = np.random.default_rng(3).integers(0, 3, (2, 5, 7, 2)).astype(np.float32)  # many ties
+    pooled, argmax = MaxPoolingWithArgmax2D(fused=False)(tf.constant(x))
+    flat = argmax.numpy().ravel()
+    assert flat.max() < x.size
+    np.testing.assert_array_equal(x.ravel()[flat], pooled.numpy().ravel())
+    np.testing.assert_array_equal(pooled.numpy(), tf.nn.max_pool2d(x, 2, 2, "SAME").numpy())
+
+
 @pytest.mark.parametrize("scatter", [True, False])
 def test_unpooling_puts_each_value_exactly_at_its_argmax(scatter):
     values = np.array([[[10, 20, 30], [40, 50, 60]], [[-1, -2, -3], [-4, -5, -6]]], np.float32)[..., None]
