@@ -150,7 +150,6 @@ def declared_pixels(image_bytes):
     flat = tf.reshape(image_bytes, [-1])
     head = tf.strings.join([tf.strings.substr(flat, 0, 32), tf.constant(b"\0" * 32)])
     b = tf.cast(tf.io.decode_raw(tf.strings.substr(head, 0, 32), tf.uint8), tf.int64)  # [N, 32]
-    b = tf.reshape(b, [-1, 32])
 
     def number(start, length, big_endian):
         digits = [b[:, start + i] for i in range(length)]
@@ -274,9 +273,14 @@ def decode_image(image_bytes, size=None, channels: int = 3, antialias: bool = Fa
 
     ``channels=3`` turns grey and RGBA images into RGB (palette PNGs through their palette).
     """
+    return _float_image(decode_checked(image_bytes, channels), size, antialias)
+
+
+def _float_image(image, size=None, antialias: bool = False):
+    """A decoded image as float32 0..255, resized to ``size`` (height, width) unless it is None."""
     import tensorflow as tf
 
-    image = tf.cast(decode_checked(image_bytes, channels), tf.float32)
+    image = tf.cast(image, tf.float32)
     return image if size is None else tf.image.resize(image, size, antialias=antialias)
 
 
@@ -330,12 +334,9 @@ def decode_images(image_bytes, size, channels: int = 3):
     """
     import tensorflow as tf
 
-    def decode(one):  # the batch's sizes are checked once, before any image is decoded
-        return tf.image.resize(tf.cast(_decode_unchecked(one, channels), tf.float32), size)
-
-    with tf.control_dependencies([_pixel_limit_check(image_bytes)]):
-        return tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size[0], size[1], channels],
-                                                                                tf.float32))
+    with tf.control_dependencies([_pixel_limit_check(image_bytes)]):  # once for the batch, before any decoding
+        return tf.map_fn(lambda one: _float_image(_decode_unchecked(one, channels), size), image_bytes,
+                         fn_output_signature=tf.TensorSpec([size[0], size[1], channels], tf.float32))
 
 
 def encode_png(image) -> bytes:

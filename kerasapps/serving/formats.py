@@ -366,9 +366,9 @@ def decided_agreement(expected: np.ndarray, got: np.ndarray, margin: float) -> d
 
         decided_agreement(keras_scores, litert_scores, 0.1)["agreement"]   # e.g. 0.99
     """
-    top_two = np.sort(expected, axis=-1)[..., -2:] if expected.shape[-1] > 1 else None
-    if top_two is None:
+    if expected.shape[-1] < 2:  # one score: nothing to lead
         return {"agreement": None, "share": 0.0}
+    top_two = np.sort(expected, axis=-1)[..., -2:]
     clear = (top_two[..., 1] - top_two[..., 0]) >= margin
     same = got.argmax(-1) == expected.argmax(-1)
     return {"agreement": float(same[clear].mean()) if clear.any() else None, "share": float(clear.mean())}
