@@ -38,6 +38,7 @@ from benchmarks.machine import describe_machine, run_and_read
 from benchmarks.segmentation_client_score import score, split_pairs
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+MODEL_NAMES = {"segnet_basic": "SegNet-Basic", "segnet": "SegNet (VGG16's 13 convolutions)", "unet": "U-Net"}
 PUBLISHED = {"pixel_accuracy": 0.828, "class_accuracy": 0.623, "mean_iou": 0.463}
 # Class ids 0..11 in the tutorial's order, with its colours; Unlabelled is the void label.
 CLASSES = (
@@ -126,7 +127,8 @@ def main(argv=None):
         scored = scored.replace("val (", "val (frames of a drive seen in training; ", 1)
     print(f"machine: {describe_machine()}")
     print(f"command: {' '.join(command[1:])}")
-    print(f"CamVid SegNet-Basic, {epochs} epochs at {image_size}, evaluated on {scored}, "
+    model = MODEL_NAMES.get(params["model"], params["model"])
+    print(f"CamVid {model}, {epochs} epochs at {image_size}, evaluated on {scored}, "
           f"{metrics['train_examples_per_second']:.1f} train examples/s, wall {wall:.0f} s")
     # The published figures are on test: set beside a val figure they would compare unlike things.
     print(f"{'metric':<16} {'measured':>9}" + (f" {'published':>9}" if has_test else ""))
