@@ -111,6 +111,28 @@ def test_int8_may_flip_near_ties_but_not_clear_decisions():
     assert all_ties["passed"] and all_ties["decided_agreement"] is None and all_ties["decided_share"] == 0.0
 
 
+def test_a_task_sets_its_own_int8_figures_and_mistakes_in_them_are_named():
+    clear = [0.8, 0.2, 0.0]
+    expected, got = [clear] * 10, [[0.2, 0.8, 0.0]] + [clear] * 9  # 90% overall, 90% where clear
+    core = formats.TensorCore(_Outputs(expected), "", "", tolerances={"int8": {"decided_agreement": 0.85}})
+    inputs = np.zeros((10, 1), np.float32)
+    assert not _int8_check(expected, got)["passed"]  # the default figures refuse it
+    check = formats.check_converted(_Outputs(got), core, inputs, "int8")
+    assert check["passed"] and check["tolerance"] == {"agreement": 0.9, "decided_margin": 0.1,
+                                                      "decided_agreement": 0.85}
+    assert core.tolerance("none") == formats.TOLERANCES["none"]  # other quantizations keep the defaults
+    values_only = formats.TensorCore(None, "", "", scores=False, tolerances={"int8": {"atol": 0.2}})
+    assert values_only.tolerance("int8") == {"atol": 0.2, "within": 0.99}
+    for tolerances, message in (({"int4": {}}, "no quantization 'int4'"),
+                                ({"int8": {"agreemnt": 0.8}}, "unknown agreemnt"),
+                                ({"int8": {"agreement": 1.5}}, "expected a number in 0..1, got 1.5"),
+                                ({"float16": {"decided_margin": 0.1}}, "decided_margin and decided_agreement go")):
+        with pytest.raises(ValueError, match=message):
+            formats.TensorCore(None, "", "", tolerances=tolerances)
+    with pytest.raises(ValueError, match="agreement figures need scores=True"):
+        formats.TensorCore(None, "", "", scores=False, tolerances={"int8": {"agreement": 0.8}})
+
+
 def test_int8_is_smaller_than_float32_and_float16_between(trained, tmp_path):
     root, _ = trained
     sizes = {q: (_export(root, tmp_path, "litert", q) / "model.tflite").stat().st_size

@@ -68,6 +68,7 @@ TOLERANCES = {
     "int8": {"agreement": 0.90, "decided_margin": 0.1, "decided_agreement": 0.98},  # full-integer
 }
 INT8_WITHOUT_SCORES = {"atol": 0.1, "within": 0.99}  # int8 of a core whose outputs are not class scores
+TOLERANCE_KEYS = {"atol", "within", "agreement", "decided_margin", "decided_agreement"}
 
 
 @dataclasses.dataclass
@@ -84,11 +85,16 @@ class TensorCore:
             int8 check then counts agreeing predictions.
         inputs_of: a batch of the task's datasets -> the model's input array (default: the
             first element of an ``(inputs, labels)`` pair).
+        tolerances: ``{quantization: {key: value}}`` replacing figures of :data:`TOLERANCES` for
+            this core's check, for outputs the default check judges wrongly (e.g. a task with
+            many classes that often nearly tie may accept less int8 agreement). Keys are those
+            of :data:`TOLERANCES` (and ``atol``/``within`` for int8); the figures used are
+            recorded in ``kerasapps.json``.
 
     Example (in a task's ``tensor_core``)::
 
         return TensorCore(model, "RGB 0..255 float32 [N, 64, 64, 3]", "softmax probabilities",
-                          classes=self.info["class_names"])
+                          classes=self.info["class_names"], tolerances={"int8": {"agreement": 0.85}})
     """
 
     model: Any
@@ -97,6 +103,37 @@ class TensorCore:
     classes: list | None = None
     scores: bool = True
     inputs_of: Callable = dataclasses.field(default=lambda batch: batch[0] if isinstance(batch, tuple) else batch)
+    tolerances: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):  # a plugin's mistake, named when the core is made rather than after a conversion
+        for quantize, figures in self.tolerances.items():
+            if quantize not in TOLERANCES:
+                raise ValueError(f"TensorCore tolerances: no quantization {quantize!r} (one of {', '.join(TOLERANCES)})")
+            unknown = set(figures) - TOLERANCE_KEYS
+            if unknown:
+                raise ValueError(f"TensorCore tolerances[{quantize!r}]: unknown {', '.join(sorted(unknown))} "
+                                 f"(known: {', '.join(sorted(TOLERANCE_KEYS))})")
+            for key, value in figures.items():
+                if not isinstance(value, (int, float)) or not 0 <= value <= (1 if key != "atol" else float("inf")):
+                    raise ValueError(f"TensorCore tolerances[{quantize!r}][{key!r}]: expected a number"
+                                     f"{' >= 0' if key == 'atol' else ' in 0..1'}, got {value!r}")
+            merged = self.tolerance(quantize)
+            for pair in (("atol", "within"), ("decided_margin", "decided_agreement")):
+                if (pair[0] in merged) != (pair[1] in merged):
+                    raise ValueError(f"TensorCore tolerances[{quantize!r}]: {' and '.join(pair)} go together")
+            if not self.scores and {"agreement", "decided_margin"} & set(merged):
+                raise ValueError(f"TensorCore tolerances[{quantize!r}]: agreement figures need scores=True")
+
+    def tolerance(self, quantize: str) -> dict:
+        """The figures this core's ``quantize`` export is checked against: :data:`TOLERANCES`
+        (with :data:`INT8_WITHOUT_SCORES` where the outputs are no class scores), then ``tolerances``.
+
+        Returns a dict of the check's figures (see :data:`TOLERANCES`)."""
+        tolerance = dict(TOLERANCES[quantize])
+        if not self.scores:  # no argmax to agree on
+            tolerance = {key: value for key, value in tolerance.items() if key in ("atol", "within")}
+            tolerance = {**INT8_WITHOUT_SCORES, **tolerance}
+        return {**tolerance, **self.tolerances.get(quantize, {})}
 
 
 def default_tensor_core(task, model) -> TensorCore:
@@ -319,7 +356,8 @@ def _onnx_dtype(type_name: str) -> str:
 
 # -- the check ------------------------------------------------------------------------------
 def check_converted(converted: ConvertedModel, core: TensorCore, inputs: np.ndarray, quantize: str) -> dict:
-    """Compare ``converted`` with ``core.model`` on ``inputs`` against :data:`TOLERANCES`.
+    """Compare ``converted`` with ``core.model`` on ``inputs`` against :data:`TOLERANCES`
+    (as ``core.tolerances`` changes them: :meth:`TensorCore.tolerance`).
 
     Returns the figures (``max_abs_diff``, ``scale``, ``within``, ``argmax_agreement``,
     ``tolerance``, ``passed``). Example::
@@ -333,10 +371,7 @@ def check_converted(converted: ConvertedModel, core: TensorCore, inputs: np.ndar
                 "reason": f"output shape {list(got.shape)} is not the Keras model's {list(expected.shape)}"}
     scale = max(1.0, float(np.abs(expected).max()))
     difference = np.abs(got - expected)
-    tolerance = dict(TOLERANCES[quantize])
-    if not core.scores:
-        tolerance.pop("agreement", None)
-        tolerance = {**INT8_WITHOUT_SCORES, **tolerance}
+    tolerance = core.tolerance(quantize)
     within = float((difference <= tolerance["atol"] * scale).mean()) if "atol" in tolerance else None
     agreement = float((got.argmax(-1) == expected.argmax(-1)).mean()) if core.scores else None
     decided = (decided_agreement(expected, got, tolerance["decided_margin"] * scale)
