@@ -77,8 +77,8 @@ class Task(abc.ABC):
         data_fields: config fields that choose only how much data is read (example counts,
             say), not the model: changing them does not refuse resuming a run's backup.
         cpu_bfloat16: True once the task's accuracy has been checked under
-            ``mixed_bfloat16``: then ``--precision auto`` uses it on CPUs with AMX-BF16
-            units (bfloat16 matrix hardware), float32 on other CPUs.
+            ``mixed_bfloat16``: then ``--precision auto`` uses it on CPUs with bfloat16
+            instructions (AMX or AVX512_BF16), float32 on other CPUs.
 
     The core calls, in order: ``build_datasets`` (outside the strategy scope; by default
     ``load_KIND`` for the ``--dataset`` kind, then ``prepare_datasets``, which by default

@@ -293,7 +293,7 @@ def run_cli(*args, cwd=None, env=None, timeout: float = 600, check: int | None =
 def reset_keras_precision() -> None:
     """Put Keras's global dtype policy back to float32, if Keras is loaded.
 
-    An in-process run keeps the precision it picked (``mixed_bfloat16`` on CPUs with AMX), as
+    An in-process run keeps the precision it picked (``mixed_bfloat16`` on CPUs with bfloat16 instructions), as
     a script would; call this after each test (an autouse fixture in the plugin's
     ``conftest.py``) so the next test starts from float32::
 

@@ -38,7 +38,7 @@ def make_distribution(site, dist, module, body, entry_name=None):
 
 @pytest.fixture(autouse=True)
 def _float32_after_each_test():
-    """Runs in-process pick a precision (mixed_bfloat16 on CPUs with AMX) and keep it as Keras's
+    """Runs in-process pick a precision (mixed_bfloat16 on CPUs with bfloat16 instructions) and keep it as Keras's
     global policy, as a script would; the next test in the same process starts from float32."""
     yield
     reset_keras_precision()

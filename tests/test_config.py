@@ -78,29 +78,29 @@ def test_describe_fields_shows_choices_as_it_shows_a_literal():
     assert {r["name"]: r["type"] for r in describe_fields(RedeclaredChoicesConfig)}["mode"] == "'fast' | 'exact'"
 
 
-def test_amx_bf16_is_read_from_the_cpu_flags(tmp_path):
-    from kerasapps.training.distribute import cpu_has_amx_bf16
+def test_bfloat16_instructions_are_read_from_the_cpu_flags(tmp_path):
+    from kerasapps.training.distribute import cpu_has_bf16_instructions
 
-    with_amx = tmp_path / "amx"
-    with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
-    without = tmp_path / "zen4"
-    without.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
-    assert cpu_has_amx_bf16(str(with_amx)) is True
-    assert cpu_has_amx_bf16(str(without)) is False
-    assert cpu_has_amx_bf16(str(tmp_path / "missing")) is False
+    flags = {"sapphire_rapids": "fpu avx512f avx512_bf16 amx_bf16 amx_tile", "zen4": "fpu avx2 avx512f avx512_bf16",
+             "amx_only": "fpu amx_bf16 amx_tile", "zen3": "fpu avx2 fma", "ice_lake": "fpu avx512f avx512_vnni"}
+    for name, line in flags.items():
+        (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {line}\n")
+    assert [cpu_has_bf16_instructions(str(tmp_path / name)) for name in flags] == [True, True, True, False, False]
+    assert cpu_has_bf16_instructions(str(tmp_path / "missing")) is False
 
 
-@pytest.mark.parametrize("amx, task_allows, expected", [
+@pytest.mark.parametrize("bf16, task_allows, expected", [
     (True, True, "mixed_bfloat16"),
     (True, False, "float32"),
     (False, True, "float32"),
 ])
-def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_on_amx(monkeypatch, amx, task_allows, expected):
+def test_auto_precision_on_cpu_is_bfloat16_only_for_allowing_tasks_with_bf16_instructions(monkeypatch, bf16,
+                                                                                         task_allows, expected):
     import tensorflow as tf
 
     from kerasapps.training import distribute
 
-    monkeypatch.setattr(distribute, "cpu_has_amx_bf16", lambda: amx)
+    monkeypatch.setattr(distribute, "cpu_has_bf16_instructions", lambda: bf16)
     strategy = tf.distribute.get_strategy()
     assert distribute.resolve_precision("auto", strategy, cpu_bfloat16=task_allows) == expected
     assert distribute.resolve_precision("float32", strategy, cpu_bfloat16=task_allows) == "float32"

@@ -9,7 +9,7 @@ import pytest
 import kerasapps
 from kerasapps.serving.formats import load_converted
 
-# float32: on a CPU with AMX-BF16 precision "auto" trains in mixed_bfloat16, and the converted float32
+# float32: on a CPU with bfloat16 instructions precision "auto" trains in mixed_bfloat16, and the converted float32
 # files would then be compared with bfloat16 outputs (4% of pixels differ there).
 SMALL = dict(epochs=1, batch_size=32, train_examples=256, eval_examples=64, image_size=(32,), width=8, precision="float32")
 

@@ -188,7 +188,7 @@ def test_networks_give_per_pixel_probabilities_at_odd_sizes(builder):
 
 def test_fused_and_xla_ready_pooling_train_to_the_same_weights_under_bfloat16():
     # The runner picks fused pooling unless the step compiles with XLA: both must train alike,
-    # also under mixed_bfloat16 (precision auto on AMX CPUs).
+    # also under mixed_bfloat16 (precision auto on CPUs with bfloat16 instructions).
     images = np.random.default_rng(1).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
     labels = np.random.default_rng(2).integers(0, 3, (4, 16, 16))
     weights = []

@@ -1,5 +1,5 @@
 """Each test of this plugin starts from Keras's float32 policy: an in-process run keeps the
-precision it picked (mixed_bfloat16 on CPUs with AMX), as a script would."""
+precision it picked (mixed_bfloat16 on CPUs with bfloat16 instructions), as a script would."""
 
 import pytest
 
