@@ -160,9 +160,8 @@ def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True when the CPU computes bfloat16 products in hardware: AMX tiles (``amx_bf16``:
     Intel Sapphire Rapids and later) or AVX-512 bfloat16 dot products (``avx512_bf16``: Intel
     Cooper Lake and later, AMD Zen 4 and later). oneDNN then runs bfloat16 convolutions and
-    matmuls faster than float32: on a 2-core AMD EPYC, SegNet-Basic at 180x240 trains 1.6x
-    faster, pix2pix 1.3x, ResNet-20 1.2x, text-to-image at the same speed (docs/cluster.md).
-    Without either, bfloat16 is emulated and slower.
+    matmuls faster than float32: on a 2-core AMD EPYC, SegNet-Basic on CamVid at 180x240 trains
+    1.5x as fast, pix2pix 1.35x, ResNet-20 1.2x, and no task slower (docs/cluster.md).
     """
     try:
         with open(cpuinfo) as handle:
