@@ -11,11 +11,11 @@ run's steady train examples/s (its first epoch, which traces the graph, left out
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 import tempfile
+
+from benchmarks.machine import describe_machine, run_and_read
 
 # name -> (task, options): each task's default model on shapes, and SegNet-Basic at a larger size. Few
 # generated examples and small validation splits: only the training steps are timed.
@@ -36,8 +36,7 @@ def examples_per_second(task: str, options: list, precision: str, workdir: pathl
     """Steady train examples/s of a 3-epoch ``kerasapps train`` at ``precision``."""
     command = [sys.executable, "-m", "kerasapps", "train", task, "--epochs", "3", "--precision", precision,
                "--workdir", str(workdir), "--fresh", *options]
-    subprocess.run(command, check=True, capture_output=True)
-    metrics = json.loads((workdir / "metrics.json").read_text())
+    metrics, _ = run_and_read(command, workdir, capture_output=True)
     assert metrics["config"]["precision"] == precision, metrics["config"]["precision"]
     return metrics["train_examples_per_second"]
 
@@ -47,7 +46,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
     parser.add_argument("--rounds", type=int, default=2, help="float32/bfloat16 pairs per row (in turn)")
     args = parser.parse_args(argv)
-    from benchmarks.machine import describe_machine
     from kerasapps.training.distribute import cpu_has_bf16_instructions
 
     print(f"machine: {describe_machine()}; bfloat16 instructions: {cpu_has_bf16_instructions()}", flush=True)

@@ -68,7 +68,7 @@ TOLERANCES = {
     "int8": {"agreement": 0.90, "decided_margin": 0.1, "decided_agreement": 0.98},  # full-integer
 }
 INT8_WITHOUT_SCORES = {"atol": 0.1, "within": 0.99}  # int8 of a core whose outputs are not class scores
-TOLERANCE_KEYS = {"atol", "within", "agreement", "decided_margin", "decided_agreement"}
+TOLERANCE_KEYS = {key for figures in (*TOLERANCES.values(), INT8_WITHOUT_SCORES) for key in figures}
 
 
 @dataclasses.dataclass
