@@ -64,6 +64,20 @@ class TaskConfig:
     allow_links_outside_folder: bool = field(
         False, "folder: read files through symbolic links that lead outside the dataset folder")
 
+    def xla_problem(self) -> str | None:
+        """Why this config's training step cannot be compiled with XLA, or None (the default) if
+        it can. A reason turns XLA off for the run where it would be the default (GPU), and makes
+        ``--jit-compile`` and TPUs, which compile every step, a clear error quoting it.
+
+        Example::
+
+            def xla_problem(self):
+                if self.reward == "host":
+                    return "reward=host scores samples in Python (tf.numpy_function), which XLA cannot compile"
+                return None
+        """
+        return None
+
     def estimated_memory_bytes(self) -> int:
         """A rough upper estimate of the memory the requested sizes need (0: nothing to estimate).
 

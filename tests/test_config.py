@@ -131,3 +131,29 @@ def test_evaluate_and_export_start_from_the_config_the_workdir_was_trained_with(
     assert (overridden["params"]["epochs"], overridden["params"]["batch_size"]) == (5, 8)
     fresh = resolved()  # train and run: the defaults and what the command line says
     assert fresh["seed"] == 0 and fresh["params"]["batch_size"] != 64
+
+
+@pytest.mark.parametrize("accelerator, flag, expected", [
+    ("cpu", None, False), ("cpu", False, False), ("gpu", None, False), ("gpu", False, False),
+    ("cpu", True, "--jit-compile: "), ("gpu", True, "--jit-compile: "), ("tpu", None, "cannot train on a TPU"),
+])
+def test_a_config_whose_step_xla_cannot_compile_turns_xla_off_or_is_refused(monkeypatch, capsys, accelerator, flag,
+                                                                             expected):
+    import tensorflow as tf
+
+    from kerasapps.training import distribute
+
+    monkeypatch.setattr(distribute, "_accelerator", lambda strategy: accelerator)
+    strategy = tf.distribute.get_strategy()
+    problem = "reward=host scores in Python"
+    if isinstance(expected, str):
+        with pytest.raises(UsageError, match=f"{expected}.*reward=host scores in Python"):
+            distribute.resolve_jit_compile(flag, strategy, problem)
+        return
+    assert distribute.resolve_jit_compile(flag, strategy, problem) is expected
+    # XLA's default on an accelerator is on: the run says why it is not.
+    noted = "note: XLA is off for this run" in capsys.readouterr().out
+    assert noted == (accelerator == "gpu" and flag is None)
+    # Without a problem the defaults stand: on for GPU, off for CPU, the flag wins.
+    assert distribute.resolve_jit_compile(None, strategy) is (accelerator == "gpu")
+    assert distribute.resolve_jit_compile(True, strategy) is True

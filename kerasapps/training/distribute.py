@@ -190,12 +190,29 @@ def resolve_precision(name: str, strategy, cpu_bfloat16: bool = False) -> str:
     return {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}[accelerator]
 
 
-def resolve_jit_compile(flag: bool | None, strategy) -> bool:
+def resolve_jit_compile(flag: bool | None, strategy, xla_problem: str | None = None) -> bool:
     """XLA by default on GPU/TPU; off on CPU, where it measured slower for CNNs and
-    fails under MirroredStrategy on logical CPU devices."""
+    fails under MirroredStrategy on logical CPU devices.
+
+    ``xla_problem`` (a task config's :meth:`~kerasapps.config.TaskConfig.xla_problem`) is why
+    this run's steps cannot be compiled: the default is then off everywhere, and ``--jit-compile``
+    or a TPU (which compiles every step) is a UsageError naming it.
+
+    Example: ``resolve_jit_compile(None, strategy, config.xla_problem())``.
+    """
+    accelerator = _accelerator(strategy)
+    if xla_problem:
+        if accelerator == "tpu":
+            raise UsageError(f"this run cannot train on a TPU, which compiles every step with XLA: {xla_problem}")
+        if flag:
+            raise UsageError(f"--jit-compile: {xla_problem}; run without --jit-compile")
+        if flag is None and accelerator != "cpu":
+            print(f"note: XLA is off for this run (it is on by default on {accelerator.upper()}): {xla_problem}",
+                  flush=True)
+        return False
     if flag is not None:
         return flag
-    return _accelerator(strategy) != "cpu"
+    return accelerator != "cpu"
 
 
 def is_multi_worker(strategy) -> bool:

@@ -171,7 +171,8 @@ class TaskRun:
         self.runtime = Runtime.start(strategy=self.resolved["strategy"], tpu=self.resolved["tpu"],
                                      precision=self.resolved["precision"], jit_compile=self.resolved["jit_compile"],
                                      seed=int(self.resolved["seed"]), workdir=self.workdir,
-                                     cpu_bfloat16=self.task_class.cpu_bfloat16)
+                                     cpu_bfloat16=self.task_class.cpu_bfloat16,
+                                     xla_problem=getattr(self.config, "xla_problem", lambda: None)())
 
     # The runtime's facts, as attributes of the run (the benchmarks and the CLI read them).
     strategy = property(lambda self: self.runtime.strategy)

@@ -43,7 +43,8 @@ class Runtime:
     _barrier: object = None
 
     @classmethod
-    def start(cls, *, strategy: str, tpu, precision: str, jit_compile, seed: int, workdir, cpu_bfloat16=False):
+    def start(cls, *, strategy: str, tpu, precision: str, jit_compile, seed: int, workdir, cpu_bfloat16=False,
+              xla_problem: str | None = None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from kerasapps.training import distribute
 
@@ -68,7 +69,7 @@ class Runtime:
         return cls(
             strategy=resolved_strategy,
             precision=policy,
-            jit_compile=distribute.resolve_jit_compile(jit_compile, resolved_strategy),
+            jit_compile=distribute.resolve_jit_compile(jit_compile, resolved_strategy, xla_problem),
             is_chief=is_chief,
             multi_worker=distribute.is_multi_worker(resolved_strategy),
             scratch_dir=scratch_dir,

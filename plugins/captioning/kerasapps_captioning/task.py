@@ -79,6 +79,12 @@ class CaptioningConfig(TaskConfig):
     eval_examples: int = field(500, "shapes: validation and test images each", minimum=1)
     skip_bad_examples: bool = field(False, "folder: skip (and count) rows with a missing image or empty caption")
 
+    def xla_problem(self):
+        if self.objective == "self_critical":
+            return ("objective=self_critical scores its sampled captions with CIDEr-D on the host "
+                    "(tf.numpy_function), which XLA cannot compile")
+        return None
+
     def validate(self):
         if self.objective == "self_critical" and self.initial_weights == "none":
             raise UsageError("objective=self_critical fine-tunes a trained captioning run: --set initial_weights="

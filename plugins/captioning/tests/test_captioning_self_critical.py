@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import kerasapps
 from kerasapps.api import END_ID, CiderD
@@ -98,3 +99,19 @@ def test_self_critical_fine_tunes_a_trained_run(tmp_path):
     with pytest.raises(kerasapps.UsageError, match=r"initial_weights=.*xe: the weights in .* do not fit"):
         kerasapps.train("captioning", **{**SMALL, "lstm_units": 8}, objective="self_critical",
                         initial_weights=str(tmp_path / "xe"), workdir=tmp_path / "other")
+
+
+def test_self_critical_under_xla_is_one_error_line(tmp_path):
+    """Its CIDEr-D reward runs on the host (tf.numpy_function): XLA cannot compile the step, so
+    --jit-compile is refused before anything is read or trained (on a GPU, XLA's default, the run
+    turns XLA off instead: tests/test_config.py)."""
+    from kerasapps.cli import cli as kerasapps_cli
+
+    result = CliRunner().invoke(kerasapps_cli, [
+        "train", "captioning", "--set", "objective=self_critical", "--set", f"initial_weights={tmp_path / 'xe'}",
+        "--jit-compile", "--workdir", str(tmp_path / "sc")], catch_exceptions=True)
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["error: --jit-compile: objective=self_critical scores its sampled captions with CIDEr-D on "
+                     "the host (tf.numpy_function), which XLA cannot compile; run without --jit-compile"]
+    assert not (tmp_path / "sc" / "backup").exists()
